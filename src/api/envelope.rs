@@ -1,0 +1,184 @@
+//! The Cloudflare v4 envelope, the one `ResponseError` impl, and the JSON body extractor.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LENGTH, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::broker::BrokerError;
+
+/// `{"success": true, "errors": [], "messages": [], "result": …}`.
+pub fn ok<T: Serialize>(result: T) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "errors": [],
+        "messages": [],
+        "result": result,
+    }))
+}
+
+/// A list with Cloudflare's `result_info`.
+pub fn ok_page<T: Serialize>(items: &[T], page: usize, per_page: usize, total_count: usize) -> HttpResponse {
+    let total_pages = if per_page == 0 { 0 } else { total_count.div_ceil(per_page) };
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "errors": [],
+        "messages": [],
+        "result": items,
+        "result_info": {
+            "page": page,
+            "per_page": per_page,
+            "count": items.len(),
+            "total_count": total_count,
+            "total_pages": total_pages,
+        },
+    }))
+}
+
+/// An envelope with `result: null`, for deletes.
+pub fn ok_empty() -> HttpResponse {
+    ok(serde_json::Value::Null)
+}
+
+/// Every error response goes through here.
+#[derive(Debug)]
+pub struct ApiError(pub BrokerError);
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `Display` of an error and all its causes, for logs.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            // The cause goes to the log; clients get an opaque message.
+            tracing::error!(error = %cause_chain(&self.0), code = self.0.code(), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if let Some(retry) = self.0.should_retry() {
+            response.insert_header(("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" })));
+        }
+        response.json(json!({
+            "success": false,
+            "errors": [{"code": self.0.code(), "message": self.0.to_string()}],
+            "messages": [],
+            "result": null,
+        }))
+    }
+}
+
+/// A JSON request body, read with a size limit before any parsing.
+///
+/// An empty body is the type's default, so a pull with no body, or a DELETE that sends
+/// `Content-Type: application/json` and nothing else, are valid. The content type is not
+/// checked: curl and many clients send JSON without saying so.
+pub struct JsonBody<T>(pub T);
+
+/// The request body limit, in bytes (app data).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<web::Data<BodyLimit>>().map_or(1024 * 1024, |l| l.0);
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|len| len > limit) {
+                return Err(BrokerError::RequestTooLarge { limit }.into());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| BrokerError::schema(format!("could not read the request body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(BrokerError::RequestTooLarge { limit }.into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// Parses a body: empty or whitespace is the default value; broken JSON is 10208;
+/// JSON of the wrong shape is 10207.
+pub fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(T::default()),
+        // serde would read a struct from an array too; Cloudflare's bodies are objects.
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+            return Err(BrokerError::schema("request body must be a JSON object").into());
+        }
+        Some(_) => {}
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let error = match e.classify() {
+            serde_json::error::Category::Data => BrokerError::schema(format!("request body does not match the schema: {e}")),
+            _ => BrokerError::MalformedJson(e.to_string()),
+        };
+        error.into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::input::PullInput;
+
+    #[test]
+    fn empty_bodies_are_defaults_and_broken_json_is_10208() {
+        assert!(parse_json::<PullInput>(b"").is_ok());
+        assert!(parse_json::<PullInput>(b"  \n").is_ok());
+        assert_eq!(parse_json::<PullInput>(b"{").map_err(|e| e.0.code()).err(), Some(10208));
+        assert_eq!(parse_json::<PullInput>(b"[1]").map_err(|e| e.0.code()).err(), Some(10207));
+        assert_eq!(
+            parse_json::<PullInput>(br#"{"batch_size":"x"}"#).map_err(|e| e.0.code()).err(),
+            Some(10207)
+        );
+    }
+
+    #[test]
+    fn deeply_nested_json_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(parse_json::<PullInput>(deep.as_bytes()).is_err());
+    }
+}

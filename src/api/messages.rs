@@ -1,0 +1,147 @@
+//! `/accounts/{account_id}/queues/{queue_id}/messages…`: push, pull, ack, peek.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::envelope::{ApiError, JsonBody, ok};
+use super::queues::QueuePath;
+use crate::auth::Principal;
+use crate::broker::input::{AckInput, BatchInput, MessageInput, PeekInput, PullInput};
+use crate::broker::{Broker, parse_queue_id};
+use crate::model::{BacklogMetrics, StoredMessage};
+
+#[derive(Serialize)]
+struct MetricsMetadata {
+    metrics: BacklogMetrics,
+}
+
+#[derive(Serialize)]
+struct PushResult {
+    metadata: MetricsMetadata,
+}
+
+#[derive(Serialize)]
+struct MessageMetadata {
+    #[serde(rename = "CF-Content-Type")]
+    content_type: &'static str,
+    #[serde(rename = "CF-sourceMessageSource")]
+    source: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    id: String,
+    body: &'a str,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_id: Option<&'a str>,
+    timestamp_ms: u64,
+    metadata: MessageMetadata,
+}
+
+impl<'a> MessageOut<'a> {
+    fn new(message: &'a StoredMessage, lease_id: Option<&'a str>) -> Self {
+        Self {
+            id: message.id.to_string(),
+            body: &message.body,
+            attempts: message.attempts,
+            lease_id,
+            timestamp_ms: message.timestamp_ms,
+            metadata: MessageMetadata {
+                content_type: message.content_type.as_str(),
+                source: "api",
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PullResult<'a> {
+    message_backlog_count: u64,
+    messages: Vec<MessageOut<'a>>,
+    metadata: MetricsMetadata,
+}
+
+#[derive(Serialize)]
+struct AckResult {
+    #[serde(rename = "ackCount")]
+    ack_count: usize,
+    #[serde(rename = "retryCount")]
+    retry_count: usize,
+    warnings: BTreeMap<String, String>,
+}
+
+fn push_result(metrics: BacklogMetrics) -> HttpResponse {
+    ok(PushResult { metadata: MetricsMetadata { metrics } })
+}
+
+pub async fn push(
+    broker: web::Data<Broker>,
+    who: Principal,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<MessageInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    Ok(push_result(broker.push(&who.account, queue, &input).await?))
+}
+
+pub async fn push_batch(
+    broker: web::Data<Broker>,
+    who: Principal,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<BatchInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    Ok(push_result(broker.push_batch(&who.account, queue, &input).await?))
+}
+
+pub async fn pull(
+    broker: web::Data<Broker>,
+    who: Principal,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<PullInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let pulled = broker.pull(&who.account, queue, &input).await?;
+    Ok(ok(PullResult {
+        message_backlog_count: pulled.backlog.backlog_count,
+        messages: pulled
+            .messages
+            .iter()
+            .map(|m| MessageOut::new(&m.message, Some(&m.lease_id)))
+            .collect(),
+        metadata: MetricsMetadata { metrics: pulled.backlog },
+    }))
+}
+
+pub async fn peek(
+    broker: web::Data<Broker>,
+    who: Principal,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<PeekInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let peeked = broker.peek(&who.account, queue, &input).await?;
+    Ok(ok(PullResult {
+        message_backlog_count: peeked.backlog.backlog_count,
+        messages: peeked.messages.iter().map(|m| MessageOut::new(m, None)).collect(),
+        metadata: MetricsMetadata { metrics: peeked.backlog },
+    }))
+}
+
+pub async fn ack(
+    broker: web::Data<Broker>,
+    who: Principal,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<AckInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let outcome = broker.ack(&who.account, queue, input).await?;
+    Ok(ok(AckResult {
+        ack_count: outcome.ack_count,
+        retry_count: outcome.retry_count,
+        warnings: outcome.warnings,
+    }))
+}

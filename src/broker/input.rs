@@ -1,0 +1,78 @@
+//! Request bodies as clients send them, before validation.
+//!
+//! Every field is optional and numbers are `f64`, because Cloudflare's schemas say
+//! "number" and its SDKs send whatever the caller passed. Validation into model types
+//! happens in [`super::limits`]; unknown fields are ignored.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueSettingsInput {
+    pub delivery_delay: Option<f64>,
+    pub delivery_paused: Option<bool>,
+    pub message_retention_period: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueInput {
+    pub queue_name: Option<String>,
+    pub settings: Option<QueueSettingsInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConsumerSettingsInput {
+    pub batch_size: Option<f64>,
+    pub max_retries: Option<f64>,
+    pub retry_delay: Option<f64>,
+    pub visibility_timeout_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConsumerInput {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub dead_letter_queue: Option<String>,
+    pub settings: Option<ConsumerSettingsInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageInput {
+    pub body: Option<Box<RawValue>>,
+    pub content_type: Option<String>,
+    pub delay_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchInput {
+    pub messages: Option<Vec<MessageInput>>,
+    pub delay_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PullInput {
+    pub batch_size: Option<f64>,
+    pub visibility_timeout_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PeekInput {
+    pub batch_size: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AckEntryInput {
+    pub lease_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RetryEntryInput {
+    pub lease_id: Option<String>,
+    pub delay_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AckInput {
+    pub acks: Option<Vec<AckEntryInput>>,
+    pub retries: Option<Vec<RetryEntryInput>>,
+}

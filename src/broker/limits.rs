@@ -1,0 +1,384 @@
+//! Limits and validation: turns client input into model values or a precise error.
+//!
+//! Out-of-range input is rejected, never clamped (SPEC §4).
+
+use std::ops::RangeInclusive;
+
+use serde::Deserialize;
+
+use super::error::BrokerError;
+use super::input::{
+    AckInput, BatchInput, ConsumerInput, MessageInput, PeekInput, PullInput, QueueSettingsInput,
+};
+use crate::model::{ConsumerSettings, ContentType, NewMessage, QueueName, QueueSettings};
+
+pub const PULL_BATCH_SIZE: RangeInclusive<u64> = 1..=100;
+pub const VISIBILITY_TIMEOUT_MS: RangeInclusive<u64> = 1..=43_200_000;
+pub const DELAY_SECONDS: RangeInclusive<u64> = 0..=86_400;
+pub const MAX_RETRIES: RangeInclusive<u64> = 0..=100;
+pub const RETENTION_SECONDS: RangeInclusive<u64> = 60..=1_209_600;
+
+/// Size limits; each is configurable under `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message body, in bytes.
+    pub message_bytes: usize,
+    /// Most messages in one batch push.
+    pub batch_messages: usize,
+    /// Largest sum of body sizes in one batch push, in bytes.
+    pub batch_bytes: usize,
+    /// Largest request body, in bytes, checked before parsing.
+    pub request_bytes: usize,
+    /// Most queues one account may hold.
+    pub queues_per_account: usize,
+    /// Most acks plus retries in one ack request.
+    pub ack_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_bytes: 128_000,
+            batch_messages: 100,
+            batch_bytes: 256_000,
+            request_bytes: 1024 * 1024,
+            queues_per_account: 10_000,
+            ack_entries: 1_000,
+        }
+    }
+}
+
+/// A validated pull: `None` means "the consumer's setting, else the default".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullRequest {
+    pub batch_size: Option<u32>,
+    pub visibility_timeout_ms: Option<u64>,
+}
+
+/// A validated ack request. Lease ids are still unverified strings here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckRequest {
+    pub acks: Vec<String>,
+    /// `(lease_id, delay_seconds)`; `None` means the consumer's `retry_delay`.
+    pub retries: Vec<(String, Option<u32>)>,
+}
+
+/// A whole number within `range`, or a message saying why not.
+fn whole(value: f64, field: &str, range: &RangeInclusive<u64>) -> Result<u64, String> {
+    let in_range = value.is_finite()
+        && value.fract() == 0.0
+        && value >= *range.start() as f64
+        && value <= *range.end() as f64;
+    if in_range {
+        Ok(value as u64)
+    } else {
+        Err(format!(
+            "{field} must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+fn delay(value: Option<f64>, field: &str) -> Result<Option<u32>, String> {
+    value
+        .map(|v| whole(v, field, &DELAY_SECONDS).map(|d| d as u32))
+        .transpose()
+}
+
+impl Limits {
+    /// One message; `batch_delay` applies when the message has no delay of its own.
+    fn message(
+        &self,
+        input: &MessageInput,
+        batch_delay: Option<u32>,
+        field: &str,
+    ) -> Result<NewMessage, BrokerError> {
+        let raw = input
+            .body
+            .as_ref()
+            .ok_or_else(|| BrokerError::schema(format!("{field}body is required")))?;
+        let raw = raw.get();
+        let content_type = match input.content_type.as_deref() {
+            Some("text") => ContentType::Text,
+            Some("json") => ContentType::Json,
+            // Without a content type, a string body is text and anything else is JSON.
+            None if raw.starts_with('"') => ContentType::Text,
+            None => ContentType::Json,
+            Some(other) => {
+                return Err(BrokerError::InvalidMessageMetadata(format!(
+                    "{field}content_type must be \"text\" or \"json\", not {other:?}"
+                )));
+            }
+        };
+        let body = match content_type {
+            ContentType::Text => serde_json::from_str::<String>(raw).map_err(|_| {
+                BrokerError::InvalidMessageMetadata(format!(
+                    "{field}body must be a string when content_type is \"text\""
+                ))
+            })?,
+            ContentType::Json => raw.to_owned(),
+        };
+        if body.len() > self.message_bytes {
+            return Err(BrokerError::MessageTooLarge { size: body.len(), limit: self.message_bytes });
+        }
+        let own_delay = delay(input.delay_seconds, &format!("{field}delay_seconds"))
+            .map_err(BrokerError::InvalidMessageMetadata)?;
+        Ok(NewMessage { content_type, body, delay_seconds: own_delay.or(batch_delay) })
+    }
+
+    pub fn push(&self, input: &MessageInput) -> Result<NewMessage, BrokerError> {
+        self.message(input, None, "")
+    }
+
+    /// Validates the whole batch before anything is stored: all or nothing.
+    pub fn batch(&self, input: &BatchInput) -> Result<Vec<NewMessage>, BrokerError> {
+        let batch_delay = delay(input.delay_seconds, "delay_seconds").map_err(BrokerError::InvalidBatchDelay)?;
+        let messages = input
+            .messages
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| BrokerError::schema("messages must hold at least one message"))?;
+        if messages.len() > self.batch_messages {
+            return Err(BrokerError::BatchTooMany { count: messages.len(), limit: self.batch_messages });
+        }
+        let validated = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.message(m, batch_delay, &format!("messages[{i}].")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let size: usize = validated.iter().map(|m| m.body.len()).sum();
+        if size > self.batch_bytes {
+            return Err(BrokerError::BatchTooLarge { size, limit: self.batch_bytes });
+        }
+        Ok(validated)
+    }
+
+    pub fn pull(&self, input: &PullInput) -> Result<PullRequest, BrokerError> {
+        let batch_size = input
+            .batch_size
+            .map(|v| whole(v, "batch_size", &PULL_BATCH_SIZE).map(|n| n as u32))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)?;
+        let visibility_timeout_ms = input
+            .visibility_timeout_ms
+            .map(|v| whole(v, "visibility_timeout_ms", &VISIBILITY_TIMEOUT_MS))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)?;
+        Ok(PullRequest { batch_size, visibility_timeout_ms })
+    }
+
+    pub fn peek(&self, input: &PeekInput) -> Result<Option<u32>, BrokerError> {
+        input
+            .batch_size
+            .map(|v| whole(v, "batch_size", &PULL_BATCH_SIZE).map(|n| n as u32))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)
+    }
+
+    pub fn ack(&self, input: AckInput) -> Result<AckRequest, BrokerError> {
+        let acks = input.acks.unwrap_or_default();
+        let retries = input.retries.unwrap_or_default();
+        if acks.len() + retries.len() > self.ack_entries {
+            return Err(BrokerError::schema(format!(
+                "at most {} acks and retries per request",
+                self.ack_entries
+            )));
+        }
+        let acks = acks
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| a.lease_id.ok_or_else(|| BrokerError::schema(format!("acks[{i}].lease_id is required"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let retries = retries
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let lease_id = r
+                    .lease_id
+                    .ok_or_else(|| BrokerError::schema(format!("retries[{i}].lease_id is required")))?;
+                let delay = delay(r.delay_seconds, &format!("retries[{i}].delay_seconds"))
+                    .map_err(BrokerError::InvalidMessageMetadata)?;
+                Ok((lease_id, delay))
+            })
+            .collect::<Result<Vec<_>, BrokerError>>()?;
+        Ok(AckRequest { acks, retries })
+    }
+}
+
+/// Queue settings from `input`, starting from `base` for the fields it leaves out.
+pub fn queue_settings(
+    input: Option<&QueueSettingsInput>,
+    base: QueueSettings,
+) -> Result<QueueSettings, BrokerError> {
+    let Some(input) = input else { return Ok(base) };
+    let mut settings = base;
+    if let Some(v) = input.delivery_delay {
+        settings.delivery_delay = whole(v, "settings.delivery_delay", &DELAY_SECONDS)
+            .map_err(BrokerError::InvalidSchema)? as u32;
+    }
+    if let Some(v) = input.delivery_paused {
+        settings.delivery_paused = v;
+    }
+    if let Some(v) = input.message_retention_period {
+        settings.message_retention_period =
+            whole(v, "settings.message_retention_period", &RETENTION_SECONDS)
+                .map_err(BrokerError::InvalidSchema)? as u32;
+    }
+    Ok(settings)
+}
+
+pub fn queue_name(raw: Option<&str>) -> Result<QueueName, BrokerError> {
+    let raw = raw.ok_or_else(|| BrokerError::schema("queue_name is required"))?;
+    QueueName::parse(raw).ok_or_else(|| {
+        BrokerError::schema("queue_name must be 1 to 63 characters of a-z, 0-9 and -")
+    })
+}
+
+/// A consumer's dead-letter queue and settings; unset settings take their defaults.
+pub fn consumer(input: &ConsumerInput) -> Result<(Option<QueueName>, ConsumerSettings), BrokerError> {
+    match input.kind.as_deref() {
+        None | Some("http_pull") => {}
+        Some(other) => {
+            return Err(BrokerError::schema(format!(
+                "consumer type must be \"http_pull\", not {other:?}"
+            )));
+        }
+    }
+    let dead_letter_queue = match input.dead_letter_queue.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(QueueName::parse(name).ok_or_else(|| {
+            BrokerError::schema("dead_letter_queue must be a queue name (a-z, 0-9 and -)")
+        })?),
+    };
+    let mut settings = ConsumerSettings::default();
+    if let Some(input) = &input.settings {
+        let field = |v: Option<f64>, name: &str, range: &RangeInclusive<u64>| {
+            v.map(|v| whole(v, &format!("settings.{name}"), range))
+                .transpose()
+                .map_err(BrokerError::InvalidSchema)
+        };
+        if let Some(v) = field(input.batch_size, "batch_size", &PULL_BATCH_SIZE)? {
+            settings.batch_size = v as u32;
+        }
+        if let Some(v) = field(input.max_retries, "max_retries", &MAX_RETRIES)? {
+            settings.max_retries = v as u32;
+        }
+        if let Some(v) = field(input.retry_delay, "retry_delay", &DELAY_SECONDS)? {
+            settings.retry_delay = v as u32;
+        }
+        if let Some(v) = field(input.visibility_timeout_ms, "visibility_timeout_ms", &VISIBILITY_TIMEOUT_MS)? {
+            settings.visibility_timeout_ms = v;
+        }
+    }
+    Ok((dead_letter_queue, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message(value: serde_json::Value) -> MessageInput {
+        serde_json::from_value(value).expect("message input")
+    }
+
+    fn batch(value: serde_json::Value) -> BatchInput {
+        serde_json::from_str(&value.to_string()).expect("batch input")
+    }
+
+    #[test]
+    fn whole_numbers_are_checked_not_clamped() {
+        assert_eq!(whole(5.0, "x", &(1..=10)), Ok(5));
+        assert!(whole(0.0, "x", &(1..=10)).is_err());
+        assert!(whole(11.0, "x", &(1..=10)).is_err());
+        assert!(whole(1.5, "x", &(1..=10)).is_err());
+        assert!(whole(f64::NAN, "x", &(1..=10)).is_err());
+        assert!(whole(f64::INFINITY, "x", &(1..=10)).is_err());
+        assert!(whole(-0.0, "x", &(0..=10)).is_ok());
+    }
+
+    #[test]
+    fn content_type_decides_how_the_body_is_kept() {
+        let limits = Limits::default();
+        let text = limits.push(&serde_json::from_str(r#"{"body":"hi","content_type":"text"}"#).expect("json")).expect("valid");
+        assert_eq!((text.content_type, text.body.as_str()), (ContentType::Text, "hi"));
+        let json = limits
+            .push(&serde_json::from_str(r#"{"body":{"a":[1,2]},"content_type":"json"}"#).expect("json"))
+            .expect("valid");
+        assert_eq!((json.content_type, json.body.as_str()), (ContentType::Json, r#"{"a":[1,2]}"#));
+        let implicit = limits.push(&serde_json::from_str(r#"{"body":"plain"}"#).expect("json")).expect("valid");
+        assert_eq!(implicit.content_type, ContentType::Text);
+    }
+
+    #[test]
+    fn bad_content_types_and_bodies_are_refused() {
+        let limits = Limits::default();
+        let wrong_type = limits.push(&serde_json::from_str(r#"{"body":"x","content_type":"v8"}"#).expect("json"));
+        assert_eq!(wrong_type.map_err(|e| e.code()), Err(10203));
+        let text_object = limits.push(&serde_json::from_str(r#"{"body":{},"content_type":"text"}"#).expect("json"));
+        assert_eq!(text_object.map_err(|e| e.code()), Err(10203));
+        let missing = limits.push(&message(json!({"content_type": "text"})));
+        assert_eq!(missing.map_err(|e| e.code()), Err(10207));
+    }
+
+    #[test]
+    fn message_and_batch_sizes_are_enforced() {
+        let limits = Limits { message_bytes: 4, batch_bytes: 6, batch_messages: 2, ..Limits::default() };
+        let big = limits.push(&serde_json::from_str(r#"{"body":"12345"}"#).expect("json"));
+        assert_eq!(big.map_err(|e| (e.code(), e.status())), Err((10204, 413)));
+        let too_many = limits.batch(&batch(json!({"messages": [{"body": "a"}, {"body": "b"}, {"body": "c"}]})));
+        assert_eq!(too_many.map_err(|e| (e.code(), e.status())), Err((10206, 400)));
+        let too_big = limits.batch(&batch(json!({"messages": [{"body": "1234"}, {"body": "1234"}]})));
+        assert_eq!(too_big.map_err(|e| (e.code(), e.status())), Err((10205, 413)));
+        let empty = limits.batch(&batch(json!({"messages": []})));
+        assert_eq!(empty.map_err(|e| e.code()), Err(10207));
+    }
+
+    #[test]
+    fn delays_come_from_the_message_then_the_batch() {
+        let limits = Limits::default();
+        let input = batch(json!({"delay_seconds": 7, "messages": [{"body": "a"}, {"body": "b", "delay_seconds": 0}]}));
+        let messages = limits.batch(&input).expect("valid");
+        assert_eq!(messages[0].delay_seconds, Some(7));
+        assert_eq!(messages[1].delay_seconds, Some(0));
+        let no_delay = limits.push(&message(json!({"body": "a"}))).expect("valid");
+        assert_eq!(no_delay.delay_seconds, None);
+        let bad_batch_delay = limits.batch(&batch(json!({"delay_seconds": 86_401, "messages": [{"body": "a"}]})));
+        assert_eq!(bad_batch_delay.map_err(|e| e.code()), Err(10202));
+        let bad_delay = limits.push(&message(json!({"body": "a", "delay_seconds": -1})));
+        assert_eq!(bad_delay.map_err(|e| e.code()), Err(10203));
+    }
+
+    #[test]
+    fn pull_bounds_are_enforced() {
+        let limits = Limits::default();
+        let pull = |v: serde_json::Value| limits.pull(&serde_json::from_value(v).expect("pull input"));
+        assert_eq!(pull(json!({})).expect("valid"), PullRequest { batch_size: None, visibility_timeout_ms: None });
+        assert_eq!(pull(json!({"batch_size": 0})).map_err(|e| e.code()), Err(10207));
+        assert_eq!(pull(json!({"batch_size": 101})).map_err(|e| e.code()), Err(10207));
+        assert!(pull(json!({"visibility_timeout_ms": 0})).is_err());
+        assert!(pull(json!({"visibility_timeout_ms": 43_200_001})).is_err());
+    }
+
+    #[test]
+    fn consumer_settings_default_and_validate() {
+        let (dlq, settings) = consumer(&ConsumerInput::default()).expect("valid");
+        assert_eq!((dlq, settings), (None, ConsumerSettings::default()));
+        let worker: ConsumerInput = serde_json::from_value(json!({"type": "worker"})).expect("input");
+        assert!(consumer(&worker).is_err());
+        let bad: ConsumerInput = serde_json::from_value(json!({"settings": {"max_retries": 101}})).expect("input");
+        assert!(consumer(&bad).is_err());
+    }
+
+    #[test]
+    fn queue_settings_patch_only_what_is_given() {
+        let base = QueueSettings { delivery_delay: 5, ..QueueSettings::default() };
+        let input: QueueSettingsInput = serde_json::from_value(json!({"delivery_paused": true})).expect("input");
+        let patched = queue_settings(Some(&input), base).expect("valid");
+        assert_eq!(patched, QueueSettings { delivery_paused: true, ..base });
+        let short: QueueSettingsInput = serde_json::from_value(json!({"message_retention_period": 59})).expect("input");
+        assert!(queue_settings(Some(&short), base).is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! The domain: what each operation means. No HTTP here, and no Redis types.
+
+pub mod error;
+pub mod input;
+pub mod lease;
+pub mod limits;
+
+use std::collections::BTreeMap;
+
+use tracing::instrument;
+
+pub use error::BrokerError;
+use input::{AckInput, BatchInput, ConsumerInput, MessageInput, PeekInput, PullInput, QueueInput};
+use lease::{Lease, LeaseSigner};
+pub use limits::Limits;
+
+use crate::model::{
+    AccountId, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
+    StoredMessage, now_ms,
+};
+use crate::store::{ConsumerWrite, RetryOutcome, Store, StoreError, UpdateQueue};
+
+impl From<StoreError> for BrokerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(c) => BrokerError::Internal(c.to_string()),
+            other => BrokerError::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+/// A delivered message and the lease that must accompany its ack.
+#[derive(Debug, Clone)]
+pub struct LeasedMessage {
+    pub message: StoredMessage,
+    pub lease_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    pub messages: Vec<LeasedMessage>,
+    pub backlog: BacklogMetrics,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeekOutcome {
+    pub messages: Vec<StoredMessage>,
+    pub backlog: BacklogMetrics,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    pub ack_count: usize,
+    pub retry_count: usize,
+    /// Lease id → why it was not acted on.
+    pub warnings: BTreeMap<String, String>,
+}
+
+const WARN_INVALID_LEASE: &str = "lease id is not valid for this queue";
+const WARN_NO_MESSAGE: &str = "message not found: it was already acknowledged or deleted";
+const WARN_NOT_CURRENT: &str = "lease is no longer current: it expired or the message was redelivered";
+
+pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
+    QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
+}
+
+pub fn parse_consumer_id(raw: &str) -> Result<ConsumerId, BrokerError> {
+    ConsumerId::parse(raw).ok_or(BrokerError::ConsumerNotFound)
+}
+
+#[derive(Clone)]
+pub struct Broker {
+    store: Store,
+    leases: LeaseSigner,
+    limits: Limits,
+}
+
+impl Broker {
+    pub fn new(store: Store, leases: LeaseSigner, limits: Limits) -> Self {
+        Self { store, leases, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- queues ------------------------------------------------------------------
+
+    #[instrument(skip_all, fields(account = %account))]
+    pub async fn create_queue(&self, account: &AccountId, input: &QueueInput) -> Result<Queue, BrokerError> {
+        let name = limits::queue_name(input.queue_name.as_deref())?;
+        let settings = limits::queue_settings(input.settings.as_ref(), QueueSettings::default())?;
+        if self.store.count_queues(account).await? >= self.limits.queues_per_account {
+            return Err(BrokerError::TooManyQueues { limit: self.limits.queues_per_account });
+        }
+        let now = now_ms();
+        let queue = Queue {
+            id: QueueId::generate(),
+            account: account.clone(),
+            name,
+            created_ms: now,
+            modified_ms: now,
+            settings,
+            consumer: None,
+        };
+        if !self.store.create_queue(&queue).await? {
+            return Err(BrokerError::QueueNameTaken);
+        }
+        Ok(queue)
+    }
+
+    /// All queues of the account, oldest first; only those named when `names` is not empty.
+    pub async fn list_queues(&self, account: &AccountId, names: &[String]) -> Result<Vec<Queue>, BrokerError> {
+        let mut queues = self.store.list_queues(account).await?;
+        if !names.is_empty() {
+            queues.retain(|q| names.iter().any(|n| n == q.name.as_str()));
+        }
+        Ok(queues)
+    }
+
+    pub async fn get_queue(&self, account: &AccountId, queue: QueueId) -> Result<Queue, BrokerError> {
+        self.store.get_queue(account, queue).await?.ok_or(BrokerError::QueueNotFound)
+    }
+
+    /// PUT (`partial = false`: unset settings return to their defaults) or PATCH.
+    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    pub async fn update_queue(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: &QueueInput,
+        partial: bool,
+    ) -> Result<Queue, BrokerError> {
+        let current = self.get_queue(account, queue).await?;
+        let name = match input.queue_name.as_deref() {
+            None => current.name.clone(),
+            Some(raw) => limits::queue_name(Some(raw))?,
+        };
+        let base = if partial { current.settings } else { QueueSettings::default() };
+        let settings = limits::queue_settings(input.settings.as_ref(), base)?;
+        match self.store.update_queue(&current, &name, &settings, now_ms()).await? {
+            UpdateQueue::Updated(queue) => Ok(queue),
+            UpdateQueue::NotFound => Err(BrokerError::QueueNotFound),
+            UpdateQueue::NameTaken => Err(BrokerError::QueueNameTaken),
+        }
+    }
+
+    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    pub async fn delete_queue(&self, account: &AccountId, queue: QueueId) -> Result<(), BrokerError> {
+        if self.store.delete_queue(account, queue).await? {
+            Ok(())
+        } else {
+            Err(BrokerError::QueueNotFound)
+        }
+    }
+
+    pub async fn queue_metrics(&self, account: &AccountId, queue: QueueId) -> Result<BacklogMetrics, BrokerError> {
+        self.store.metrics(account, queue).await?.ok_or(BrokerError::QueueNotFound)
+    }
+
+    // ---- consumers ---------------------------------------------------------------
+
+    /// Creates the queue's consumer (`id = None`) or creates-or-replaces the one with `id`.
+    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    pub async fn write_consumer(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        id: Option<ConsumerId>,
+        input: &ConsumerInput,
+    ) -> Result<(QueueName, Consumer), BrokerError> {
+        let (dead_letter_queue, settings) = limits::consumer(input)?;
+        let consumer = Consumer {
+            id: id.unwrap_or_else(ConsumerId::generate),
+            created_ms: now_ms(),
+            dead_letter_queue,
+            settings,
+        };
+        let written = self.store.write_consumer(account, queue, &consumer, id.is_some()).await?;
+        match written {
+            ConsumerWrite::Written(queue) => match queue.consumer {
+                Some(consumer) => Ok((queue.name, consumer)),
+                None => Err(BrokerError::Internal("consumer missing after write".into())),
+            },
+            ConsumerWrite::QueueNotFound => Err(BrokerError::QueueNotFound),
+            ConsumerWrite::OtherConsumerExists => Err(BrokerError::ConsumerExists),
+        }
+    }
+
+    pub async fn get_consumer(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        id: ConsumerId,
+    ) -> Result<(QueueName, Consumer), BrokerError> {
+        let queue = self.get_queue(account, queue).await?;
+        match queue.consumer {
+            Some(consumer) if consumer.id == id => Ok((queue.name, consumer)),
+            _ => Err(BrokerError::ConsumerNotFound),
+        }
+    }
+
+    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    pub async fn delete_consumer(&self, account: &AccountId, queue: QueueId, id: ConsumerId) -> Result<(), BrokerError> {
+        match self.store.delete_consumer(account, queue, id, now_ms()).await? {
+            Some(true) => Ok(()),
+            Some(false) => Err(BrokerError::ConsumerNotFound),
+            None => Err(BrokerError::QueueNotFound),
+        }
+    }
+
+    // ---- messages ----------------------------------------------------------------
+
+    pub async fn push(&self, account: &AccountId, queue: QueueId, input: &MessageInput) -> Result<BacklogMetrics, BrokerError> {
+        let message = self.limits.push(input)?;
+        self.store
+            .push(account, queue, std::slice::from_ref(&message), now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
+    }
+
+    /// All or nothing: the whole batch is validated, then stored in one atomic step.
+    pub async fn push_batch(&self, account: &AccountId, queue: QueueId, input: &BatchInput) -> Result<BacklogMetrics, BrokerError> {
+        let messages = self.limits.batch(input)?;
+        self.store
+            .push(account, queue, &messages, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
+    }
+
+    pub async fn pull(&self, account: &AccountId, queue: QueueId, input: &PullInput) -> Result<PullOutcome, BrokerError> {
+        let request = self.limits.pull(input)?;
+        let pulled = self
+            .store
+            .pull(account, queue, request.batch_size, request.visibility_timeout_ms, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        let messages = pulled
+            .messages
+            .into_iter()
+            .map(|message| {
+                let lease = Lease { message_id: message.id, generation: message.lease_generation };
+                let lease_id = self.leases.sign(account, queue, lease);
+                LeasedMessage { message, lease_id }
+            })
+            .collect();
+        Ok(PullOutcome { messages, backlog: pulled.backlog })
+    }
+
+    pub async fn peek(&self, account: &AccountId, queue: QueueId, input: &PeekInput) -> Result<PeekOutcome, BrokerError> {
+        let batch_size = self.limits.peek(input)?;
+        let peeked = self
+            .store
+            .peek(account, queue, batch_size, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        Ok(PeekOutcome { messages: peeked.messages, backlog: peeked.backlog })
+    }
+
+    /// Acks and retries. A lease that is forged, malformed, of another queue or account,
+    /// or stale is a warning, never an error, and changes nothing.
+    pub async fn ack(&self, account: &AccountId, queue: QueueId, input: AckInput) -> Result<AckOutcome, BrokerError> {
+        let request = self.limits.ack(input)?;
+        let mut outcome = AckOutcome::default();
+        let mut acks = Vec::new();
+        let mut ack_lease_ids = Vec::new();
+        for lease_id in request.acks {
+            match self.leases.verify(account, queue, &lease_id) {
+                Some(lease) => {
+                    acks.push(lease.message_id);
+                    ack_lease_ids.push(lease_id);
+                }
+                None => {
+                    outcome.warnings.insert(lease_id, WARN_INVALID_LEASE.into());
+                }
+            }
+        }
+        let mut retries = Vec::new();
+        let mut retry_lease_ids = Vec::new();
+        for (lease_id, delay) in request.retries {
+            match self.leases.verify(account, queue, &lease_id) {
+                Some(lease) => {
+                    retries.push((lease.message_id, lease.generation, delay));
+                    retry_lease_ids.push(lease_id);
+                }
+                None => {
+                    outcome.warnings.insert(lease_id, WARN_INVALID_LEASE.into());
+                }
+            }
+        }
+        // The queue must exist even when every lease was refused.
+        let (acked, retried) = self
+            .store
+            .ack(account, queue, &acks, &retries, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        for (lease_id, deleted) in ack_lease_ids.into_iter().zip(acked) {
+            if deleted {
+                outcome.ack_count += 1;
+            } else {
+                outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
+            }
+        }
+        for (lease_id, result) in retry_lease_ids.into_iter().zip(retried) {
+            match result {
+                RetryOutcome::Retried => outcome.retry_count += 1,
+                RetryOutcome::NoSuchMessage => {
+                    outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
+                }
+                RetryOutcome::LeaseNotCurrent => {
+                    outcome.warnings.insert(lease_id, WARN_NOT_CURRENT.into());
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,15 @@
+//! leaseq: a pull-based lease/ack message broker speaking the Cloudflare Queues API.
+//!
+//! Dependencies run one way: `api` → `broker` → `store`, all over `model`.
+
+#![warn(clippy::unwrap_used)]
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,92 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use leaseq::auth::TokenKeys;
+use leaseq::cli::{Cli, Command};
+use leaseq::config::Settings;
+use leaseq::model::AccountId;
+use leaseq::startup::Application;
+use leaseq::telemetry;
+use secrecy::ExposeSecret;
+
+/// The account `serve --dev` prints a token for.
+const DEV_ACCOUNT: &str = "local";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("leaseq: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config } => {
+            let settings = Settings::load(config.config.as_deref()).map_err(|e| e.to_string())?;
+            telemetry::init(settings.log.format, &settings.log.level);
+            let secrets = settings.secrets(config.dev).map_err(|e| e.to_string())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
+                if let Err(e) = app.broker().store().ping().await {
+                    tracing::warn!(error = %e, url = %settings.redis.url, "redis is not answering yet; the API answers 503 until it does");
+                }
+                let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                let base = format!("http://{addr}:{}", app.port());
+                tracing::info!(%base, "leaseq is listening");
+                if config.dev {
+                    let keys = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
+                    let token = keys
+                        .mint(
+                            "dev",
+                            vec![DEV_ACCOUNT.to_owned()],
+                            Some("queues:read queues:write messages:push messages:pull".into()),
+                            None,
+                            std::time::Duration::from_secs(7 * 24 * 3600),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    print_dev_banner(&base, &token);
+                }
+                app.run_until_stopped().await.map_err(|e| e.to_string())
+            })
+        }
+        Command::Token { config, accounts, scope, queues, ttl, subject } => {
+            let settings = Settings::load(config.config.as_deref()).map_err(|e| e.to_string())?;
+            for account in &accounts {
+                if account != "*" && AccountId::parse(account).is_none() {
+                    return Err(format!("{account:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"));
+                }
+            }
+            let secrets = settings.secrets(config.dev).map_err(|e| e.to_string())?;
+            let keys = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
+            let queues = (!queues.is_empty()).then_some(queues);
+            let token = keys
+                .mint(&subject, accounts, Some(scope), queues, ttl)
+                .map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn print_dev_banner(base: &str, token: &str) {
+    let api = format!("{base}/client/v4/accounts/{DEV_ACCOUNT}");
+    println!(
+        r#"
+leaseq is ready (dev mode) at {base}
+  account: {DEV_ACCOUNT}
+  token:   {token}
+
+Try it:
+  export LEASEQ_TOKEN={token}
+  curl -s -X POST {api}/queues -H "Authorization: Bearer $LEASEQ_TOKEN" -d '{{"queue_name":"demo"}}'
+"#
+    );
+}

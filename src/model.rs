@@ -1,0 +1,292 @@
+//! Leaf types shared by the API, the broker and the store.
+//!
+//! Identifiers are parsed once, at the edge, into types that can only hold valid values.
+//! A validated id never contains `{`, `}`, `:` or whitespace, so it can be placed in a
+//! Redis key without changing the key's Cluster hash tag.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 with millisecond precision, as Cloudflare returns `created_on`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let time = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// An account id: 1–64 of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let valid = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses the 32-lowercase-hex form shared by queue, consumer and message ids.
+fn parse_hex32(raw: &str) -> Option<[u8; 16]> {
+    if raw.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
+        let hi = hex_digit(pair[0])?;
+        let lo = hex_digit(pair[1])?;
+        out[i] = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            /// A new UUIDv7, so ids sort by creation time.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                parse_hex32(raw).map(|bytes| Self(uuid::Uuid::from_bytes(bytes)))
+            }
+
+            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(uuid::Uuid::from_bytes(bytes))
+            }
+
+            pub fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0.simple())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A queue id: 32 lowercase hex characters (UUIDv7).
+    QueueId
+);
+hex_id!(
+    /// A consumer id: 32 lowercase hex characters (UUIDv7).
+    ConsumerId
+);
+hex_id!(
+    /// A message id: 32 lowercase hex characters (UUIDv7).
+    MessageId
+);
+
+/// A queue name: 1–63 of `[a-z0-9-]`, Cloudflare's rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueName(String);
+
+impl QueueName {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let valid = (1..=63).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a message body is to be interpreted by consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Text,
+    Json,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text",
+            ContentType::Json => "json",
+        }
+    }
+}
+
+/// Queue-level settings, as Cloudflare names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueSettings {
+    /// Seconds every message waits before its first delivery, unless it says otherwise.
+    pub delivery_delay: u32,
+    pub delivery_paused: bool,
+    /// Seconds after which an unacked message is deleted.
+    pub message_retention_period: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            delivery_delay: 0,
+            delivery_paused: false,
+            message_retention_period: 345_600,
+        }
+    }
+}
+
+/// Settings of an `http_pull` consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsumerSettings {
+    pub batch_size: u32,
+    pub max_retries: u32,
+    /// Seconds a retried message waits when the retry does not say.
+    pub retry_delay: u32,
+    pub visibility_timeout_ms: u64,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 5,
+            max_retries: 3,
+            retry_delay: 0,
+            visibility_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The single consumer a queue may have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub id: ConsumerId,
+    pub created_ms: u64,
+    /// Name of the dead-letter queue; `None` when not configured.
+    pub dead_letter_queue: Option<QueueName>,
+    pub settings: ConsumerSettings,
+}
+
+/// A queue as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub id: QueueId,
+    pub account: AccountId,
+    pub name: QueueName,
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub settings: QueueSettings,
+    pub consumer: Option<Consumer>,
+}
+
+/// Exact backlog figures of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BacklogMetrics {
+    pub backlog_count: u64,
+    pub backlog_bytes: u64,
+    pub oldest_message_timestamp_ms: u64,
+}
+
+/// A validated message ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub content_type: ContentType,
+    /// The body as delivered: text as is, JSON as its JSON text.
+    pub body: String,
+    /// `None` means "use the queue's `delivery_delay`".
+    pub delay_seconds: Option<u32>,
+}
+
+/// A message as read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub content_type: ContentType,
+    pub timestamp_ms: u64,
+    pub attempts: u32,
+    /// Increases with every delivery; a lease is current only for its generation.
+    pub lease_generation: u64,
+    pub body: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_refuse_key_breaking_characters() {
+        assert!(AccountId::parse("acct_1-A").is_some());
+        for bad in ["", "a{b", "a}b", "a*b", "a:b", "a b", "a/b", &"a".repeat(65)] {
+            assert!(AccountId::parse(bad).is_none(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn hex_ids_are_32_lowercase_hex_characters() {
+        let id = QueueId::generate();
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(QueueId::parse(&text), Some(id));
+        assert!(QueueId::parse(&text.to_uppercase()).is_none());
+        assert!(QueueId::parse("{0000000000000000000000000000000}").is_none());
+        assert!(QueueId::parse("0000000000000000000000000000000").is_none());
+    }
+
+    #[test]
+    fn queue_names_follow_cloudflare_rules() {
+        assert!(QueueName::parse("orders-eu-1").is_some());
+        for bad in ["", "Orders", "a_b", "a b", "a:b", &"a".repeat(64)] {
+            assert!(QueueName::parse(bad).is_none(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn rfc3339_has_millisecond_precision() {
+        assert_eq!(rfc3339_ms(1_710_950_954_154), "2024-03-20T16:09:14.154Z");
+    }
+}

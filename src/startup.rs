@@ -1,0 +1,85 @@
+//! One startup path for `main` and every test: build, bind, run.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::api::{self, BodyLimit};
+use crate::auth::TokenKeys;
+use crate::broker::Broker;
+use crate::broker::lease::LeaseSigner;
+use crate::config::{Secrets, Settings};
+use crate::store::{Store, StoreError, StoreOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("could not listen on {bind}: {source}")]
+    Bind { bind: String, source: std::io::Error },
+    #[error("could not set up redis: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    broker: Broker,
+}
+
+impl Application {
+    pub fn build(settings: &Settings, secrets: &Secrets) -> Result<Self, StartupError> {
+        let store = Store::connect(&StoreOptions {
+            url: settings.redis.url.clone(),
+            key_prefix: settings.redis.key_prefix.clone(),
+            timeout: settings.redis_timeout(),
+            reveal_batch: settings.redis.reveal_batch,
+        })?;
+        let broker = Broker::new(
+            store,
+            LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
+            settings.limits.clone(),
+        );
+        let tokens = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
+
+        let bind_error = |source| StartupError::Bind { bind: settings.server.bind.clone(), source };
+        let listener = TcpListener::bind(&settings.server.bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+
+        let broker_data = web::Data::new(broker.clone());
+        let tokens = web::Data::new(tokens);
+        let body_limit = web::Data::new(BodyLimit(settings.limits.request_bytes));
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(broker_data.clone())
+                .app_data(tokens.clone())
+                .app_data(body_limit.clone())
+                .app_data(api::query_config())
+                .app_data(api::path_config())
+                .configure(api::routes)
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(30));
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener).map_err(bind_error)?.run();
+        Ok(Self { port, server, broker })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,187 @@
+//! Encoding of what leaseq stores in Redis: message records and queue metadata.
+
+use std::collections::HashMap;
+
+use crate::model::{
+    AccountId, Consumer, ConsumerId, ConsumerSettings, ContentType, MessageId, Queue, QueueId,
+    QueueName, QueueSettings, StoredMessage,
+};
+
+/// Data in Redis that leaseq could not have written.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt data in Redis: {0}")]
+pub struct CorruptData(pub String);
+
+/// A message record: `<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>`.
+/// The Lua scripts read and rewrite the same header (see `lua/lib.lua`).
+pub fn encode_record(content_type: ContentType, timestamp_ms: u64, body: &str) -> String {
+    let tag = match content_type {
+        ContentType::Text => 't',
+        ContentType::Json => 'j',
+    };
+    let mut rec = String::with_capacity(body.len() + 24);
+    rec.push(tag);
+    rec.push_str(&timestamp_ms.to_string());
+    rec.push_str(":0:0:");
+    rec.push_str(body);
+    rec
+}
+
+pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData> {
+    let corrupt = || CorruptData(format!("message record {id:?}"));
+    let id = MessageId::parse(id).ok_or_else(corrupt)?;
+    let content_type = match rec.first() {
+        Some(b't') => ContentType::Text,
+        Some(b'j') => ContentType::Json,
+        _ => return Err(corrupt()),
+    };
+    let mut rest = &rec[1..];
+    let mut numbers = [0u64; 3];
+    for n in &mut numbers {
+        let colon = rest.iter().position(|&b| b == b':').ok_or_else(corrupt)?;
+        *n = std::str::from_utf8(&rest[..colon])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(corrupt)?;
+        rest = &rest[colon + 1..];
+    }
+    let body = String::from_utf8(rest.to_vec()).map_err(|_| corrupt())?;
+    Ok(StoredMessage {
+        id,
+        content_type,
+        timestamp_ms: numbers[0],
+        attempts: u32::try_from(numbers[1]).map_err(|_| corrupt())?,
+        lease_generation: numbers[2],
+        body,
+    })
+}
+
+/// Queue metadata fields, as written by `create_queue.lua` and `update_queue.lua`.
+pub fn queue_fields(queue: &Queue) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("account", queue.account.to_string()),
+        ("name", queue.name.to_string()),
+        ("created_ms", queue.created_ms.to_string()),
+    ];
+    fields.extend(settings_fields(&queue.settings, queue.modified_ms));
+    fields
+}
+
+/// The fields a queue update rewrites.
+pub fn settings_fields(settings: &QueueSettings, modified_ms: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("modified_ms", modified_ms.to_string()),
+        ("delivery_delay", settings.delivery_delay.to_string()),
+        ("delivery_paused", u8::from(settings.delivery_paused).to_string()),
+        ("retention", settings.message_retention_period.to_string()),
+    ]
+}
+
+/// The consumer fields (without `c_id` and `c_created_ms`, which the script sets once).
+pub fn consumer_fields(
+    dead_letter_queue: Option<&QueueName>,
+    settings: &ConsumerSettings,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("c_dlq", dead_letter_queue.map(|n| n.to_string()).unwrap_or_default()),
+        ("c_batch_size", settings.batch_size.to_string()),
+        ("c_max_retries", settings.max_retries.to_string()),
+        ("c_retry_delay", settings.retry_delay.to_string()),
+        ("c_visibility_timeout_ms", settings.visibility_timeout_ms.to_string()),
+    ]
+}
+
+pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Queue, CorruptData> {
+    let corrupt = |field: &str| CorruptData(format!("queue {id} field {field}"));
+    let text = |field: &'static str| fields.get(field).ok_or_else(|| corrupt(field));
+    let number = |field: &'static str| -> Result<u64, CorruptData> {
+        text(field)?.parse().map_err(|_| corrupt(field))
+    };
+    let small = |field: &'static str| -> Result<u32, CorruptData> {
+        u32::try_from(number(field)?).map_err(|_| corrupt(field))
+    };
+    let consumer = match fields.get("c_id") {
+        None => None,
+        Some(raw) => Some(Consumer {
+            id: ConsumerId::parse(raw).ok_or_else(|| corrupt("c_id"))?,
+            created_ms: number("c_created_ms")?,
+            dead_letter_queue: match text("c_dlq")?.as_str() {
+                "" => None,
+                name => Some(QueueName::parse(name).ok_or_else(|| corrupt("c_dlq"))?),
+            },
+            settings: ConsumerSettings {
+                batch_size: small("c_batch_size")?,
+                max_retries: small("c_max_retries")?,
+                retry_delay: small("c_retry_delay")?,
+                visibility_timeout_ms: number("c_visibility_timeout_ms")?,
+            },
+        }),
+    };
+    Ok(Queue {
+        id,
+        account: AccountId::parse(text("account")?).ok_or_else(|| corrupt("account"))?,
+        name: QueueName::parse(text("name")?).ok_or_else(|| corrupt("name"))?,
+        created_ms: number("created_ms")?,
+        modified_ms: number("modified_ms")?,
+        settings: QueueSettings {
+            delivery_delay: small("delivery_delay")?,
+            delivery_paused: text("delivery_paused")? == "1",
+            message_retention_period: small("retention")?,
+        },
+        consumer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let id = MessageId::generate();
+        let rec = encode_record(ContentType::Json, 1_710_950_954_154, r#"{"a":"b:c"}"#);
+        assert_eq!(rec, r#"j1710950954154:0:0:{"a":"b:c"}"#);
+        let msg = decode_record(&id.to_string(), rec.as_bytes()).expect("decodes");
+        assert_eq!(msg.id, id);
+        assert_eq!(msg.content_type, ContentType::Json);
+        assert_eq!(msg.timestamp_ms, 1_710_950_954_154);
+        assert_eq!((msg.attempts, msg.lease_generation), (0, 0));
+        assert_eq!(msg.body, r#"{"a":"b:c"}"#);
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        let id = MessageId::generate().to_string();
+        for bad in ["", "x1:0:0:", "t1:0:", "tx:0:0:", "t1:99999999999:0:b"] {
+            assert!(decode_record(&id, bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn queues_round_trip() {
+        let queue = Queue {
+            id: QueueId::generate(),
+            account: AccountId::parse("acct").expect("valid"),
+            name: QueueName::parse("orders").expect("valid"),
+            created_ms: 1,
+            modified_ms: 2,
+            settings: QueueSettings { delivery_delay: 3, delivery_paused: true, message_retention_period: 60 },
+            consumer: None,
+        };
+        let mut fields: HashMap<String, String> =
+            queue_fields(&queue).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(decode_queue(queue.id, &fields).expect("decodes"), queue);
+
+        let settings = ConsumerSettings { batch_size: 9, ..ConsumerSettings::default() };
+        let dlq = QueueName::parse("dead").expect("valid");
+        fields.extend(consumer_fields(Some(&dlq), &settings).into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let consumer_id = ConsumerId::generate();
+        fields.insert("c_id".into(), consumer_id.to_string());
+        fields.insert("c_created_ms".into(), "5".into());
+        let decoded = decode_queue(queue.id, &fields).expect("decodes");
+        assert_eq!(
+            decoded.consumer,
+            Some(Consumer { id: consumer_id, created_ms: 5, dead_letter_queue: Some(dlq), settings })
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Every Redis key leaseq uses is built here.
+//!
+//! Keys of one queue share the hash tag `{<queue_id>}`, so each script touches one
+//! Redis Cluster slot. Account-level keys use the tag `{a:<account_id>}`, which can
+//! never equal a queue id (those are 32 hex characters).
+
+use crate::model::{AccountId, QueueId};
+
+/// The keys of one queue, in the order the message scripts take them.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    /// HASH: queue metadata, consumer settings, byte counter and lease sequence.
+    pub meta: String,
+    /// HASH: message id -> record.
+    pub msg: String,
+    /// LIST: ids ready for delivery, oldest first.
+    pub ready: String,
+    /// ZSET: id -> time (ms) it becomes visible.
+    pub delayed: String,
+    /// ZSET: id -> lease expiry (ms).
+    pub leased: String,
+    /// ZSET: id -> timestamp_ms, for the oldest unacked message.
+    pub age: String,
+}
+
+impl QueueKeys {
+    /// All keys, `meta` first.
+    pub fn all(&self) -> [&str; 6] {
+        [&self.meta, &self.msg, &self.ready, &self.delayed, &self.leased, &self.age]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// `prefix` must not contain `{` or `}` (checked by the config), or it would become
+    /// the hash tag of every key.
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    pub fn queue(&self, id: QueueId) -> QueueKeys {
+        let base = format!("{}:{{{}}}:", self.prefix, id);
+        QueueKeys {
+            meta: format!("{base}meta"),
+            msg: format!("{base}msg"),
+            ready: format!("{base}ready"),
+            delayed: format!("{base}delayed"),
+            leased: format!("{base}leased"),
+            age: format!("{base}age"),
+        }
+    }
+
+    /// HASH: queue name -> queue id, for one account.
+    pub fn account_queues(&self, account: &AccountId) -> String {
+        format!("{}:{{a:{}}}:queues", self.prefix, account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_tag(key: &str) -> &str {
+        let start = key.find('{').expect("tag start") + 1;
+        let end = start + key[start..].find('}').expect("tag end");
+        &key[start..end]
+    }
+
+    #[test]
+    fn every_key_of_a_queue_shares_its_hash_tag() {
+        let id = QueueId::generate();
+        let keys = Keys::new("lq").queue(id);
+        for key in keys.all() {
+            assert_eq!(hash_tag(key), id.to_string(), "{key}");
+            assert!(key.starts_with("lq:{"), "{key}");
+        }
+    }
+
+    #[test]
+    fn account_keys_have_their_own_tag() {
+        let account = AccountId::parse("acme").expect("valid");
+        assert_eq!(Keys::new("lq").account_queues(&account), "lq:{a:acme}:queues");
+    }
+}

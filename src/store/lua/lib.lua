@@ -1,0 +1,44 @@
+-- Shared helpers, prepended to every script by scripts.rs.
+--
+-- Message record (a field of the `msg` hash):
+--   "<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>"
+-- The header is tiny and the body is stored once, verbatim.
+
+local function parse_record(rec)
+  local ct, ts, attempts, gen, offset = string.match(rec, '^([tj])(%d+):(%d+):(%d+):()')
+  return ct, ts, tonumber(attempts), tonumber(gen), offset
+end
+
+local function body_size(rec)
+  local _, _, _, _, offset = parse_record(rec)
+  return #rec - offset + 1
+end
+
+-- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.
+local function backlog(meta_key, msg_key, age_key)
+  local count = redis.call('HLEN', msg_key)
+  local bytes = tonumber(redis.call('HGET', meta_key, 'bytes') or '0')
+  local oldest = 0
+  local first = redis.call('ZRANGE', age_key, 0, 0, 'WITHSCORES')
+  if first[2] then oldest = tonumber(first[2]) end
+  return {count, bytes, oldest}
+end
+
+-- Moves due delayed messages and expired leases onto the ready list, oldest first,
+-- at most `limit` of each per call so one call never does unbounded work; whatever is
+-- left is moved by the next call. Cost: O(log N + moved).
+local function make_due_visible(ready_key, delayed_key, leased_key, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, limit)
+  if #due > 0 then
+    redis.call('ZREM', delayed_key, unpack(due))
+    redis.call('RPUSH', ready_key, unpack(due))
+  end
+  local expired = redis.call('ZRANGEBYSCORE', leased_key, '-inf', now, 'LIMIT', 0, limit)
+  if #expired > 0 then
+    redis.call('ZREM', leased_key, unpack(expired))
+    redis.call('RPUSH', ready_key, unpack(expired))
+  end
+  return #expired
+end
+
+local NOT_FOUND = -1

@@ -1,0 +1,12 @@
+-- Updates a queue's metadata fields, if the queue belongs to the account.
+-- KEYS[1]: meta hash
+-- ARGV[1]: account id   ARGV[2..]: field, value pairs
+-- Returns: {NOT_FOUND} or {1, field1, value1, ...} (the whole hash after the update)
+
+if redis.call('HGET', KEYS[1], 'account') ~= ARGV[1] then return {NOT_FOUND} end
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+local out = {1}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out

@@ -1,0 +1,613 @@
+//! Redis storage. One Lua script per API operation, whatever the batch size.
+//!
+//! # Key layout
+//!
+//! With `redis.key_prefix = P`, queue `Q` (32 hex) of account `A`:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `P:{Q}:meta` | HASH | `account`, `name`, `created_ms`, `modified_ms`, `delivery_delay`, `delivery_paused`, `retention`, `bytes` (sum of body sizes), `lease_seq` (last lease generation), consumer `c_*` fields |
+//! | `P:{Q}:msg` | HASH | message id → record `<t\|j><timestamp_ms>:<attempts>:<lease_generation>:<body>` |
+//! | `P:{Q}:ready` | LIST | ids visible now, oldest first (may hold ids of messages acked after their lease expired; skipped when popped) |
+//! | `P:{Q}:delayed` | ZSET | id → time (ms) the message becomes visible |
+//! | `P:{Q}:leased` | ZSET | id → lease expiry (ms) |
+//! | `P:{Q}:age` | ZSET | id → `timestamp_ms`, so the oldest unacked message is found in O(log N) |
+//! | `P:{a:A}:queues` | HASH | queue name → queue id |
+//!
+//! A live message is in exactly one of `ready`, `delayed`, `leased`. `backlog_count` is
+//! `HLEN msg`, `backlog_bytes` is `meta.bytes`, the oldest timestamp is the head of `age`.
+//! Due delayed messages and expired leases move to `ready` inside the pull script, a
+//! bounded number per call, so reclaiming costs O(expired), never O(queue size).
+
+mod codec;
+mod keys;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use codec::CorruptData;
+use keys::{Keys, QueueKeys};
+use scripts::Scripts;
+
+use crate::model::{
+    AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue,
+    QueueId, QueueName, QueueSettings, StoredMessage,
+};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptData),
+}
+
+/// Connection settings for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub key_prefix: String,
+    /// Deadline for every Redis call, connecting included.
+    pub timeout: Duration,
+    /// Most delayed messages, and most expired leases, made visible per pull.
+    pub reveal_batch: u32,
+}
+
+/// What a pull found.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub messages: Vec<StoredMessage>,
+    pub backlog: BacklogMetrics,
+}
+
+/// The outcome of one retry in an ack request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Retried,
+    NoSuchMessage,
+    LeaseNotCurrent,
+}
+
+/// Whether a consumer write went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerWrite {
+    Written(Queue),
+    QueueNotFound,
+    OtherConsumerExists,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    timeout: Duration,
+    reveal_batch: u32,
+}
+
+impl Store {
+    /// Connects lazily: the broker starts even while Redis is down, and answers 503
+    /// until Redis comes back.
+    pub fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
+        let client = redis::Client::open(options.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(&options.key_prefix),
+            scripts: Arc::new(Scripts::load()),
+            timeout: options.timeout,
+            reveal_batch: options.reveal_batch,
+        })
+    }
+
+    async fn run<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn invoke(&self, inv: &redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(inv.invoke_async::<Value>(&mut conn)).await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    fn message_keys<'a>(inv: &mut redis::ScriptInvocation<'a>, keys: &QueueKeys) {
+        for key in keys.all() {
+            inv.key(key);
+        }
+    }
+
+    // ---- queues ------------------------------------------------------------------
+
+    /// Writes a new queue and claims its name. `Ok(false)` when the name is taken.
+    pub async fn create_queue(&self, queue: &Queue) -> Result<bool, StoreError> {
+        let keys = self.keys.queue(queue.id);
+        let mut inv = self.scripts.create_queue.prepare_invoke();
+        inv.key(&keys.meta);
+        for (field, value) in codec::queue_fields(queue) {
+            inv.arg(field).arg(value);
+        }
+        let created = int(&self.invoke(&inv).await?)?;
+        if created != 1 {
+            return Err(CorruptData(format!("queue id {} already in use", queue.id)).into());
+        }
+        // The metadata exists before the name points at it, so a name whose queue has
+        // no metadata can only be left over from an interrupted delete.
+        if self.claim_name(&queue.account, &queue.name, queue.id).await? {
+            return Ok(true);
+        }
+        let mut conn = self.conn.clone();
+        self.run(redis::cmd("UNLINK").arg(&keys.meta).query_async::<()>(&mut conn))
+            .await?;
+        Ok(false)
+    }
+
+    /// Points `name` at `id`, taking it over from a queue that no longer exists.
+    async fn claim_name(
+        &self,
+        account: &AccountId,
+        name: &QueueName,
+        id: QueueId,
+    ) -> Result<bool, StoreError> {
+        let index = self.keys.account_queues(account);
+        let mut takeover = String::new();
+        // Two rounds: the second may take over a stale holder found by the first.
+        for _ in 0..2 {
+            let mut inv = self.scripts.claim_name.prepare_invoke();
+            inv.key(&index).arg(name.as_str()).arg(id.to_string()).arg(&takeover);
+            let holder = text(&self.invoke(&inv).await?)?;
+            if holder.is_empty() {
+                return Ok(true);
+            }
+            let Some(holder_id) = QueueId::parse(&holder) else {
+                takeover = holder;
+                continue;
+            };
+            let mut conn = self.conn.clone();
+            let exists: bool = self
+                .run(
+                    redis::cmd("EXISTS")
+                        .arg(self.keys.queue(holder_id).meta)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if exists {
+                return Ok(false);
+            }
+            takeover = holder;
+        }
+        Ok(false)
+    }
+
+    async fn release_name(
+        &self,
+        account: &AccountId,
+        name: &QueueName,
+        id: QueueId,
+    ) -> Result<(), StoreError> {
+        let mut inv = self.scripts.release_name.prepare_invoke();
+        inv.key(self.keys.account_queues(account))
+            .arg(name.as_str())
+            .arg(id.to_string());
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    /// Number of names the account holds (an upper bound on its queues).
+    pub async fn count_queues(&self, account: &AccountId) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("HLEN")
+                .arg(self.keys.account_queues(account))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Every queue of the account, oldest first, in two round trips.
+    pub async fn list_queues(&self, account: &AccountId) -> Result<Vec<Queue>, StoreError> {
+        let mut conn = self.conn.clone();
+        let names: HashMap<String, String> = self
+            .run(
+                redis::cmd("HGETALL")
+                    .arg(self.keys.account_queues(account))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let entries: Vec<(String, QueueId)> = names
+            .into_iter()
+            .filter_map(|(name, id)| QueueId::parse(&id).map(|id| (name, id)))
+            .collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (_, id) in &entries {
+            pipe.cmd("HGETALL").arg(self.keys.queue(*id).meta);
+        }
+        let metas: Vec<HashMap<String, String>> = self.run(pipe.query_async(&mut conn)).await?;
+        let mut queues = Vec::with_capacity(entries.len());
+        for ((name, id), fields) in entries.into_iter().zip(metas) {
+            // Skip names left behind by an interrupted delete or rename.
+            if fields.get("account").map(String::as_str) != Some(account.as_str())
+                || fields.get("name") != Some(&name)
+            {
+                continue;
+            }
+            queues.push(codec::decode_queue(id, &fields)?);
+        }
+        queues.sort_by_key(|q| q.id);
+        Ok(queues)
+    }
+
+    pub async fn get_queue(
+        &self,
+        account: &AccountId,
+        id: QueueId,
+    ) -> Result<Option<Queue>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = self
+            .run(
+                redis::cmd("HGETALL")
+                    .arg(self.keys.queue(id).meta)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        if fields.get("account").map(String::as_str) != Some(account.as_str()) {
+            return Ok(None);
+        }
+        Ok(Some(codec::decode_queue(id, &fields)?))
+    }
+
+    /// Renames (when `name` differs) and rewrites the settings.
+    pub async fn update_queue(
+        &self,
+        current: &Queue,
+        name: &QueueName,
+        settings: &QueueSettings,
+        now_ms: u64,
+    ) -> Result<UpdateQueue, StoreError> {
+        let renaming = *name != current.name;
+        if renaming && !self.claim_name(&current.account, name, current.id).await? {
+            return Ok(UpdateQueue::NameTaken);
+        }
+        let keys = self.keys.queue(current.id);
+        let mut inv = self.scripts.update_queue.prepare_invoke();
+        inv.key(&keys.meta).arg(current.account.as_str());
+        if renaming {
+            inv.arg("name").arg(name.as_str());
+        }
+        for (field, value) in codec::settings_fields(settings, now_ms) {
+            inv.arg(field).arg(value);
+        }
+        let reply = self.invoke(&inv).await?;
+        let Some(fields) = status_then_fields(reply)? else {
+            return Ok(UpdateQueue::NotFound);
+        };
+        if renaming {
+            self.release_name(&current.account, &current.name, current.id)
+                .await?;
+        }
+        Ok(UpdateQueue::Updated(codec::decode_queue(current.id, &fields)?))
+    }
+
+    /// Deletes the queue and all its messages. `false`: no such queue.
+    pub async fn delete_queue(&self, account: &AccountId, id: QueueId) -> Result<bool, StoreError> {
+        let keys = self.keys.queue(id);
+        let mut inv = self.scripts.delete_queue.prepare_invoke();
+        for key in keys.all() {
+            inv.key(key);
+        }
+        inv.arg(account.as_str());
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(false);
+        }
+        let name = reply.get(1).map(text).transpose()?.unwrap_or_default();
+        if let Some(name) = QueueName::parse(&name) {
+            self.release_name(account, &name, id).await?;
+        }
+        Ok(true)
+    }
+
+    // ---- consumers ---------------------------------------------------------------
+
+    /// Creates (`replace = false`) or creates-or-replaces the queue's consumer.
+    /// `consumer.created_ms` is the time of this write; a replaced consumer keeps its own.
+    pub async fn write_consumer(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        consumer: &Consumer,
+        replace: bool,
+    ) -> Result<ConsumerWrite, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.consumer_upsert.prepare_invoke();
+        inv.key(&keys.meta)
+            .arg(account.as_str())
+            .arg(if replace { "replace" } else { "create" })
+            .arg(consumer.id.to_string())
+            .arg(consumer.created_ms);
+        for (field, value) in codec::consumer_fields(consumer.dead_letter_queue.as_ref(), &consumer.settings) {
+            inv.arg(field).arg(value);
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        match int(first(&reply)?)? {
+            1 => {
+                let fields = pairs(&reply[1..])?;
+                Ok(ConsumerWrite::Written(codec::decode_queue(queue, &fields)?))
+            }
+            2 => Ok(ConsumerWrite::OtherConsumerExists),
+            _ => Ok(ConsumerWrite::QueueNotFound),
+        }
+    }
+
+    /// `None`: no such queue; `Some(false)`: no such consumer.
+    pub async fn delete_consumer(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        consumer: ConsumerId,
+        now_ms: u64,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut inv = self.scripts.consumer_delete.prepare_invoke();
+        inv.key(self.keys.queue(queue).meta)
+            .arg(account.as_str())
+            .arg(consumer.to_string())
+            .arg(now_ms);
+        match int(&self.invoke(&inv).await?)? {
+            1 => Ok(Some(true)),
+            0 => Ok(Some(false)),
+            _ => Ok(None),
+        }
+    }
+
+    // ---- messages ----------------------------------------------------------------
+
+    /// Stores all messages in one atomic step. `None`: no such queue.
+    pub async fn push(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        messages: &[NewMessage],
+        now_ms: u64,
+    ) -> Result<Option<BacklogMetrics>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.push.prepare_invoke();
+        inv.key(&keys.meta)
+            .key(&keys.msg)
+            .key(&keys.ready)
+            .key(&keys.delayed)
+            .key(&keys.age)
+            .arg(account.as_str())
+            .arg(now_ms);
+        for message in messages {
+            let delay = message.delay_seconds.map_or(-1, i64::from);
+            inv.arg(MessageId::generate().to_string())
+                .arg(delay)
+                .arg(message.body.len())
+                .arg(codec::encode_record(message.content_type, now_ms, &message.body));
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        Ok(Some(backlog(&reply)?))
+    }
+
+    /// Leases up to `batch_size` visible messages. `None`: no such queue.
+    pub async fn pull(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        batch_size: Option<u32>,
+        visibility_timeout_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<Pulled>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.pull.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(account.as_str())
+            .arg(now_ms)
+            .arg(batch_size.unwrap_or(0))
+            .arg(visibility_timeout_ms.unwrap_or(0))
+            .arg(self.reveal_batch);
+        self.read_messages(&inv).await
+    }
+
+    /// Reads up to `batch_size` visible messages without leasing them.
+    pub async fn peek(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        batch_size: Option<u32>,
+        now_ms: u64,
+    ) -> Result<Option<Pulled>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.peek.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(account.as_str())
+            .arg(now_ms)
+            .arg(batch_size.unwrap_or(0))
+            .arg(self.reveal_batch);
+        self.read_messages(&inv).await
+    }
+
+    async fn read_messages(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Option<Pulled>, StoreError> {
+        let reply = array(self.invoke(inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let backlog = backlog(&reply)?;
+        let messages = reply[4..]
+            .chunks_exact(2)
+            .map(|pair| codec::decode_record(&text(&pair[0])?, bytes(&pair[1])?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Pulled { messages, backlog }))
+    }
+
+    /// Acks and retries in one atomic step. `None`: no such queue. Otherwise, whether
+    /// each ack deleted a message, and the outcome of each retry, in order.
+    pub async fn ack(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        acks: &[MessageId],
+        retries: &[(MessageId, u64, Option<u32>)],
+        now_ms: u64,
+    ) -> Result<Option<(Vec<bool>, Vec<RetryOutcome>)>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.ack.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(account.as_str()).arg(now_ms).arg(acks.len());
+        for id in acks {
+            inv.arg(id.to_string());
+        }
+        for (id, generation, delay) in retries {
+            inv.arg(id.to_string())
+                .arg(*generation)
+                .arg(delay.map_or(-1, i64::from));
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let statuses = reply[1..].iter().map(int).collect::<Result<Vec<_>, _>>()?;
+        if statuses.len() != acks.len() + retries.len() {
+            return Err(CorruptData("ack script returned the wrong number of statuses".into()).into());
+        }
+        let (ack_statuses, retry_statuses) = statuses.split_at(acks.len());
+        let acked = ack_statuses.iter().map(|&s| s == 1).collect();
+        let retried = retry_statuses
+            .iter()
+            .map(|&s| match s {
+                1 => RetryOutcome::Retried,
+                2 => RetryOutcome::LeaseNotCurrent,
+                _ => RetryOutcome::NoSuchMessage,
+            })
+            .collect();
+        Ok(Some((acked, retried)))
+    }
+
+    /// Exact backlog figures. `None`: no such queue.
+    pub async fn metrics(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+    ) -> Result<Option<BacklogMetrics>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.metrics.prepare_invoke();
+        inv.key(&keys.meta)
+            .key(&keys.msg)
+            .key(&keys.age)
+            .arg(account.as_str());
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        Ok(Some(backlog(&reply)?))
+    }
+}
+
+/// The outcome of [`Store::update_queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateQueue {
+    Updated(Queue),
+    NotFound,
+    NameTaken,
+}
+
+// ---- decoding script replies ---------------------------------------------------------
+
+fn unexpected(what: &str, value: &Value) -> CorruptData {
+    CorruptData(format!("unexpected script reply, wanted {what}, got {value:?}"))
+}
+
+fn array(value: Value) -> Result<Vec<Value>, CorruptData> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(unexpected("an array", &other)),
+    }
+}
+
+fn first(values: &[Value]) -> Result<&Value, CorruptData> {
+    values
+        .first()
+        .ok_or_else(|| CorruptData("empty script reply".into()))
+}
+
+fn int(value: &Value) -> Result<i64, CorruptData> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        other => Err(unexpected("an integer", other)),
+    }
+}
+
+fn bytes(value: &Value) -> Result<&[u8], CorruptData> {
+    match value {
+        Value::BulkString(b) => Ok(b),
+        Value::SimpleString(s) => Ok(s.as_bytes()),
+        other => Err(unexpected("a string", other)),
+    }
+}
+
+fn text(value: &Value) -> Result<String, CorruptData> {
+    String::from_utf8(bytes(value)?.to_vec()).map_err(|_| unexpected("UTF-8 text", value))
+}
+
+fn pairs(values: &[Value]) -> Result<HashMap<String, String>, CorruptData> {
+    values
+        .chunks_exact(2)
+        .map(|pair| Ok((text(&pair[0])?, text(&pair[1])?)))
+        .collect()
+}
+
+/// `{status, field1, value1, ...}` → the fields, or `None` when status is not 1.
+fn status_then_fields(reply: Value) -> Result<Option<HashMap<String, String>>, CorruptData> {
+    let reply = array(reply)?;
+    if int(first(&reply)?)? != 1 {
+        return Ok(None);
+    }
+    pairs(&reply[1..]).map(Some)
+}
+
+/// Backlog figures at positions 1..=3 of a script reply.
+fn backlog(reply: &[Value]) -> Result<BacklogMetrics, CorruptData> {
+    let number = |i: usize| -> Result<u64, CorruptData> {
+        let value = reply
+            .get(i)
+            .ok_or_else(|| CorruptData("script reply too short".into()))?;
+        u64::try_from(int(value)?).map_err(|_| unexpected("a count", value))
+    };
+    Ok(BacklogMetrics {
+        backlog_count: number(1)?,
+        backlog_bytes: number(2)?,
+        oldest_message_timestamp_ms: number(3)?,
+    })
+}

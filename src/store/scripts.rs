@@ -1,0 +1,46 @@
+//! The Lua scripts, one per operation, loaded from `lua/`.
+//!
+//! `lib.lua` is prepended to each so helpers are shared without `SCRIPT LOAD` tricks.
+//! `redis::Script::invoke_async` sends EVALSHA and reloads on NOSCRIPT.
+
+use redis::Script;
+
+const LIB: &str = include_str!("lua/lib.lua");
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{LIB}\n{body}"))
+}
+
+pub struct Scripts {
+    pub push: Script,
+    pub pull: Script,
+    pub ack: Script,
+    pub peek: Script,
+    pub metrics: Script,
+    pub create_queue: Script,
+    pub update_queue: Script,
+    pub delete_queue: Script,
+    pub consumer_upsert: Script,
+    pub consumer_delete: Script,
+    pub claim_name: Script,
+    pub release_name: Script,
+}
+
+impl Scripts {
+    pub fn load() -> Self {
+        Self {
+            push: script(include_str!("lua/push.lua")),
+            pull: script(include_str!("lua/pull.lua")),
+            ack: script(include_str!("lua/ack.lua")),
+            peek: script(include_str!("lua/peek.lua")),
+            metrics: script(include_str!("lua/metrics.lua")),
+            create_queue: script(include_str!("lua/create_queue.lua")),
+            update_queue: script(include_str!("lua/update_queue.lua")),
+            delete_queue: script(include_str!("lua/delete_queue.lua")),
+            consumer_upsert: script(include_str!("lua/consumer_upsert.lua")),
+            consumer_delete: script(include_str!("lua/consumer_delete.lua")),
+            claim_name: script(include_str!("lua/claim_name.lua")),
+            release_name: script(include_str!("lua/release_name.lua")),
+        }
+    }
+}
