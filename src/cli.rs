@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "leaseq", version, about = "A pull-based lease/ack message broker speaking the Cloudflare Queues API, on Redis")]
+#[command(
+    name = "leaseq",
+    version,
+    about = "A pull-based lease/ack message broker speaking the Cloudflare Queues API, on Redis"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -37,7 +41,10 @@ pub enum Command {
         #[arg(long = "account", required = true, value_name = "ACCOUNT")]
         accounts: Vec<String>,
         /// Space-separated scopes.
-        #[arg(long, default_value = "queues:read queues:write messages:push messages:pull")]
+        #[arg(
+            long,
+            default_value = "queues:read queues:write messages:push messages:pull"
+        )]
         scope: String,
         /// Queue name the token is limited to (repeatable; default: all queues).
         #[arg(long = "queue", value_name = "NAME")]

@@ -69,7 +69,10 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error("could not prepare dev secrets in {path}: {source}")]
-    DevSecrets { path: PathBuf, source: std::io::Error },
+    DevSecrets {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The two secrets the server needs, resolved.
@@ -94,7 +97,9 @@ impl Settings {
 
     /// The compiled-in defaults only (tests start here and adjust).
     pub fn defaults() -> Result<Self, ConfigError> {
-        let settings: Settings = Figment::from(Toml::string(DEFAULTS)).extract().map_err(Box::new)?;
+        let settings: Settings = Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -106,7 +111,8 @@ impl Settings {
             return invalid("server.bind must be an address like 127.0.0.1:8080");
         }
         let prefix = &self.redis.key_prefix;
-        if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace) {
+        if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace)
+        {
             return invalid("redis.key_prefix must be non-empty, without braces or spaces");
         }
         if self.redis.timeout_ms == 0 {
@@ -116,11 +122,18 @@ impl Settings {
             return invalid("redis.reveal_batch must be from 1 to 5000");
         }
         let l = &self.limits;
-        if l.message_bytes == 0 || l.batch_bytes < l.message_bytes || l.request_bytes < l.batch_bytes {
-            return invalid("limits must satisfy 0 < message_bytes <= batch_bytes <= request_bytes");
+        if l.message_bytes == 0
+            || l.batch_bytes < l.message_bytes
+            || l.request_bytes < l.batch_bytes
+        {
+            return invalid(
+                "limits must satisfy 0 < message_bytes <= batch_bytes <= request_bytes",
+            );
         }
         if l.batch_messages == 0 || l.queues_per_account == 0 || l.ack_entries == 0 {
-            return invalid("limits.batch_messages, queues_per_account and ack_entries must be at least 1");
+            return invalid(
+                "limits.batch_messages, queues_per_account and ack_entries must be at least 1",
+            );
         }
         Ok(())
     }
@@ -132,7 +145,8 @@ impl Settings {
     /// The configured secrets; with `dev`, missing ones are generated once and kept in
     /// `server.data_dir` (mode 0600). Without `dev`, a missing secret is an error.
     pub fn secrets(&self, dev: bool) -> Result<Secrets, ConfigError> {
-        let configured = |s: &Option<SecretString>| s.clone().filter(|s| !s.expose_secret().is_empty());
+        let configured =
+            |s: &Option<SecretString>| s.clone().filter(|s| !s.expose_secret().is_empty());
         let resolve = |value: Option<SecretString>, name: &str, env: &str| match value {
             Some(secret) => Ok(secret),
             None if dev => dev_secret(&self.server.data_dir, &format!("dev-{name}")),
@@ -141,8 +155,16 @@ impl Settings {
             ))),
         };
         Ok(Secrets {
-            jwt: resolve(configured(&self.auth.jwt_secret), "jwt_secret", "LEASEQ__AUTH__JWT_SECRET")?,
-            lease: resolve(configured(&self.auth.lease_secret), "lease_secret", "LEASEQ__AUTH__LEASE_SECRET")?,
+            jwt: resolve(
+                configured(&self.auth.jwt_secret),
+                "jwt_secret",
+                "LEASEQ__AUTH__JWT_SECRET",
+            )?,
+            lease: resolve(
+                configured(&self.auth.lease_secret),
+                "lease_secret",
+                "LEASEQ__AUTH__LEASE_SECRET",
+            )?,
         })
     }
 }
@@ -150,7 +172,10 @@ impl Settings {
 /// A random secret kept in `dir/name`, created on first use.
 fn dev_secret(dir: &Path, name: &str) -> Result<SecretString, ConfigError> {
     let path = dir.join(name);
-    let wrap = |source| ConfigError::DevSecrets { path: path.clone(), source };
+    let wrap = |source| ConfigError::DevSecrets {
+        path: path.clone(),
+        source,
+    };
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if !existing.is_empty() {
@@ -211,7 +236,8 @@ mod tests {
 
     #[test]
     fn dev_secrets_are_generated_once_and_private() {
-        let dir = std::env::temp_dir().join(format!("leaseq-test-{}", uuid::Uuid::now_v7().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("leaseq-test-{}", uuid::Uuid::now_v7().simple()));
         let mut settings = Settings::defaults().expect("defaults are valid");
         settings.server.data_dir = dir.clone();
         let first = settings.secrets(true).expect("generated");
@@ -221,7 +247,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("dev-jwt_secret")).expect("exists").permissions().mode();
+            let mode = std::fs::metadata(dir.join("dev-jwt_secret"))
+                .expect("exists")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let _ = std::fs::remove_dir_all(dir);

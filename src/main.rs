@@ -57,11 +57,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })
         }
-        Command::Token { config, accounts, scope, queues, ttl, subject } => {
+        Command::Token {
+            config,
+            accounts,
+            scope,
+            queues,
+            ttl,
+            subject,
+        } => {
             let settings = Settings::load(config.config.as_deref()).map_err(|e| e.to_string())?;
             for account in &accounts {
                 if account != "*" && AccountId::parse(account).is_none() {
-                    return Err(format!("{account:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"));
+                    return Err(format!(
+                        "{account:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"
+                    ));
                 }
             }
             let secrets = settings.secrets(config.dev).map_err(|e| e.to_string())?;

@@ -261,7 +261,16 @@ mod tests {
     #[test]
     fn account_ids_refuse_key_breaking_characters() {
         assert!(AccountId::parse("acct_1-A").is_some());
-        for bad in ["", "a{b", "a}b", "a*b", "a:b", "a b", "a/b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a{b",
+            "a}b",
+            "a*b",
+            "a:b",
+            "a b",
+            "a/b",
+            &"a".repeat(65),
+        ] {
             assert!(AccountId::parse(bad).is_none(), "{bad:?} was accepted");
         }
     }

@@ -18,7 +18,10 @@ use crate::store::{Store, StoreError, StoreOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("could not listen on {bind}: {source}")]
-    Bind { bind: String, source: std::io::Error },
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
     #[error("could not set up redis: {0}")]
     Store(#[from] StoreError),
 }
@@ -44,7 +47,10 @@ impl Application {
         );
         let tokens = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
 
-        let bind_error = |source| StartupError::Bind { bind: settings.server.bind.clone(), source };
+        let bind_error = |source| StartupError::Bind {
+            bind: settings.server.bind.clone(),
+            source,
+        };
         let listener = TcpListener::bind(&settings.server.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
 
@@ -67,7 +73,11 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
-        Ok(Self { port, server, broker })
+        Ok(Self {
+            port,
+            server,
+            broker,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -35,7 +35,9 @@ pub async fn create(
     JsonBody(input): JsonBody<ConsumerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    let (name, consumer) = broker.write_consumer(&who.account, queue, None, &input).await?;
+    let (name, consumer) = broker
+        .write_consumer(&who.account, queue, None, &input)
+        .await?;
     Ok(ok(consumer_json(&name, &consumer)))
 }
 
@@ -44,7 +46,9 @@ pub async fn list(
     who: Principal,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker.get_queue(&who.account, parse_queue_id(&path.queue_id)?).await?;
+    let queue = broker
+        .get_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .await?;
     let consumers: Vec<Value> = queue
         .consumer
         .iter()
@@ -73,7 +77,9 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     let id = parse_consumer_id(&path.consumer_id)?;
-    let (name, consumer) = broker.write_consumer(&who.account, queue, Some(id), &input).await?;
+    let (name, consumer) = broker
+        .write_consumer(&who.account, queue, Some(id), &input)
+        .await?;
     Ok(ok(consumer_json(&name, &consumer)))
 }
 

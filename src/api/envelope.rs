@@ -24,8 +24,17 @@ pub fn ok<T: Serialize>(result: T) -> HttpResponse {
 }
 
 /// A list with Cloudflare's `result_info`.
-pub fn ok_page<T: Serialize>(items: &[T], page: usize, per_page: usize, total_count: usize) -> HttpResponse {
-    let total_pages = if per_page == 0 { 0 } else { total_count.div_ceil(per_page) };
+pub fn ok_page<T: Serialize>(
+    items: &[T],
+    page: usize,
+    per_page: usize,
+    total_count: usize,
+) -> HttpResponse {
+    let total_pages = if per_page == 0 {
+        0
+    } else {
+        total_count.div_ceil(per_page)
+    };
     HttpResponse::Ok().json(json!({
         "success": true,
         "errors": [],
@@ -87,7 +96,10 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         if let Some(retry) = self.0.should_retry() {
-            response.insert_header(("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" })));
+            response.insert_header((
+                "x-should-retry",
+                HeaderValue::from_static(if retry { "true" } else { "false" }),
+            ));
         }
         response.json(json!({
             "success": false,
@@ -114,7 +126,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<web::Data<BodyLimit>>().map_or(1024 * 1024, |l| l.0);
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map_or(1024 * 1024, |l| l.0);
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -127,7 +141,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| BrokerError::schema(format!("could not read the request body: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    BrokerError::schema(format!("could not read the request body: {e}"))
+                })?;
                 if body.len() + chunk.len() > limit {
                     return Err(BrokerError::RequestTooLarge { limit }.into());
                 }
@@ -152,7 +168,9 @@ pub fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiEr
     }
     serde_json::from_slice(body).map_err(|e| {
         let error = match e.classify() {
-            serde_json::error::Category::Data => BrokerError::schema(format!("request body does not match the schema: {e}")),
+            serde_json::error::Category::Data => {
+                BrokerError::schema(format!("request body does not match the schema: {e}"))
+            }
             _ => BrokerError::MalformedJson(e.to_string()),
         };
         error.into()
@@ -168,10 +186,20 @@ mod tests {
     fn empty_bodies_are_defaults_and_broken_json_is_10208() {
         assert!(parse_json::<PullInput>(b"").is_ok());
         assert!(parse_json::<PullInput>(b"  \n").is_ok());
-        assert_eq!(parse_json::<PullInput>(b"{").map_err(|e| e.0.code()).err(), Some(10208));
-        assert_eq!(parse_json::<PullInput>(b"[1]").map_err(|e| e.0.code()).err(), Some(10207));
         assert_eq!(
-            parse_json::<PullInput>(br#"{"batch_size":"x"}"#).map_err(|e| e.0.code()).err(),
+            parse_json::<PullInput>(b"{").map_err(|e| e.0.code()).err(),
+            Some(10208)
+        );
+        assert_eq!(
+            parse_json::<PullInput>(b"[1]")
+                .map_err(|e| e.0.code())
+                .err(),
+            Some(10207)
+        );
+        assert_eq!(
+            parse_json::<PullInput>(br#"{"batch_size":"x"}"#)
+                .map_err(|e| e.0.code())
+                .err(),
             Some(10207)
         );
     }
@@ -180,5 +208,19 @@ mod tests {
     fn deeply_nested_json_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
         assert!(parse_json::<PullInput>(deep.as_bytes()).is_err());
+        let deep_field = format!(
+            r#"{{"batch_size": {}{}}}"#,
+            "[".repeat(500_000),
+            "]".repeat(500_000)
+        );
+        assert!(parse_json::<PullInput>(deep_field.as_bytes()).is_err());
+        // A message body is kept as raw text and never parsed into a tree, so deep
+        // nesting there is skipped without recursion: accepted, and no stack overflow.
+        let deep_body = format!(
+            r#"{{"body": {}{}}}"#,
+            "[".repeat(500_000),
+            "]".repeat(500_000)
+        );
+        assert!(parse_json::<crate::broker::input::MessageInput>(deep_body.as_bytes()).is_ok());
     }
 }

@@ -16,7 +16,8 @@ pub async fn readyz(broker: web::Data<Broker>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "reason": "redis did not answer"}))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "reason": "redis did not answer"}))
         }
     }
 }

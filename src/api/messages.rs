@@ -74,7 +74,9 @@ struct AckResult {
 }
 
 fn push_result(metrics: BacklogMetrics) -> HttpResponse {
-    ok(PushResult { metadata: MetricsMetadata { metrics } })
+    ok(PushResult {
+        metadata: MetricsMetadata { metrics },
+    })
 }
 
 pub async fn push(
@@ -94,7 +96,9 @@ pub async fn push_batch(
     JsonBody(input): JsonBody<BatchInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    Ok(push_result(broker.push_batch(&who.account, queue, &input).await?))
+    Ok(push_result(
+        broker.push_batch(&who.account, queue, &input).await?,
+    ))
 }
 
 pub async fn pull(
@@ -112,7 +116,9 @@ pub async fn pull(
             .iter()
             .map(|m| MessageOut::new(&m.message, Some(&m.lease_id)))
             .collect(),
-        metadata: MetricsMetadata { metrics: pulled.backlog },
+        metadata: MetricsMetadata {
+            metrics: pulled.backlog,
+        },
     }))
 }
 
@@ -126,8 +132,14 @@ pub async fn peek(
     let peeked = broker.peek(&who.account, queue, &input).await?;
     Ok(ok(PullResult {
         message_backlog_count: peeked.backlog.backlog_count,
-        messages: peeked.messages.iter().map(|m| MessageOut::new(m, None)).collect(),
-        metadata: MetricsMetadata { metrics: peeked.backlog },
+        messages: peeked
+            .messages
+            .iter()
+            .map(|m| MessageOut::new(m, None))
+            .collect(),
+        metadata: MetricsMetadata {
+            metrics: peeked.backlog,
+        },
     }))
 }
 

@@ -30,7 +30,11 @@ fn accounts(cfg: &mut web::ServiceConfig) {
                     .delete(queues::delete),
             )
             .service(resource("/{queue_id}/metrics").get(queues::metrics))
-            .service(resource("/{queue_id}/consumers").post(consumers::create).get(consumers::list))
+            .service(
+                resource("/{queue_id}/consumers")
+                    .post(consumers::create)
+                    .get(consumers::list),
+            )
             .service(
                 resource("/{queue_id}/consumers/{consumer_id}")
                     .get(consumers::get)

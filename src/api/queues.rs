@@ -57,7 +57,12 @@ fn list_query(pairs: Vec<(String, String)>) -> Result<ListQuery, ApiError> {
             .parse::<usize>()
             .ok()
             .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| crate::broker::BrokerError::schema(format!("{key} must be a whole number from {min} to {max}")).into())
+            .ok_or_else(|| {
+                crate::broker::BrokerError::schema(format!(
+                    "{key} must be a whole number from {min} to {max}"
+                ))
+                .into()
+            })
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -103,7 +108,9 @@ pub async fn get(
     who: Principal,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker.get_queue(&who.account, parse_queue_id(&path.queue_id)?).await?;
+    let queue = broker
+        .get_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .await?;
     Ok(ok(queue_json(&queue)))
 }
 
@@ -134,7 +141,9 @@ pub async fn delete(
     who: Principal,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
-    broker.delete_queue(&who.account, parse_queue_id(&path.queue_id)?).await?;
+    broker
+        .delete_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .await?;
     Ok(ok_empty())
 }
 
@@ -143,6 +152,8 @@ pub async fn metrics(
     who: Principal,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let metrics = broker.queue_metrics(&who.account, parse_queue_id(&path.queue_id)?).await?;
+    let metrics = broker
+        .queue_metrics(&who.account, parse_queue_id(&path.queue_id)?)
+        .await?;
     Ok(ok(metrics))
 }

@@ -80,7 +80,11 @@ impl TokenKeys {
             scope,
             queues,
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 }
 
@@ -92,7 +96,13 @@ mod tests {
     fn minted_tokens_verify_and_carry_their_accounts() {
         let keys = TokenKeys::hs256(b"secret");
         let token = keys
-            .mint("ops", vec!["acct".into()], None, None, Duration::from_secs(60))
+            .mint(
+                "ops",
+                vec!["acct".into()],
+                None,
+                None,
+                Duration::from_secs(60),
+            )
             .expect("mints");
         let claims = keys.verify(&token).expect("verifies");
         assert!(claims.allows_account("acct"));
@@ -106,9 +116,20 @@ mod tests {
             .mint("ops", vec!["*".into()], None, None, Duration::from_secs(60))
             .expect("mints");
         assert!(keys.verify(&other).is_err());
-        let claims = Claims { sub: "x".into(), exp: 1, iat: 0, accounts: vec!["*".into()], scope: None, queues: None };
-        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"secret"))
-            .expect("encodes");
+        let claims = Claims {
+            sub: "x".into(),
+            exp: 1,
+            iat: 0,
+            accounts: vec!["*".into()],
+            scope: None,
+            queues: None,
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encodes");
         assert!(keys.verify(&expired).is_err());
     }
 
@@ -116,7 +137,8 @@ mod tests {
     fn alg_none_is_refused() {
         let keys = TokenKeys::hs256(b"secret");
         // {"alg":"none","typ":"JWT"} . {"exp":9999999999,"accounts":["*"]} . (no signature)
-        let token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjk5OTk5OTk5OTksImFjY291bnRzIjpbIioiXX0.";
+        let token =
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjk5OTk5OTk5OTksImFjY291bnRzIjpbIioiXX0.";
         assert!(keys.verify(token).is_err());
     }
 }

@@ -43,7 +43,9 @@ fn authorize(req: &HttpRequest) -> Result<Principal, BrokerError> {
     let raw_account = req.match_info().get("account_id").unwrap_or_default();
     let account = AccountId::parse(raw_account).ok_or(BrokerError::InvalidAccountId)?;
     if !claims.allows_account(account.as_str()) {
-        return Err(BrokerError::Forbidden("token does not grant access to this account".into()));
+        return Err(BrokerError::Forbidden(
+            "token does not grant access to this account".into(),
+        ));
     }
     Ok(Principal { account, claims })
 }

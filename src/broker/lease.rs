@@ -68,12 +68,18 @@ impl LeaseSigner {
         }
         let message_id = MessageId::parse(&lease_id[..ID_HEX])?;
         let generation_hex = &lease_id[ID_HEX..ID_HEX + GENERATION_HEX];
-        if !generation_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !generation_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return None;
         }
         let generation = u64::from_str_radix(generation_hex, 16).ok()?;
         let tag = decode_hex(&lease_id[ID_HEX + GENERATION_HEX..])?;
-        let lease = Lease { message_id, generation };
+        let lease = Lease {
+            message_id,
+            generation,
+        };
         self.mac(account, queue, lease)
             .verify_truncated_left(&tag)
             .ok()
@@ -105,7 +111,10 @@ mod tests {
         let signer = LeaseSigner::new(b"test-secret");
         let account = AccountId::parse("acct").expect("valid account");
         let queue = QueueId::generate();
-        let lease = Lease { message_id: MessageId::generate(), generation: 42 };
+        let lease = Lease {
+            message_id: MessageId::generate(),
+            generation: 42,
+        };
         (signer, account, queue, lease)
     }
 
@@ -125,7 +134,11 @@ mod tests {
             let mut bytes = id.clone().into_bytes();
             bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
             let tampered = String::from_utf8(bytes).expect("ascii");
-            assert_eq!(signer.verify(&account, queue, &tampered), None, "position {i}");
+            assert_eq!(
+                signer.verify(&account, queue, &tampered),
+                None,
+                "position {i}"
+            );
         }
     }
 
@@ -136,13 +149,22 @@ mod tests {
         let other_account = AccountId::parse("other").expect("valid account");
         assert_eq!(signer.verify(&other_account, queue, &id), None);
         assert_eq!(signer.verify(&account, QueueId::generate(), &id), None);
-        assert_eq!(LeaseSigner::new(b"other-secret").verify(&account, queue, &id), None);
+        assert_eq!(
+            LeaseSigner::new(b"other-secret").verify(&account, queue, &id),
+            None
+        );
     }
 
     #[test]
     fn malformed_lease_ids_are_refused_without_panicking() {
         let (signer, account, queue, _) = fixture();
-        for bad in ["", "x", &"é".repeat(40), &"g".repeat(LEASE_ID_LEN), &"0".repeat(LEASE_ID_LEN + 1)] {
+        for bad in [
+            "",
+            "x",
+            &"é".repeat(40),
+            &"g".repeat(LEASE_ID_LEN),
+            &"0".repeat(LEASE_ID_LEN + 1),
+        ] {
             assert_eq!(signer.verify(&account, queue, bad), None);
         }
     }

@@ -121,11 +121,18 @@ impl Limits {
             ContentType::Json => raw.to_owned(),
         };
         if body.len() > self.message_bytes {
-            return Err(BrokerError::MessageTooLarge { size: body.len(), limit: self.message_bytes });
+            return Err(BrokerError::MessageTooLarge {
+                size: body.len(),
+                limit: self.message_bytes,
+            });
         }
         let own_delay = delay(input.delay_seconds, &format!("{field}delay_seconds"))
             .map_err(BrokerError::InvalidMessageMetadata)?;
-        Ok(NewMessage { content_type, body, delay_seconds: own_delay.or(batch_delay) })
+        Ok(NewMessage {
+            content_type,
+            body,
+            delay_seconds: own_delay.or(batch_delay),
+        })
     }
 
     pub fn push(&self, input: &MessageInput) -> Result<NewMessage, BrokerError> {
@@ -134,14 +141,18 @@ impl Limits {
 
     /// Validates the whole batch before anything is stored: all or nothing.
     pub fn batch(&self, input: &BatchInput) -> Result<Vec<NewMessage>, BrokerError> {
-        let batch_delay = delay(input.delay_seconds, "delay_seconds").map_err(BrokerError::InvalidBatchDelay)?;
+        let batch_delay =
+            delay(input.delay_seconds, "delay_seconds").map_err(BrokerError::InvalidBatchDelay)?;
         let messages = input
             .messages
             .as_deref()
             .filter(|m| !m.is_empty())
             .ok_or_else(|| BrokerError::schema("messages must hold at least one message"))?;
         if messages.len() > self.batch_messages {
-            return Err(BrokerError::BatchTooMany { count: messages.len(), limit: self.batch_messages });
+            return Err(BrokerError::BatchTooMany {
+                count: messages.len(),
+                limit: self.batch_messages,
+            });
         }
         let validated = messages
             .iter()
@@ -150,7 +161,10 @@ impl Limits {
             .collect::<Result<Vec<_>, _>>()?;
         let size: usize = validated.iter().map(|m| m.body.len()).sum();
         if size > self.batch_bytes {
-            return Err(BrokerError::BatchTooLarge { size, limit: self.batch_bytes });
+            return Err(BrokerError::BatchTooLarge {
+                size,
+                limit: self.batch_bytes,
+            });
         }
         Ok(validated)
     }
@@ -166,7 +180,10 @@ impl Limits {
             .map(|v| whole(v, "visibility_timeout_ms", &VISIBILITY_TIMEOUT_MS))
             .transpose()
             .map_err(BrokerError::InvalidSchema)?;
-        Ok(PullRequest { batch_size, visibility_timeout_ms })
+        Ok(PullRequest {
+            batch_size,
+            visibility_timeout_ms,
+        })
     }
 
     pub fn peek(&self, input: &PeekInput) -> Result<Option<u32>, BrokerError> {
@@ -189,15 +206,18 @@ impl Limits {
         let acks = acks
             .into_iter()
             .enumerate()
-            .map(|(i, a)| a.lease_id.ok_or_else(|| BrokerError::schema(format!("acks[{i}].lease_id is required"))))
+            .map(|(i, a)| {
+                a.lease_id
+                    .ok_or_else(|| BrokerError::schema(format!("acks[{i}].lease_id is required")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let retries = retries
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                let lease_id = r
-                    .lease_id
-                    .ok_or_else(|| BrokerError::schema(format!("retries[{i}].lease_id is required")))?;
+                let lease_id = r.lease_id.ok_or_else(|| {
+                    BrokerError::schema(format!("retries[{i}].lease_id is required"))
+                })?;
                 let delay = delay(r.delay_seconds, &format!("retries[{i}].delay_seconds"))
                     .map_err(BrokerError::InvalidMessageMetadata)?;
                 Ok((lease_id, delay))
@@ -237,7 +257,9 @@ pub fn queue_name(raw: Option<&str>) -> Result<QueueName, BrokerError> {
 }
 
 /// A consumer's dead-letter queue and settings; unset settings take their defaults.
-pub fn consumer(input: &ConsumerInput) -> Result<(Option<QueueName>, ConsumerSettings), BrokerError> {
+pub fn consumer(
+    input: &ConsumerInput,
+) -> Result<(Option<QueueName>, ConsumerSettings), BrokerError> {
     match input.kind.as_deref() {
         None | Some("http_pull") => {}
         Some(other) => {
@@ -268,7 +290,11 @@ pub fn consumer(input: &ConsumerInput) -> Result<(Option<QueueName>, ConsumerSet
         if let Some(v) = field(input.retry_delay, "retry_delay", &DELAY_SECONDS)? {
             settings.retry_delay = v as u32;
         }
-        if let Some(v) = field(input.visibility_timeout_ms, "visibility_timeout_ms", &VISIBILITY_TIMEOUT_MS)? {
+        if let Some(v) = field(
+            input.visibility_timeout_ms,
+            "visibility_timeout_ms",
+            &VISIBILITY_TIMEOUT_MS,
+        )? {
             settings.visibility_timeout_ms = v;
         }
     }
@@ -302,22 +328,37 @@ mod tests {
     #[test]
     fn content_type_decides_how_the_body_is_kept() {
         let limits = Limits::default();
-        let text = limits.push(&serde_json::from_str(r#"{"body":"hi","content_type":"text"}"#).expect("json")).expect("valid");
-        assert_eq!((text.content_type, text.body.as_str()), (ContentType::Text, "hi"));
-        let json = limits
-            .push(&serde_json::from_str(r#"{"body":{"a":[1,2]},"content_type":"json"}"#).expect("json"))
+        let text = limits
+            .push(&serde_json::from_str(r#"{"body":"hi","content_type":"text"}"#).expect("json"))
             .expect("valid");
-        assert_eq!((json.content_type, json.body.as_str()), (ContentType::Json, r#"{"a":[1,2]}"#));
-        let implicit = limits.push(&serde_json::from_str(r#"{"body":"plain"}"#).expect("json")).expect("valid");
+        assert_eq!(
+            (text.content_type, text.body.as_str()),
+            (ContentType::Text, "hi")
+        );
+        let json = limits
+            .push(
+                &serde_json::from_str(r#"{"body":{"a":[1,2]},"content_type":"json"}"#)
+                    .expect("json"),
+            )
+            .expect("valid");
+        assert_eq!(
+            (json.content_type, json.body.as_str()),
+            (ContentType::Json, r#"{"a":[1,2]}"#)
+        );
+        let implicit = limits
+            .push(&serde_json::from_str(r#"{"body":"plain"}"#).expect("json"))
+            .expect("valid");
         assert_eq!(implicit.content_type, ContentType::Text);
     }
 
     #[test]
     fn bad_content_types_and_bodies_are_refused() {
         let limits = Limits::default();
-        let wrong_type = limits.push(&serde_json::from_str(r#"{"body":"x","content_type":"v8"}"#).expect("json"));
+        let wrong_type = limits
+            .push(&serde_json::from_str(r#"{"body":"x","content_type":"v8"}"#).expect("json"));
         assert_eq!(wrong_type.map_err(|e| e.code()), Err(10203));
-        let text_object = limits.push(&serde_json::from_str(r#"{"body":{},"content_type":"text"}"#).expect("json"));
+        let text_object = limits
+            .push(&serde_json::from_str(r#"{"body":{},"content_type":"text"}"#).expect("json"));
         assert_eq!(text_object.map_err(|e| e.code()), Err(10203));
         let missing = limits.push(&message(json!({"content_type": "text"})));
         assert_eq!(missing.map_err(|e| e.code()), Err(10207));
@@ -325,13 +366,28 @@ mod tests {
 
     #[test]
     fn message_and_batch_sizes_are_enforced() {
-        let limits = Limits { message_bytes: 4, batch_bytes: 6, batch_messages: 2, ..Limits::default() };
+        let limits = Limits {
+            message_bytes: 4,
+            batch_bytes: 6,
+            batch_messages: 2,
+            ..Limits::default()
+        };
         let big = limits.push(&serde_json::from_str(r#"{"body":"12345"}"#).expect("json"));
         assert_eq!(big.map_err(|e| (e.code(), e.status())), Err((10204, 413)));
-        let too_many = limits.batch(&batch(json!({"messages": [{"body": "a"}, {"body": "b"}, {"body": "c"}]})));
-        assert_eq!(too_many.map_err(|e| (e.code(), e.status())), Err((10206, 400)));
-        let too_big = limits.batch(&batch(json!({"messages": [{"body": "1234"}, {"body": "1234"}]})));
-        assert_eq!(too_big.map_err(|e| (e.code(), e.status())), Err((10205, 413)));
+        let too_many = limits.batch(&batch(
+            json!({"messages": [{"body": "a"}, {"body": "b"}, {"body": "c"}]}),
+        ));
+        assert_eq!(
+            too_many.map_err(|e| (e.code(), e.status())),
+            Err((10206, 400))
+        );
+        let too_big = limits.batch(&batch(
+            json!({"messages": [{"body": "1234"}, {"body": "1234"}]}),
+        ));
+        assert_eq!(
+            too_big.map_err(|e| (e.code(), e.status())),
+            Err((10205, 413))
+        );
         let empty = limits.batch(&batch(json!({"messages": []})));
         assert_eq!(empty.map_err(|e| e.code()), Err(10207));
     }
@@ -339,13 +395,17 @@ mod tests {
     #[test]
     fn delays_come_from_the_message_then_the_batch() {
         let limits = Limits::default();
-        let input = batch(json!({"delay_seconds": 7, "messages": [{"body": "a"}, {"body": "b", "delay_seconds": 0}]}));
+        let input = batch(
+            json!({"delay_seconds": 7, "messages": [{"body": "a"}, {"body": "b", "delay_seconds": 0}]}),
+        );
         let messages = limits.batch(&input).expect("valid");
         assert_eq!(messages[0].delay_seconds, Some(7));
         assert_eq!(messages[1].delay_seconds, Some(0));
         let no_delay = limits.push(&message(json!({"body": "a"}))).expect("valid");
         assert_eq!(no_delay.delay_seconds, None);
-        let bad_batch_delay = limits.batch(&batch(json!({"delay_seconds": 86_401, "messages": [{"body": "a"}]})));
+        let bad_batch_delay = limits.batch(&batch(
+            json!({"delay_seconds": 86_401, "messages": [{"body": "a"}]}),
+        ));
         assert_eq!(bad_batch_delay.map_err(|e| e.code()), Err(10202));
         let bad_delay = limits.push(&message(json!({"body": "a", "delay_seconds": -1})));
         assert_eq!(bad_delay.map_err(|e| e.code()), Err(10203));
@@ -354,10 +414,23 @@ mod tests {
     #[test]
     fn pull_bounds_are_enforced() {
         let limits = Limits::default();
-        let pull = |v: serde_json::Value| limits.pull(&serde_json::from_value(v).expect("pull input"));
-        assert_eq!(pull(json!({})).expect("valid"), PullRequest { batch_size: None, visibility_timeout_ms: None });
-        assert_eq!(pull(json!({"batch_size": 0})).map_err(|e| e.code()), Err(10207));
-        assert_eq!(pull(json!({"batch_size": 101})).map_err(|e| e.code()), Err(10207));
+        let pull =
+            |v: serde_json::Value| limits.pull(&serde_json::from_value(v).expect("pull input"));
+        assert_eq!(
+            pull(json!({})).expect("valid"),
+            PullRequest {
+                batch_size: None,
+                visibility_timeout_ms: None
+            }
+        );
+        assert_eq!(
+            pull(json!({"batch_size": 0})).map_err(|e| e.code()),
+            Err(10207)
+        );
+        assert_eq!(
+            pull(json!({"batch_size": 101})).map_err(|e| e.code()),
+            Err(10207)
+        );
         assert!(pull(json!({"visibility_timeout_ms": 0})).is_err());
         assert!(pull(json!({"visibility_timeout_ms": 43_200_001})).is_err());
     }
@@ -366,19 +439,32 @@ mod tests {
     fn consumer_settings_default_and_validate() {
         let (dlq, settings) = consumer(&ConsumerInput::default()).expect("valid");
         assert_eq!((dlq, settings), (None, ConsumerSettings::default()));
-        let worker: ConsumerInput = serde_json::from_value(json!({"type": "worker"})).expect("input");
+        let worker: ConsumerInput =
+            serde_json::from_value(json!({"type": "worker"})).expect("input");
         assert!(consumer(&worker).is_err());
-        let bad: ConsumerInput = serde_json::from_value(json!({"settings": {"max_retries": 101}})).expect("input");
+        let bad: ConsumerInput =
+            serde_json::from_value(json!({"settings": {"max_retries": 101}})).expect("input");
         assert!(consumer(&bad).is_err());
     }
 
     #[test]
     fn queue_settings_patch_only_what_is_given() {
-        let base = QueueSettings { delivery_delay: 5, ..QueueSettings::default() };
-        let input: QueueSettingsInput = serde_json::from_value(json!({"delivery_paused": true})).expect("input");
+        let base = QueueSettings {
+            delivery_delay: 5,
+            ..QueueSettings::default()
+        };
+        let input: QueueSettingsInput =
+            serde_json::from_value(json!({"delivery_paused": true})).expect("input");
         let patched = queue_settings(Some(&input), base).expect("valid");
-        assert_eq!(patched, QueueSettings { delivery_paused: true, ..base });
-        let short: QueueSettingsInput = serde_json::from_value(json!({"message_retention_period": 59})).expect("input");
+        assert_eq!(
+            patched,
+            QueueSettings {
+                delivery_paused: true,
+                ..base
+            }
+        );
+        let short: QueueSettingsInput =
+            serde_json::from_value(json!({"message_retention_period": 59})).expect("input");
         assert!(queue_settings(Some(&short), base).is_err());
     }
 }

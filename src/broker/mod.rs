@@ -58,7 +58,8 @@ pub struct AckOutcome {
 
 const WARN_INVALID_LEASE: &str = "lease id is not valid for this queue";
 const WARN_NO_MESSAGE: &str = "message not found: it was already acknowledged or deleted";
-const WARN_NOT_CURRENT: &str = "lease is no longer current: it expired or the message was redelivered";
+const WARN_NOT_CURRENT: &str =
+    "lease is no longer current: it expired or the message was redelivered";
 
 pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
     QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
@@ -77,7 +78,11 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(store: Store, leases: LeaseSigner, limits: Limits) -> Self {
-        Self { store, leases, limits }
+        Self {
+            store,
+            leases,
+            limits,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -91,11 +96,17 @@ impl Broker {
     // ---- queues ------------------------------------------------------------------
 
     #[instrument(skip_all, fields(account = %account))]
-    pub async fn create_queue(&self, account: &AccountId, input: &QueueInput) -> Result<Queue, BrokerError> {
+    pub async fn create_queue(
+        &self,
+        account: &AccountId,
+        input: &QueueInput,
+    ) -> Result<Queue, BrokerError> {
         let name = limits::queue_name(input.queue_name.as_deref())?;
         let settings = limits::queue_settings(input.settings.as_ref(), QueueSettings::default())?;
         if self.store.count_queues(account).await? >= self.limits.queues_per_account {
-            return Err(BrokerError::TooManyQueues { limit: self.limits.queues_per_account });
+            return Err(BrokerError::TooManyQueues {
+                limit: self.limits.queues_per_account,
+            });
         }
         let now = now_ms();
         let queue = Queue {
@@ -114,7 +125,11 @@ impl Broker {
     }
 
     /// All queues of the account, oldest first; only those named when `names` is not empty.
-    pub async fn list_queues(&self, account: &AccountId, names: &[String]) -> Result<Vec<Queue>, BrokerError> {
+    pub async fn list_queues(
+        &self,
+        account: &AccountId,
+        names: &[String],
+    ) -> Result<Vec<Queue>, BrokerError> {
         let mut queues = self.store.list_queues(account).await?;
         if !names.is_empty() {
             queues.retain(|q| names.iter().any(|n| n == q.name.as_str()));
@@ -122,8 +137,15 @@ impl Broker {
         Ok(queues)
     }
 
-    pub async fn get_queue(&self, account: &AccountId, queue: QueueId) -> Result<Queue, BrokerError> {
-        self.store.get_queue(account, queue).await?.ok_or(BrokerError::QueueNotFound)
+    pub async fn get_queue(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+    ) -> Result<Queue, BrokerError> {
+        self.store
+            .get_queue(account, queue)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
     }
 
     /// PUT (`partial = false`: unset settings return to their defaults) or PATCH.
@@ -140,9 +162,17 @@ impl Broker {
             None => current.name.clone(),
             Some(raw) => limits::queue_name(Some(raw))?,
         };
-        let base = if partial { current.settings } else { QueueSettings::default() };
+        let base = if partial {
+            current.settings
+        } else {
+            QueueSettings::default()
+        };
         let settings = limits::queue_settings(input.settings.as_ref(), base)?;
-        match self.store.update_queue(&current, &name, &settings, now_ms()).await? {
+        match self
+            .store
+            .update_queue(&current, &name, &settings, now_ms())
+            .await?
+        {
             UpdateQueue::Updated(queue) => Ok(queue),
             UpdateQueue::NotFound => Err(BrokerError::QueueNotFound),
             UpdateQueue::NameTaken => Err(BrokerError::QueueNameTaken),
@@ -150,7 +180,11 @@ impl Broker {
     }
 
     #[instrument(skip_all, fields(account = %account, queue = %queue))]
-    pub async fn delete_queue(&self, account: &AccountId, queue: QueueId) -> Result<(), BrokerError> {
+    pub async fn delete_queue(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+    ) -> Result<(), BrokerError> {
         if self.store.delete_queue(account, queue).await? {
             Ok(())
         } else {
@@ -158,8 +192,15 @@ impl Broker {
         }
     }
 
-    pub async fn queue_metrics(&self, account: &AccountId, queue: QueueId) -> Result<BacklogMetrics, BrokerError> {
-        self.store.metrics(account, queue).await?.ok_or(BrokerError::QueueNotFound)
+    pub async fn queue_metrics(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+    ) -> Result<BacklogMetrics, BrokerError> {
+        self.store
+            .metrics(account, queue)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
     }
 
     // ---- consumers ---------------------------------------------------------------
@@ -180,7 +221,10 @@ impl Broker {
             dead_letter_queue,
             settings,
         };
-        let written = self.store.write_consumer(account, queue, &consumer, id.is_some()).await?;
+        let written = self
+            .store
+            .write_consumer(account, queue, &consumer, id.is_some())
+            .await?;
         match written {
             ConsumerWrite::Written(queue) => match queue.consumer {
                 Some(consumer) => Ok((queue.name, consumer)),
@@ -205,8 +249,17 @@ impl Broker {
     }
 
     #[instrument(skip_all, fields(account = %account, queue = %queue))]
-    pub async fn delete_consumer(&self, account: &AccountId, queue: QueueId, id: ConsumerId) -> Result<(), BrokerError> {
-        match self.store.delete_consumer(account, queue, id, now_ms()).await? {
+    pub async fn delete_consumer(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        id: ConsumerId,
+    ) -> Result<(), BrokerError> {
+        match self
+            .store
+            .delete_consumer(account, queue, id, now_ms())
+            .await?
+        {
             Some(true) => Ok(()),
             Some(false) => Err(BrokerError::ConsumerNotFound),
             None => Err(BrokerError::QueueNotFound),
@@ -215,7 +268,12 @@ impl Broker {
 
     // ---- messages ----------------------------------------------------------------
 
-    pub async fn push(&self, account: &AccountId, queue: QueueId, input: &MessageInput) -> Result<BacklogMetrics, BrokerError> {
+    pub async fn push(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: &MessageInput,
+    ) -> Result<BacklogMetrics, BrokerError> {
         let message = self.limits.push(input)?;
         self.store
             .push(account, queue, std::slice::from_ref(&message), now_ms())
@@ -224,7 +282,12 @@ impl Broker {
     }
 
     /// All or nothing: the whole batch is validated, then stored in one atomic step.
-    pub async fn push_batch(&self, account: &AccountId, queue: QueueId, input: &BatchInput) -> Result<BacklogMetrics, BrokerError> {
+    pub async fn push_batch(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: &BatchInput,
+    ) -> Result<BacklogMetrics, BrokerError> {
         let messages = self.limits.batch(input)?;
         self.store
             .push(account, queue, &messages, now_ms())
@@ -232,38 +295,68 @@ impl Broker {
             .ok_or(BrokerError::QueueNotFound)
     }
 
-    pub async fn pull(&self, account: &AccountId, queue: QueueId, input: &PullInput) -> Result<PullOutcome, BrokerError> {
+    pub async fn pull(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: &PullInput,
+    ) -> Result<PullOutcome, BrokerError> {
         let request = self.limits.pull(input)?;
         let pulled = self
             .store
-            .pull(account, queue, request.batch_size, request.visibility_timeout_ms, now_ms())
+            .pull(
+                account,
+                queue,
+                request.batch_size,
+                request.visibility_timeout_ms,
+                now_ms(),
+            )
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         let messages = pulled
             .messages
             .into_iter()
             .map(|message| {
-                let lease = Lease { message_id: message.id, generation: message.lease_generation };
+                let lease = Lease {
+                    message_id: message.id,
+                    generation: message.lease_generation,
+                };
                 let lease_id = self.leases.sign(account, queue, lease);
                 LeasedMessage { message, lease_id }
             })
             .collect();
-        Ok(PullOutcome { messages, backlog: pulled.backlog })
+        Ok(PullOutcome {
+            messages,
+            backlog: pulled.backlog,
+        })
     }
 
-    pub async fn peek(&self, account: &AccountId, queue: QueueId, input: &PeekInput) -> Result<PeekOutcome, BrokerError> {
+    pub async fn peek(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: &PeekInput,
+    ) -> Result<PeekOutcome, BrokerError> {
         let batch_size = self.limits.peek(input)?;
         let peeked = self
             .store
             .peek(account, queue, batch_size, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
-        Ok(PeekOutcome { messages: peeked.messages, backlog: peeked.backlog })
+        Ok(PeekOutcome {
+            messages: peeked.messages,
+            backlog: peeked.backlog,
+        })
     }
 
     /// Acks and retries. A lease that is forged, malformed, of another queue or account,
     /// or stale is a warning, never an error, and changes nothing.
-    pub async fn ack(&self, account: &AccountId, queue: QueueId, input: AckInput) -> Result<AckOutcome, BrokerError> {
+    pub async fn ack(
+        &self,
+        account: &AccountId,
+        queue: QueueId,
+        input: AckInput,
+    ) -> Result<AckOutcome, BrokerError> {
         let request = self.limits.ack(input)?;
         let mut outcome = AckOutcome::default();
         let mut acks = Vec::new();

@@ -72,7 +72,10 @@ pub fn settings_fields(settings: &QueueSettings, modified_ms: u64) -> Vec<(&'sta
     vec![
         ("modified_ms", modified_ms.to_string()),
         ("delivery_delay", settings.delivery_delay.to_string()),
-        ("delivery_paused", u8::from(settings.delivery_paused).to_string()),
+        (
+            "delivery_paused",
+            u8::from(settings.delivery_paused).to_string(),
+        ),
         ("retention", settings.message_retention_period.to_string()),
     ]
 }
@@ -83,11 +86,17 @@ pub fn consumer_fields(
     settings: &ConsumerSettings,
 ) -> Vec<(&'static str, String)> {
     vec![
-        ("c_dlq", dead_letter_queue.map(|n| n.to_string()).unwrap_or_default()),
+        (
+            "c_dlq",
+            dead_letter_queue.map(|n| n.to_string()).unwrap_or_default(),
+        ),
         ("c_batch_size", settings.batch_size.to_string()),
         ("c_max_retries", settings.max_retries.to_string()),
         ("c_retry_delay", settings.retry_delay.to_string()),
-        ("c_visibility_timeout_ms", settings.visibility_timeout_ms.to_string()),
+        (
+            "c_visibility_timeout_ms",
+            settings.visibility_timeout_ms.to_string(),
+        ),
     ]
 }
 
@@ -165,23 +174,41 @@ mod tests {
             name: QueueName::parse("orders").expect("valid"),
             created_ms: 1,
             modified_ms: 2,
-            settings: QueueSettings { delivery_delay: 3, delivery_paused: true, message_retention_period: 60 },
+            settings: QueueSettings {
+                delivery_delay: 3,
+                delivery_paused: true,
+                message_retention_period: 60,
+            },
             consumer: None,
         };
-        let mut fields: HashMap<String, String> =
-            queue_fields(&queue).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut fields: HashMap<String, String> = queue_fields(&queue)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         assert_eq!(decode_queue(queue.id, &fields).expect("decodes"), queue);
 
-        let settings = ConsumerSettings { batch_size: 9, ..ConsumerSettings::default() };
+        let settings = ConsumerSettings {
+            batch_size: 9,
+            ..ConsumerSettings::default()
+        };
         let dlq = QueueName::parse("dead").expect("valid");
-        fields.extend(consumer_fields(Some(&dlq), &settings).into_iter().map(|(k, v)| (k.to_owned(), v)));
+        fields.extend(
+            consumer_fields(Some(&dlq), &settings)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        );
         let consumer_id = ConsumerId::generate();
         fields.insert("c_id".into(), consumer_id.to_string());
         fields.insert("c_created_ms".into(), "5".into());
         let decoded = decode_queue(queue.id, &fields).expect("decodes");
         assert_eq!(
             decoded.consumer,
-            Some(Consumer { id: consumer_id, created_ms: 5, dead_letter_queue: Some(dlq), settings })
+            Some(Consumer {
+                id: consumer_id,
+                created_ms: 5,
+                dead_letter_queue: Some(dlq),
+                settings
+            })
         );
     }
 }

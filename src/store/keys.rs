@@ -26,7 +26,14 @@ pub struct QueueKeys {
 impl QueueKeys {
     /// All keys, `meta` first.
     pub fn all(&self) -> [&str; 6] {
-        [&self.meta, &self.msg, &self.ready, &self.delayed, &self.leased, &self.age]
+        [
+            &self.meta,
+            &self.msg,
+            &self.ready,
+            &self.delayed,
+            &self.leased,
+            &self.age,
+        ]
     }
 }
 
@@ -39,7 +46,9 @@ impl Keys {
     /// `prefix` must not contain `{` or `}` (checked by the config), or it would become
     /// the hash tag of every key.
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
 
     pub fn queue(&self, id: QueueId) -> QueueKeys {
@@ -83,6 +92,9 @@ mod tests {
     #[test]
     fn account_keys_have_their_own_tag() {
         let account = AccountId::parse("acme").expect("valid");
-        assert_eq!(Keys::new("lq").account_queues(&account), "lq:{a:acme}:queues");
+        assert_eq!(
+            Keys::new("lq").account_queues(&account),
+            "lq:{a:acme}:queues"
+        );
     }
 }

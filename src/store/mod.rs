@@ -35,8 +35,8 @@ use keys::{Keys, QueueKeys};
 use scripts::Scripts;
 
 use crate::model::{
-    AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue,
-    QueueId, QueueName, QueueSettings, StoredMessage,
+    AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue, QueueId,
+    QueueName, QueueSettings, StoredMessage,
 };
 
 /// Why a store call failed.
@@ -157,12 +157,19 @@ impl Store {
         }
         // The metadata exists before the name points at it, so a name whose queue has
         // no metadata can only be left over from an interrupted delete.
-        if self.claim_name(&queue.account, &queue.name, queue.id).await? {
+        if self
+            .claim_name(&queue.account, &queue.name, queue.id)
+            .await?
+        {
             return Ok(true);
         }
         let mut conn = self.conn.clone();
-        self.run(redis::cmd("UNLINK").arg(&keys.meta).query_async::<()>(&mut conn))
-            .await?;
+        self.run(
+            redis::cmd("UNLINK")
+                .arg(&keys.meta)
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
         Ok(false)
     }
 
@@ -178,7 +185,10 @@ impl Store {
         // Two rounds: the second may take over a stale holder found by the first.
         for _ in 0..2 {
             let mut inv = self.scripts.claim_name.prepare_invoke();
-            inv.key(&index).arg(name.as_str()).arg(id.to_string()).arg(&takeover);
+            inv.key(&index)
+                .arg(name.as_str())
+                .arg(id.to_string())
+                .arg(&takeover);
             let holder = text(&self.invoke(&inv).await?)?;
             if holder.is_empty() {
                 return Ok(true);
@@ -311,7 +321,9 @@ impl Store {
             self.release_name(&current.account, &current.name, current.id)
                 .await?;
         }
-        Ok(UpdateQueue::Updated(codec::decode_queue(current.id, &fields)?))
+        Ok(UpdateQueue::Updated(codec::decode_queue(
+            current.id, &fields,
+        )?))
     }
 
     /// Deletes the queue and all its messages. `false`: no such queue.
@@ -351,7 +363,9 @@ impl Store {
             .arg(if replace { "replace" } else { "create" })
             .arg(consumer.id.to_string())
             .arg(consumer.created_ms);
-        for (field, value) in codec::consumer_fields(consumer.dead_letter_queue.as_ref(), &consumer.settings) {
+        for (field, value) in
+            codec::consumer_fields(consumer.dead_letter_queue.as_ref(), &consumer.settings)
+        {
             inv.arg(field).arg(value);
         }
         let reply = array(self.invoke(&inv).await?)?;
@@ -409,7 +423,11 @@ impl Store {
             inv.arg(MessageId::generate().to_string())
                 .arg(delay)
                 .arg(message.body.len())
-                .arg(codec::encode_record(message.content_type, now_ms, &message.body));
+                .arg(codec::encode_record(
+                    message.content_type,
+                    now_ms,
+                    &message.body,
+                ));
         }
         let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {
@@ -500,7 +518,9 @@ impl Store {
         }
         let statuses = reply[1..].iter().map(int).collect::<Result<Vec<_>, _>>()?;
         if statuses.len() != acks.len() + retries.len() {
-            return Err(CorruptData("ack script returned the wrong number of statuses".into()).into());
+            return Err(
+                CorruptData("ack script returned the wrong number of statuses".into()).into(),
+            );
         }
         let (ack_statuses, retry_statuses) = statuses.split_at(acks.len());
         let acked = ack_statuses.iter().map(|&s| s == 1).collect();
@@ -546,7 +566,9 @@ pub enum UpdateQueue {
 // ---- decoding script replies ---------------------------------------------------------
 
 fn unexpected(what: &str, value: &Value) -> CorruptData {
-    CorruptData(format!("unexpected script reply, wanted {what}, got {value:?}"))
+    CorruptData(format!(
+        "unexpected script reply, wanted {what}, got {value:?}"
+    ))
 }
 
 fn array(value: Value) -> Result<Vec<Value>, CorruptData> {

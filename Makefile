@@ -1,0 +1,37 @@
+# leaseq chores. `make run` and `make test` are the front door (see README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+PYTHON ?= python3
+
+.PHONY: run test unit compat lint redis build
+
+## Start a local Redis when none answers at redis.url (installing it if needed).
+redis:
+	@scripts/ensure-redis.sh
+
+## Run the broker in dev mode: prints a ready token and a sample curl.
+run: redis
+	$(CARGO) run --release --quiet -- serve --dev
+
+## Every test: unit, integration (real Redis, app on port 0) and the Cloudflare SDK compat suite.
+test: redis
+	$(CARGO) test --all-targets
+	$(MAKE) compat
+
+build:
+	$(CARGO) build --release
+
+$(VENV)/.installed: tests/compat/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/compat/requirements.txt
+	touch $@
+
+## The official `cloudflare` Python SDK against a real broker.
+compat: redis $(VENV)/.installed
+	$(CARGO) build --quiet
+	$(VENV)/bin/python -m pytest -q tests/compat
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings

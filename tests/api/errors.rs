@@ -1,0 +1,192 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{ACCOUNT, spawn_app};
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_10208_and_the_wrong_shape_is_10207() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    let path = app.url(&format!("/queues/{queue}/messages"));
+    for (raw, code) in [
+        ("{", 10208),
+        ("not json", 10208),
+        ("[1,2]", 10207),
+        ("\"text\"", 10207),
+        (r#"{"body": "x", "delay_seconds": "soon"}"#, 10207),
+    ] {
+        let request = app.client.post(&path).bearer_auth(&app.token).body(raw);
+        app.send_raw(request).await.assert_error(400, code);
+    }
+    let invalid_utf8 = app
+        .client
+        .post(&path)
+        .bearer_auth(&app.token)
+        .body(vec![b'{', 0xff, 0xfe, b'}']);
+    app.send_raw(invalid_utf8).await.assert_error(400, 10208);
+    // Deep nesting where a number belongs is refused, not recursed into.
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    let pull = app.url(&format!("/queues/{queue}/messages/pull"));
+    let request = app
+        .client
+        .post(&pull)
+        .bearer_auth(&app.token)
+        .body(format!(r#"{{"batch_size": {deep}}}"#));
+    app.send_raw(request).await.assert_error(400, 10207);
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_413_before_parsing() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    let path = app.url(&format!("/queues/{queue}/messages/batch"));
+    let huge = vec![b'x'; 1024 * 1024 + 1];
+    let reply = app
+        .send_raw(app.client.post(&path).bearer_auth(&app.token).body(huge))
+        .await;
+    reply.assert_error(413, 10209);
+}
+
+#[tokio::test]
+async fn ids_that_could_break_a_redis_key_are_refused_before_reaching_redis() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    let keys_before = app.redis_keys().await;
+    for bad in [
+        "%7Babc%7D",
+        "abc%7D",
+        "*",
+        "a:b",
+        "a%20b",
+        "%00",
+        "..",
+        &"a".repeat(33),
+    ] {
+        let reply = app.get(&format!("/queues/{bad}")).await;
+        assert!(
+            matches!(reply.status.as_u16(), 400 | 404),
+            "{bad}: {}",
+            reply.status
+        );
+        assert_eq!(reply.body["success"], json!(false), "{bad}: {}", reply.body);
+        let reply = app.push(bad, json!({"body": "x"})).await;
+        assert!(
+            matches!(reply.status.as_u16(), 400 | 404),
+            "{bad}: {}",
+            reply.status
+        );
+        let url = format!(
+            "{}/client/v4/accounts/{bad}/queues/{queue}/messages",
+            app.base
+        );
+        let reply = app
+            .request_url(Method::POST, &url, Some(json!({"body": "x"})))
+            .await;
+        assert!(
+            matches!(reply.status.as_u16(), 400 | 403 | 404),
+            "{bad}: {}",
+            reply.status
+        );
+        assert_eq!(reply.body["success"], json!(false), "{bad}: {}", reply.body);
+    }
+    assert_eq!(app.redis_keys().await, keys_before, "no key was created");
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+}
+
+#[tokio::test]
+async fn an_invalid_account_id_is_refused_even_with_a_wildcard_token() {
+    let app = spawn_app().await;
+    let token = app
+        .keys
+        .mint(
+            "ops",
+            vec!["*".into()],
+            None,
+            None,
+            std::time::Duration::from_secs(60),
+        )
+        .expect("token");
+    let url = format!("{}/client/v4/accounts/a%7Bb%7D/queues", app.base);
+    let request = app.client.get(&url).bearer_auth(&token);
+    app.send_raw(request).await.assert_error(400, 7003);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_envelope() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    app.get("/nothing-here").await.assert_error(404, 7003);
+    let reply = app
+        .request_url(
+            Method::GET,
+            &format!("{}/client/v4/unknown", app.base),
+            None,
+        )
+        .await;
+    reply.assert_error(404, 7003);
+    app.request(Method::DELETE, &format!("/queues/{queue}/messages"), None)
+        .await
+        .assert_error(404, 7003);
+    app.request(Method::GET, &format!("/queues/{queue}/messages/pull"), None)
+        .await
+        .assert_error(404, 7003);
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    app.push(&queue, json!({"body": "x", "extra": {"nested": true}}))
+        .await
+        .assert_ok();
+    let messages = app
+        .pull_messages(&queue, json!({"batch_size": 1, "unknown": 1}))
+        .await;
+    assert_eq!(messages.len(), 1);
+}
+
+#[tokio::test]
+async fn hostile_numbers_are_400s_not_500s() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    let path = app.url(&format!("/queues/{queue}/messages/pull"));
+    for raw in [
+        r#"{"batch_size": 1e400}"#,
+        r#"{"batch_size": -0.5}"#,
+        r#"{"batch_size": 18446744073709551616}"#,
+        r#"{"visibility_timeout_ms": 1e20}"#,
+        r#"{"batch_size": NaN}"#,
+    ] {
+        let reply = app
+            .send_raw(app.client.post(&path).bearer_auth(&app.token).body(raw))
+            .await;
+        assert_eq!(reply.status.as_u16(), 400, "{raw}: {}", reply.body);
+    }
+    let _ = ACCOUNT;
+}
+
+#[tokio::test]
+async fn a_broken_redis_gives_a_fast_503_envelope() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.redis.url = "redis://127.0.0.1:1".into();
+        s.redis.timeout_ms = 300;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let reply = app.post("/queues", json!({"queue_name": "orders"})).await;
+    reply.assert_error(503, 15000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let ready = app
+        .send_raw(app.client.get(format!("{}/readyz", app.base)))
+        .await;
+    assert_eq!(ready.status.as_u16(), 503);
+    let health = app
+        .send_raw(app.client.get(format!("{}/healthz", app.base)))
+        .await;
+    assert_eq!(health.status.as_u16(), 200);
+}

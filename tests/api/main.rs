@@ -1,0 +1,9 @@
+//! Integration tests: the real app on port 0, real Redis, a fresh key prefix each.
+
+mod auth;
+mod consumers;
+mod errors;
+mod helpers;
+mod leases;
+mod messages;
+mod queues;
