@@ -41,6 +41,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
                 let base = format!("http://{addr}:{}", app.port());
                 tracing::info!(%base, "leaseq is listening");
+                // On stdout too, so scripts that start the broker on port 0 can find it.
+                println!("leaseq listening on {base}");
                 if config.dev {
                     let keys = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
                     let token = keys
