@@ -9,7 +9,8 @@ import pytest
 from cloudflare import Cloudflare
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "debug" / "leaseq"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BINARY = pathlib.Path(os.environ.get("LEASEQ_BIN", TARGET / "debug" / "leaseq"))
 ACCOUNT = "compat-account"
 
 
@@ -29,7 +30,7 @@ def broker():
         [str(BINARY), "token", "--account", ACCOUNT, "--ttl", "1h"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout.strip()
-    log = open(ROOT / "target" / "compat-broker.log", "w")
+    log = open(TARGET / "compat-broker.log", "w")
     process = subprocess.Popen(
         [str(BINARY), "serve"], env=env, stdout=subprocess.PIPE, stderr=log, text=True
     )
@@ -40,7 +41,7 @@ def broker():
             break
     if base is None:
         process.kill()
-        raise RuntimeError("broker did not start; see target/compat-broker.log")
+        raise RuntimeError(f"broker did not start; see {TARGET / 'compat-broker.log'}")
     try:
         yield base, token
     finally:
