@@ -33,6 +33,8 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Measure throughput, latency, Redis commands and memory (see docs/benchmarks.md).
+    Bench(crate::bench::BenchArgs),
     /// Print an API token signed with the configured key.
     Token {
         #[command(flatten)]

@@ -59,6 +59,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })
         }
+        Command::Bench(args) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(leaseq::bench::run(args, command))
+        }
         Command::Token {
             config,
             accounts,

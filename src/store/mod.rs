@@ -128,6 +128,19 @@ impl Store {
         self.run(inv.invoke_async::<Value>(&mut conn)).await
     }
 
+    /// The Redis keys of one queue by role (`meta`, `msg`, …), for diagnostics.
+    pub fn queue_key_names(&self, queue: QueueId) -> [(&'static str, String); 6] {
+        let k = self.keys.queue(queue);
+        [
+            ("meta", k.meta),
+            ("msg", k.msg),
+            ("ready", k.ready),
+            ("delayed", k.delayed),
+            ("leased", k.leased),
+            ("age", k.age),
+        ]
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.run(redis::cmd("PING").query_async::<String>(&mut conn))

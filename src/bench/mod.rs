@@ -1,0 +1,487 @@
+//! `leaseq bench`: the load generator. Performance is measured here, never by a timed test.
+//!
+//! Every HTTP figure is reported next to the same lease cycle run directly on Redis
+//! (`raw-redis`: the same Lua scripts, no HTTP, no JSON), measured in the same run, so
+//! the ratio says how much of the design's ceiling the broker delivers on this machine.
+
+mod redis_info;
+mod report;
+mod target;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::auth::TokenKeys;
+use crate::config::{Secrets, Settings};
+use crate::model::{AccountId, QueueId};
+use crate::startup::Application;
+use crate::store::{Store, StoreOptions};
+use target::{HttpTarget, RawTarget, Target};
+use workload::{Latency, ThroughputRun, Workload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Producers push, consumers pull and ack, until N messages are acked.
+    Throughput,
+    /// Pull latency with 10 000 and 1 000 000 messages queued.
+    Backlog,
+    /// Redis memory per queued message.
+    Memory,
+    /// Everything `make bench` records in docs/benchmarks.md.
+    Standard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetKind {
+    /// The broker over HTTP, then the same cycle on Redis directly, and their ratio.
+    Both,
+    Http,
+    RawRedis,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// A TOML file overriding config/default.toml (for redis.url and the key prefix).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "throughput")]
+    pub scenario: Scenario,
+    #[arg(long, value_enum, default_value = "both")]
+    pub target: TargetKind,
+    /// Base URL of a running broker (e.g. http://127.0.0.1:8080); default: start one in
+    /// this process on a free port, against redis.url.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Token for --url (needs queues:write, messages:push, messages:pull on --account).
+    #[arg(long, env = "LEASEQ_BENCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Account the benchmark queues are created in.
+    #[arg(long, default_value = "bench")]
+    pub account: String,
+    /// Message body size in bytes (S); at least 16.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Messages per push and per pull (B), 1 to 100.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Producer tasks (P).
+    #[arg(long, default_value_t = 2)]
+    pub producers: usize,
+    /// Consumer tasks (C).
+    #[arg(long, default_value_t = 2)]
+    pub consumers: usize,
+    /// Messages to push, consume and ack (N).
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
+    /// Time limit of one throughput run.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub time_limit: Duration,
+    /// Repeat each measurement and report the median run.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Backlog sizes for the backlog scenario.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    pub backlogs: Vec<u64>,
+    /// Pulls measured at each backlog size.
+    #[arg(long, default_value_t = 3000)]
+    pub backlog_samples: usize,
+    /// Messages queued for the memory scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub memory_messages: u64,
+    /// Print the results as JSON on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the results as Markdown to this file (what `make bench` does).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+/// The median run of one throughput configuration, and every run's msgs/s.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputResult {
+    pub target: &'static str,
+    pub batch: usize,
+    pub size: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub messages: u64,
+    pub runs_msgs_per_sec: Vec<f64>,
+    pub median: ThroughputRun,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogResult {
+    pub backlog: u64,
+    pub pull_batch: u32,
+    pub pull: Latency,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryResult {
+    pub messages: u64,
+    pub body_bytes: usize,
+    pub used_memory_delta: i64,
+    pub bytes_per_message: f64,
+    pub overhead_per_message: f64,
+    /// Key role → `MEMORY USAGE` bytes per message.
+    pub by_key: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Results {
+    pub command: String,
+    pub throughput: Vec<ThroughputResult>,
+    pub backlog: Vec<BacklogResult>,
+    pub memory: Option<MemoryResult>,
+}
+
+/// What the benchmark talks to: Redis (always) and a broker.
+struct Bench {
+    args: BenchArgs,
+    account: AccountId,
+    store: Store,
+    redis: redis::aio::MultiplexedConnection,
+    http: Option<(String, String)>,
+    client: reqwest::Client,
+}
+
+pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
+    validate(&args)?;
+    let mut settings = Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    settings.redis.key_prefix = format!(
+        "{}bench:{}",
+        settings.redis.key_prefix,
+        uuid::Uuid::now_v7().simple()
+    );
+    let account =
+        AccountId::parse(&args.account).ok_or("--account must be 1-64 of A-Z a-z 0-9 _ -")?;
+    let store = Store::connect(&StoreOptions {
+        url: settings.redis.url.clone(),
+        key_prefix: settings.redis.key_prefix.clone(),
+        timeout: Duration::from_secs(30),
+        reveal_batch: settings.redis.reveal_batch,
+    })
+    .map_err(|e| e.to_string())?;
+    let redis = redis::Client::open(settings.redis.url.as_str())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("redis at {}: {e}", settings.redis.url))?;
+    let needs_http = args.target != TargetKind::RawRedis
+        || matches!(args.scenario, Scenario::Backlog | Scenario::Standard);
+    let http = if !needs_http {
+        None
+    } else if let Some(url) = &args.url {
+        let token = args
+            .token
+            .clone()
+            .ok_or("--url needs --token (or LEASEQ_BENCH_TOKEN)")?;
+        Some((url.trim_end_matches('/').to_owned(), token))
+    } else {
+        Some(start_broker(&settings, &account)?)
+    };
+    let bench = Bench {
+        args: args.clone(),
+        account,
+        store,
+        redis,
+        http,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| e.to_string())?,
+    };
+
+    let mut results = Results {
+        command,
+        ..Results::default()
+    };
+    match args.scenario {
+        Scenario::Throughput => {
+            let w = bench.workload(args.batch, args.messages);
+            results.throughput = bench.throughput(w).await?;
+        }
+        Scenario::Backlog => results.backlog = bench.backlog().await?,
+        Scenario::Memory => results.memory = Some(bench.memory().await?),
+        Scenario::Standard => {
+            results.memory = Some(bench.memory().await?);
+            results.throughput = bench.throughput(bench.workload(100, args.messages)).await?;
+            let single = bench.workload(1, (args.messages / 10).max(1));
+            results.throughput.extend(bench.throughput(single).await?);
+            results.backlog = bench.backlog().await?;
+        }
+    }
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", report::text(&results));
+    }
+    if let Some(path) = &args.write {
+        std::fs::write(path, report::markdown(&results))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn validate(args: &BenchArgs) -> Result<(), String> {
+    if args.size < 16 || args.size > 128_000 {
+        return Err("--size must be from 16 to 128000 bytes".into());
+    }
+    if !(1..=100).contains(&args.batch) {
+        return Err("--batch must be from 1 to 100".into());
+    }
+    if args.producers == 0 || args.consumers == 0 || args.messages == 0 || args.runs == 0 {
+        return Err("--producers, --consumers, --messages and --runs must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Starts the broker in this process on a free port; returns its URL and a token.
+fn start_broker(settings: &Settings, account: &AccountId) -> Result<(String, String), String> {
+    let mut settings = settings.clone();
+    settings.server.bind = "127.0.0.1:0".into();
+    let jwt = uuid::Uuid::now_v7().simple().to_string();
+    let secrets = Secrets {
+        jwt: SecretString::from(jwt.clone()),
+        lease: SecretString::from(uuid::Uuid::now_v7().simple().to_string()),
+    };
+    let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let token = TokenKeys::hs256(jwt.as_bytes())
+        .mint(
+            "bench",
+            vec![account.to_string()],
+            None,
+            None,
+            Duration::from_secs(24 * 3600),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((url, token))
+}
+
+impl Bench {
+    fn workload(&self, batch: usize, messages: u64) -> Workload {
+        Workload {
+            size: self.args.size,
+            batch,
+            producers: self.args.producers,
+            consumers: self.args.consumers,
+            messages,
+            time_limit: self.args.time_limit,
+        }
+    }
+
+    /// A fresh queue, driven over HTTP or on Redis directly.
+    async fn queue(&self, http: bool) -> Result<(Target, QueueId), String> {
+        let name = format!("bench-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        if http {
+            let (url, token) = self.http.clone().ok_or("no broker to talk to")?;
+            let accounts = format!("{url}/client/v4/accounts/{}/queues", self.account);
+            let response = self
+                .client
+                .post(&accounts)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"queue_name": name}))
+                .send()
+                .await
+                .map_err(|e| format!("creating a queue at {url}: {e}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+            let id = body["result"]["queue_id"]
+                .as_str()
+                .and_then(QueueId::parse)
+                .ok_or_else(|| format!("creating a queue: {status}: {body}"))?;
+            let target = HttpTarget {
+                client: self.client.clone(),
+                queue_url: format!("{accounts}/{id}"),
+                token,
+            };
+            Ok((Target::Http(target), id))
+        } else {
+            let now = crate::model::now_ms();
+            let queue = crate::model::Queue {
+                id: QueueId::generate(),
+                account: self.account.clone(),
+                name: crate::model::QueueName::parse(&name).ok_or("bad queue name")?,
+                created_ms: now,
+                modified_ms: now,
+                settings: Default::default(),
+                consumer: None,
+            };
+            self.store
+                .create_queue(&queue)
+                .await
+                .map_err(|e| e.to_string())?;
+            let target = RawTarget {
+                store: self.store.clone(),
+                account: self.account.clone(),
+                queue: queue.id,
+            };
+            Ok((Target::Raw(target), queue.id))
+        }
+    }
+
+    async fn drop_queue(&self, id: QueueId) -> Result<(), String> {
+        self.store
+            .delete_queue(&self.account, id)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|_| ())
+    }
+
+    async fn commandstats(
+        &self,
+    ) -> Result<std::collections::HashMap<String, redis_info::CommandStat>, String> {
+        let mut conn = self.redis.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(redis_info::parse_commandstats(&info))
+    }
+
+    async fn throughput(&self, w: Workload) -> Result<Vec<ThroughputResult>, String> {
+        let kinds: &[bool] = match self.args.target {
+            TargetKind::Both => &[false, true],
+            TargetKind::Http => &[true],
+            TargetKind::RawRedis => &[false],
+        };
+        let mut out = Vec::new();
+        for &http in kinds {
+            let mut runs = Vec::new();
+            for run in 0..self.args.runs {
+                let (target, id) = self.queue(http).await?;
+                eprintln!(
+                    "throughput: {} B={} S={} P={} C={} N={} (run {}/{})",
+                    target.name(),
+                    w.batch,
+                    w.size,
+                    w.producers,
+                    w.consumers,
+                    w.messages,
+                    run + 1,
+                    self.args.runs
+                );
+                let before = self.commandstats().await?;
+                let mut result = workload::throughput(Arc::new(target), w).await?;
+                let delta = redis_info::command_delta(&before, &self.commandstats().await?);
+                result.redis_commands_per_message = delta.total as f64 / result.acked.max(1) as f64;
+                result.script_calls_per_request =
+                    delta.scripts as f64 / result.requests.max(1) as f64;
+                result.redis_script_usec_per_message =
+                    delta.script_usec as f64 / result.acked.max(1) as f64;
+                self.drop_queue(id).await?;
+                runs.push(result);
+            }
+            runs.sort_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec));
+            let runs_msgs_per_sec = runs.iter().map(|r| r.msgs_per_sec).collect();
+            let median = runs.swap_remove(runs.len() / 2);
+            out.push(ThroughputResult {
+                target: median.target,
+                batch: w.batch,
+                size: w.size,
+                producers: w.producers,
+                consumers: w.consumers,
+                messages: w.messages,
+                runs_msgs_per_sec,
+                median,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn backlog(&self) -> Result<Vec<BacklogResult>, String> {
+        let mut out = Vec::new();
+        let pull_batch = 10;
+        for &backlog in &self.args.backlogs {
+            let (target, id) = self.queue(true).await?;
+            let raw = Target::Raw(RawTarget {
+                store: self.store.clone(),
+                account: self.account.clone(),
+                queue: id,
+            });
+            eprintln!(
+                "backlog: filling {backlog} messages of {} bytes",
+                self.args.size
+            );
+            workload::prefill(Arc::new(raw), backlog, self.args.size, 4).await?;
+            eprintln!(
+                "backlog: {} pulls of {pull_batch} at a backlog of {backlog}",
+                self.args.backlog_samples
+            );
+            let pull =
+                workload::pull_latency(&target, pull_batch, self.args.backlog_samples).await?;
+            self.drop_queue(id).await?;
+            out.push(BacklogResult {
+                backlog,
+                pull_batch,
+                pull,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn memory(&self) -> Result<MemoryResult, String> {
+        let messages = self.args.memory_messages;
+        let (target, id) = self.queue(false).await?;
+        let mut conn = self.redis.clone();
+        let used = |info: String| redis_info::info_field(&info, "used_memory").unwrap_or(0) as i64;
+        let before = used(
+            redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        eprintln!(
+            "memory: queueing {messages} messages of {} bytes",
+            self.args.size
+        );
+        workload::prefill(Arc::new(target), messages, self.args.size, 4).await?;
+        let after = used(
+            redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let mut by_key = Vec::new();
+        for (role, key) in self.store.queue_key_names(id) {
+            let bytes: Option<u64> = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .arg("SAMPLES")
+                .arg(0)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(bytes) = bytes {
+                by_key.push((role.to_owned(), bytes as f64 / messages as f64));
+            }
+        }
+        self.drop_queue(id).await?;
+        let per_message = (after - before) as f64 / messages as f64;
+        Ok(MemoryResult {
+            messages,
+            body_bytes: self.args.size,
+            used_memory_delta: after - before,
+            bytes_per_message: per_message,
+            overhead_per_message: per_message - self.args.size as f64,
+            by_key,
+        })
+    }
+}
