@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: run test unit compat lint redis build
+.PHONY: run test compat lint redis build bench
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -35,3 +35,8 @@ compat: redis $(VENV)/.installed
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## The standard benchmark set (medians of 3 runs); rewrites the generated part of docs/benchmarks.md.
+bench: redis
+	$(CARGO) build --release --quiet
+	./target/release/leaseq bench --scenario standard --runs 3 --write docs/benchmarks.md

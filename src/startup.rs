@@ -54,13 +54,15 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
 
-        let broker_data = web::Data::new(broker.clone());
+        let shared_broker = broker.clone();
         let tokens = web::Data::new(tokens);
         let body_limit = web::Data::new(BodyLimit(settings.limits.request_bytes));
         let mut server = HttpServer::new(move || {
+            // Runs once per worker, on the worker's own runtime.
+            let broker = web::Data::new(shared_broker.with_own_connection());
             App::new()
                 .wrap(TracingLogger::default())
-                .app_data(broker_data.clone())
+                .app_data(broker)
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())
                 .app_data(api::query_config())

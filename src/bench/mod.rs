@@ -228,8 +228,9 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         print!("{}", report::text(&results));
     }
     if let Some(path) = &args.write {
-        std::fs::write(path, report::markdown(&results))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        let updated = report::replace_generated(&existing, &report::markdown(&results));
+        std::fs::write(path, updated).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -330,7 +331,7 @@ impl Bench {
                 account: self.account.clone(),
                 queue: queue.id,
             };
-            Ok((Target::Raw(target), queue.id))
+            Ok((Target::Raw(Box::new(target)), queue.id))
         }
     }
 
@@ -360,10 +361,10 @@ impl Bench {
             TargetKind::Http => &[true],
             TargetKind::RawRedis => &[false],
         };
-        let mut out = Vec::new();
-        for &http in kinds {
-            let mut runs = Vec::new();
-            for run in 0..self.args.runs {
+        // Runs of the targets alternate, so a noisy moment of the machine hits both alike.
+        let mut runs: Vec<Vec<ThroughputRun>> = vec![Vec::new(); kinds.len()];
+        for run in 0..self.args.runs {
+            for (k, &http) in kinds.iter().enumerate() {
                 let (target, id) = self.queue(http).await?;
                 eprintln!(
                     "throughput: {} B={} S={} P={} C={} N={} (run {}/{})",
@@ -385,8 +386,11 @@ impl Bench {
                 result.redis_script_usec_per_message =
                     delta.script_usec as f64 / result.acked.max(1) as f64;
                 self.drop_queue(id).await?;
-                runs.push(result);
+                runs[k].push(result);
             }
+        }
+        let mut out = Vec::new();
+        for mut runs in runs {
             runs.sort_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec));
             let runs_msgs_per_sec = runs.iter().map(|r| r.msgs_per_sec).collect();
             let median = runs.swap_remove(runs.len() / 2);
@@ -404,32 +408,40 @@ impl Bench {
         Ok(out)
     }
 
+    /// Fills one queue per backlog size, then samples their pull latency in alternating
+    /// rounds, so a noisy moment of the machine hits every size alike.
     async fn backlog(&self) -> Result<Vec<BacklogResult>, String> {
-        let mut out = Vec::new();
+        const ROUNDS: usize = 10;
         let pull_batch = 10;
+        let mut queues = Vec::new();
         for &backlog in &self.args.backlogs {
             let (target, id) = self.queue(true).await?;
-            let raw = Target::Raw(RawTarget {
+            let raw = Target::Raw(Box::new(RawTarget {
                 store: self.store.clone(),
                 account: self.account.clone(),
                 queue: id,
-            });
+            }));
             eprintln!(
                 "backlog: filling {backlog} messages of {} bytes",
                 self.args.size
             );
             workload::prefill(Arc::new(raw), backlog, self.args.size, 4).await?;
-            eprintln!(
-                "backlog: {} pulls of {pull_batch} at a backlog of {backlog}",
-                self.args.backlog_samples
-            );
-            let pull =
-                workload::pull_latency(&target, pull_batch, self.args.backlog_samples).await?;
+            queues.push((backlog, target, id, workload::histogram()));
+        }
+        let per_round = self.args.backlog_samples.div_ceil(ROUNDS);
+        eprintln!("backlog: {ROUNDS} rounds of {per_round} pulls of {pull_batch} per backlog size");
+        for _ in 0..ROUNDS {
+            for (_, target, _, histogram) in &mut queues {
+                workload::pull_latency(target, pull_batch, per_round, histogram).await?;
+            }
+        }
+        let mut out = Vec::new();
+        for (backlog, _, id, histogram) in queues {
             self.drop_queue(id).await?;
             out.push(BacklogResult {
                 backlog,
                 pull_batch,
-                pull,
+                pull: Latency::of(&histogram),
             });
         }
         Ok(out)

@@ -274,3 +274,46 @@ pub fn markdown(results: &Results) -> String {
     }
     out
 }
+
+pub const BEGIN: &str =
+    "<!-- bench:begin (written by `make bench`; edit outside these markers) -->";
+pub const END: &str = "<!-- bench:end -->";
+
+/// `document` with the generated section between the markers replaced by `generated`
+/// (appended, with markers, when the document has none).
+pub fn replace_generated(document: &str, generated: &str) -> String {
+    let section = format!("{BEGIN}\n{generated}{END}\n");
+    match (document.find(BEGIN), document.find(END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!(
+                "{}{section}{}",
+                &document[..start],
+                document[end + END.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => format!(
+            "{document}{}{section}",
+            if document.is_empty() || document.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_section_is_replaced_and_the_rest_kept() {
+        let first = replace_generated("# Title\nintro\n", "one\n");
+        assert_eq!(first, format!("# Title\nintro\n{BEGIN}\none\n{END}\n"));
+        let second = replace_generated(&format!("{first}outro\n"), "two\n");
+        assert_eq!(
+            second,
+            format!("# Title\nintro\n{BEGIN}\ntwo\n{END}\noutro\n")
+        );
+    }
+}

@@ -28,7 +28,7 @@ pub struct RawTarget {
 
 pub enum Target {
     Http(HttpTarget),
-    Raw(RawTarget),
+    Raw(Box<RawTarget>),
 }
 
 #[derive(Deserialize)]

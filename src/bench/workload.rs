@@ -219,21 +219,25 @@ pub async fn throughput(target: Arc<Target>, w: Workload) -> Result<ThroughputRu
     })
 }
 
-/// Pull latency with the queue holding a steady backlog: each pulled batch is retried at
-/// once, so the backlog neither grows nor shrinks while it is measured.
-pub async fn pull_latency(target: &Target, batch: u32, samples: usize) -> Result<Latency, String> {
-    let mut pull = histogram();
+/// Records `samples` pull latencies into `histogram` with the queue holding a steady
+/// backlog: each pulled batch is retried at once, so the backlog neither grows nor shrinks.
+pub async fn pull_latency(
+    target: &Target,
+    batch: u32,
+    samples: usize,
+    histogram: &mut Histogram<u64>,
+) -> Result<(), String> {
     for _ in 0..samples {
         let t = Instant::now();
         let delivered = target.pull(batch, 60_000).await?;
-        pull.saturating_record(t.elapsed().as_micros() as u64);
+        histogram.saturating_record(t.elapsed().as_micros() as u64);
         if delivered.is_empty() {
             return Err("the backlog ran dry while measuring pull latency".into());
         }
         let handles = delivered.into_iter().map(|d| d.handle).collect();
         target.ack(handles, true).await?;
     }
-    Ok(Latency::of(&pull))
+    Ok(())
 }
 
 /// Fills the queue with `count` messages of `size` bytes, `concurrency` batches at a time.

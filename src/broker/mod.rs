@@ -85,6 +85,14 @@ impl Broker {
         }
     }
 
+    /// This broker with a Redis connection of its own (see [`Store::with_own_connection`]).
+    pub fn with_own_connection(&self) -> Self {
+        Self {
+            store: self.store.with_own_connection(),
+            ..self.clone()
+        }
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -19,21 +19,29 @@ pub struct QueueKeys {
     pub delayed: String,
     /// ZSET: id -> lease expiry (ms).
     pub leased: String,
-    /// ZSET: id -> timestamp_ms, for the oldest unacked message.
+    /// ZSET: each distinct push time (ms) of live messages, scored by itself.
     pub age: String,
+    /// HASH: push time (ms) -> number of live messages pushed then.
+    pub age_count: String,
 }
 
 impl QueueKeys {
-    /// All keys, `meta` first.
-    pub fn all(&self) -> [&str; 6] {
+    /// All keys with their roles, in the order the message scripts take them.
+    pub fn named(&self) -> [(&'static str, &str); 7] {
         [
-            &self.meta,
-            &self.msg,
-            &self.ready,
-            &self.delayed,
-            &self.leased,
-            &self.age,
+            ("meta", &self.meta),
+            ("msg", &self.msg),
+            ("ready", &self.ready),
+            ("delayed", &self.delayed),
+            ("leased", &self.leased),
+            ("age", &self.age),
+            ("age_count", &self.age_count),
         ]
+    }
+
+    /// All keys, in the order the message scripts take them.
+    pub fn all(&self) -> [&str; 7] {
+        self.named().map(|(_, key)| key)
     }
 }
 
@@ -60,6 +68,7 @@ impl Keys {
             delayed: format!("{base}delayed"),
             leased: format!("{base}leased"),
             age: format!("{base}age"),
+            age_count: format!("{base}age_count"),
         }
     }
 

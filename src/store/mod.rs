@@ -11,11 +11,14 @@
 //! | `P:{Q}:ready` | LIST | ids visible now, oldest first (may hold ids of messages acked after their lease expired; skipped when popped) |
 //! | `P:{Q}:delayed` | ZSET | id → time (ms) the message becomes visible |
 //! | `P:{Q}:leased` | ZSET | id → lease expiry (ms) |
-//! | `P:{Q}:age` | ZSET | id → `timestamp_ms`, so the oldest unacked message is found in O(log N) |
+//! | `P:{Q}:age` | ZSET | each distinct `timestamp_ms` of live messages, scored by itself: the oldest is its head, O(log N) |
+//! | `P:{Q}:age_count` | HASH | `timestamp_ms` → how many live messages carry it |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
 //!
 //! A live message is in exactly one of `ready`, `delayed`, `leased`. `backlog_count` is
 //! `HLEN msg`, `backlog_bytes` is `meta.bytes`, the oldest timestamp is the head of `age`.
+//! A batch shares one push time, so the age index costs one entry per push, not per
+//! message; a delete decrements its time's count and drops the entry at zero.
 //! Due delayed messages and expired leases move to `ready` inside the pull script, a
 //! bounded number per call, so reclaiming costs O(expired), never O(queue size).
 
@@ -87,6 +90,8 @@ pub enum ConsumerWrite {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
     keys: Keys,
     scripts: Arc<Scripts>,
     timeout: Duration,
@@ -103,14 +108,31 @@ impl Store {
             .set_response_timeout(Some(options.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
         Ok(Self {
             conn,
+            client,
+            config,
             keys: Keys::new(&options.key_prefix),
             scripts: Arc::new(Scripts::load()),
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
         })
+    }
+
+    /// This store with a connection of its own, driven by the caller's runtime.
+    ///
+    /// Each HTTP worker runs its own single-threaded runtime; a connection driven there
+    /// spares every Redis call two hops to another thread and back.
+    pub fn with_own_connection(&self) -> Self {
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(conn) => Self {
+                conn,
+                ..self.clone()
+            },
+            // Cannot happen with the configuration `connect` validated; sharing is correct too.
+            Err(_) => self.clone(),
+        }
     }
 
     async fn run<T>(
@@ -129,16 +151,12 @@ impl Store {
     }
 
     /// The Redis keys of one queue by role (`meta`, `msg`, …), for diagnostics.
-    pub fn queue_key_names(&self, queue: QueueId) -> [(&'static str, String); 6] {
-        let k = self.keys.queue(queue);
-        [
-            ("meta", k.meta),
-            ("msg", k.msg),
-            ("ready", k.ready),
-            ("delayed", k.delayed),
-            ("leased", k.leased),
-            ("age", k.age),
-        ]
+    pub fn queue_key_names(&self, queue: QueueId) -> Vec<(&'static str, String)> {
+        let keys = self.keys.queue(queue);
+        keys.named()
+            .iter()
+            .map(|(role, key)| (*role, (*key).to_owned()))
+            .collect()
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -424,13 +442,8 @@ impl Store {
     ) -> Result<Option<BacklogMetrics>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.push.prepare_invoke();
-        inv.key(&keys.meta)
-            .key(&keys.msg)
-            .key(&keys.ready)
-            .key(&keys.delayed)
-            .key(&keys.age)
-            .arg(account.as_str())
-            .arg(now_ms);
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(account.as_str()).arg(now_ms);
         for message in messages {
             let delay = message.delay_seconds.map_or(-1, i64::from);
             inv.arg(MessageId::generate().to_string())
@@ -556,10 +569,8 @@ impl Store {
     ) -> Result<Option<BacklogMetrics>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.metrics.prepare_invoke();
-        inv.key(&keys.meta)
-            .key(&keys.msg)
-            .key(&keys.age)
-            .arg(account.as_str());
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(account.as_str());
         let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);

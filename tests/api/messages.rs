@@ -428,3 +428,51 @@ async fn metrics_are_exact_after_pushes_pulls_acks_and_retries() {
         "the retried message is the oldest"
     );
 }
+
+#[tokio::test]
+async fn the_oldest_timestamp_follows_the_oldest_unacked_message() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("orders").await;
+    let mut stamps = Vec::new();
+    for body in ["first", "second", "third"] {
+        let pushed = app.push(&queue, json!({"body": body})).await;
+        stamps
+            .push(pushed.assert_ok()["metadata"]["metrics"]["oldest_message_timestamp_ms"].clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let messages = app.pull_messages(&queue, json!({"batch_size": 3})).await;
+    let lease = |i: usize| json!({"lease_id": messages[i]["lease_id"]});
+    assert_eq!(
+        app.metrics(&queue).await["oldest_message_timestamp_ms"],
+        stamps[0]
+    );
+    // Acking the middle one changes nothing; acking the first moves to the third's time.
+    app.ack(&queue, json!({"acks": [lease(1)]}))
+        .await
+        .assert_ok();
+    assert_eq!(
+        app.metrics(&queue).await["oldest_message_timestamp_ms"],
+        messages[0]["timestamp_ms"]
+    );
+    app.ack(&queue, json!({"acks": [lease(0)]}))
+        .await
+        .assert_ok();
+    assert_eq!(
+        app.metrics(&queue).await["oldest_message_timestamp_ms"],
+        messages[2]["timestamp_ms"]
+    );
+    app.ack(&queue, json!({"acks": [lease(2)]}))
+        .await
+        .assert_ok();
+    assert_eq!(app.metrics(&queue).await["oldest_message_timestamp_ms"], 0);
+    let leftovers: Vec<String> = app
+        .redis_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(&queue) && !k.ends_with(":meta"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "an empty queue keeps only its metadata: {leftovers:?}"
+    );
+}

@@ -1,6 +1,6 @@
 -- Acks (deletes) and retries leased messages.
--- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list
--- KEYS[4]: delayed zset   KEYS[5]: leased zset   KEYS[6]: age zset
+-- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
+-- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
 -- ARGV[1]: account id   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
 -- ARGV[4 .. 3+A]: ids to ack
 -- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
@@ -22,12 +22,14 @@ if ack_count > 0 then
   local ids = {}
   for i = 4, 3 + ack_count do ids[#ids + 1] = ARGV[i] end
   local records = redis.call('HMGET', KEYS[2], unpack(ids))
-  local gone, bytes = {}, 0
+  local gone, bytes, ages = {}, 0, {}
   for i, id in ipairs(ids) do
     if records[i] and not deleted[id] then
       deleted[id] = true
       gone[#gone + 1] = id
-      bytes = bytes + body_size(records[i])
+      local _, ts, _, _, offset = parse_record(records[i])
+      bytes = bytes + #records[i] - offset + 1
+      ages[ts] = (ages[ts] or 0) + 1
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
@@ -37,8 +39,8 @@ if ack_count > 0 then
     redis.call('HDEL', KEYS[2], unpack(gone))
     redis.call('ZREM', KEYS[5], unpack(gone))
     redis.call('ZREM', KEYS[4], unpack(gone))
-    redis.call('ZREM', KEYS[6], unpack(gone))
     redis.call('HINCRBY', KEYS[1], 'bytes', -bytes)
+    forget_ages(KEYS[6], KEYS[7], ages)
   end
 end
 

@@ -9,11 +9,6 @@ local function parse_record(rec)
   return ct, ts, tonumber(attempts), tonumber(gen), offset
 end
 
-local function body_size(rec)
-  local _, _, _, _, offset = parse_record(rec)
-  return #rec - offset + 1
-end
-
 -- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.
 local function backlog(meta_key, msg_key, age_key)
   local count = redis.call('HLEN', msg_key)
@@ -22,6 +17,18 @@ local function backlog(meta_key, msg_key, age_key)
   local first = redis.call('ZRANGE', age_key, 0, 0, 'WITHSCORES')
   if first[2] then oldest = tonumber(first[2]) end
   return {count, bytes, oldest}
+end
+
+-- The age index holds each distinct push time of live messages once (age zset) with
+-- how many live messages carry it (age_count hash). `gone` maps timestamp -> number
+-- of messages with that timestamp just deleted.
+local function forget_ages(age_key, age_count_key, gone)
+  for ts, n in pairs(gone) do
+    if redis.call('HINCRBY', age_count_key, ts, -n) <= 0 then
+      redis.call('HDEL', age_count_key, ts)
+      redis.call('ZREM', age_key, ts)
+    end
+  end
 end
 
 -- Moves due delayed messages and expired leases onto the ready list, oldest first,

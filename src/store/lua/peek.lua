@@ -1,6 +1,6 @@
 -- Reads up to batch_size visible messages without leasing them.
--- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list
--- KEYS[4]: delayed zset   KEYS[5]: leased zset   KEYS[6]: age zset
+-- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
+-- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
 -- ARGV[1]: account id   ARGV[2]: now (ms)   ARGV[3]: batch_size (0 = consumer's, else 5)
 -- ARGV[4]: most due messages made visible per call
 -- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms, id1, record1, ...}

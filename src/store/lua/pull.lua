@@ -1,6 +1,6 @@
 -- Leases up to batch_size visible messages, oldest visible first.
--- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list
--- KEYS[4]: delayed zset   KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset
+-- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
+-- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
 -- ARGV[1]: account id   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's setting, else 5)
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else 30000)
