@@ -94,7 +94,8 @@ fn ms(l: &Latency) -> String {
     )
 }
 
-fn throughput_rows(results: &Results, sep: &str, edge: &str) -> String {
+/// One line per throughput result: cells joined by `sep`, between `open` and `close`.
+fn throughput_rows(results: &Results, sep: &str, open: &str, close: &str) -> String {
     let mut out = String::new();
     for t in &results.throughput {
         let m = &t.median;
@@ -121,7 +122,7 @@ fn throughput_rows(results: &Results, sep: &str, edge: &str) -> String {
             format!("{:.3}", m.script_calls_per_request),
             format!("{:.1}", m.redis_script_usec_per_message),
         ];
-        let _ = writeln!(out, "{edge}{}{edge}", cells.join(sep));
+        let _ = writeln!(out, "{open}{}{close}", cells.join(sep));
     }
     out
 }
@@ -152,7 +153,7 @@ pub fn text(results: &Results) -> String {
             first.size, first.producers, first.consumers
         );
         let _ = writeln!(out, "{}", THROUGHPUT_HEADER.join(" | "));
-        out.push_str(&throughput_rows(results, " | ", ""));
+        out.push_str(&throughput_rows(results, " | ", "", ""));
     }
     if !results.backlog.is_empty() {
         let _ = writeln!(
@@ -233,7 +234,7 @@ pub fn markdown(results: &Results) -> String {
         );
         let _ = writeln!(out, "| {} |", THROUGHPUT_HEADER.join(" | "));
         let _ = writeln!(out, "|{}", " --- |".repeat(THROUGHPUT_HEADER.len()));
-        out.push_str(&throughput_rows(results, " | ", "| ").replace("| \n", "|\n"));
+        out.push_str(&throughput_rows(results, " | ", "| ", " |"));
         out.push('\n');
     }
     if !results.backlog.is_empty() {
