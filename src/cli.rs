@@ -57,5 +57,8 @@ pub enum Command {
         /// The token's subject.
         #[arg(long, default_value = "operator")]
         subject: String,
+        /// PEM private key matching auth.jwt_public_key_file (RS256, ES256, EdDSA).
+        #[arg(long, value_name = "FILE")]
+        private_key: Option<PathBuf>,
     },
 }

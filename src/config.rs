@@ -9,6 +9,9 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use jsonwebtoken::Algorithm;
+
+use crate::auth::{TokenKeys, TokenPolicy};
 use crate::broker::Limits;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -44,7 +47,18 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
+    /// HS256 secret; or, instead, `jwt_public_key_file` with `jwt_algorithm`.
     pub jwt_secret: Option<SecretString>,
+    /// PEM public key verifying RS256, ES256 or EdDSA tokens.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// `RS256`, `ES256` or `EdDSA`: required with `jwt_public_key_file`.
+    pub jwt_algorithm: Option<String>,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
     pub lease_secret: Option<SecretString>,
 }
 
@@ -75,10 +89,19 @@ pub enum ConfigError {
     },
 }
 
-/// The two secrets the server needs, resolved.
+/// The key API tokens are verified with.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 shared secret (verifies and mints).
+    Secret(SecretString),
+    /// RS256, ES256 or EdDSA public key (verifies only).
+    PublicKey { algorithm: Algorithm, pem: Vec<u8> },
+}
+
+/// The keys the server needs, resolved.
 #[derive(Clone)]
 pub struct Secrets {
-    pub jwt: SecretString,
+    pub jwt: JwtKey,
     pub lease: SecretString,
 }
 
@@ -142,30 +165,70 @@ impl Settings {
         Duration::from_millis(self.redis.timeout_ms)
     }
 
-    /// The configured secrets; with `dev`, missing ones are generated once and kept in
-    /// `server.data_dir` (mode 0600). Without `dev`, a missing secret is an error.
+    /// The configured keys; with `dev`, missing secrets are generated once and kept in
+    /// `server.data_dir` (mode 0600). Without `dev`, a missing key is an error.
     pub fn secrets(&self, dev: bool) -> Result<Secrets, ConfigError> {
         let configured =
             |s: &Option<SecretString>| s.clone().filter(|s| !s.expose_secret().is_empty());
-        let resolve = |value: Option<SecretString>, name: &str, env: &str| match value {
-            Some(secret) => Ok(secret),
-            None if dev => dev_secret(&self.server.data_dir, &format!("dev-{name}")),
-            None => Err(ConfigError::Invalid(format!(
-                "auth.{name} is not set: set {env}, or run `leaseq serve --dev` for a local setup"
-            ))),
+        let generate = |name: &str, env: &str| {
+            if dev {
+                dev_secret(&self.server.data_dir, &format!("dev-{name}"))
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "auth.{name} is not set: set {env}, or run `leaseq serve --dev` for a local setup"
+                )))
+            }
         };
-        Ok(Secrets {
-            jwt: resolve(
-                configured(&self.auth.jwt_secret),
-                "jwt_secret",
-                "LEASEQ__AUTH__JWT_SECRET",
-            )?,
-            lease: resolve(
-                configured(&self.auth.lease_secret),
-                "lease_secret",
-                "LEASEQ__AUTH__LEASE_SECRET",
-            )?,
-        })
+        let auth = &self.auth;
+        let jwt = match (configured(&auth.jwt_secret), &auth.jwt_public_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "set auth.jwt_secret or auth.jwt_public_key_file, not both".into(),
+                ));
+            }
+            (Some(secret), None) => JwtKey::Secret(secret),
+            (None, Some(path)) => {
+                let algorithm = match auth.jwt_algorithm.as_deref() {
+                    Some("RS256") => Algorithm::RS256,
+                    Some("ES256") => Algorithm::ES256,
+                    Some("EdDSA") => Algorithm::EdDSA,
+                    _ => {
+                        return Err(ConfigError::Invalid(
+                            "auth.jwt_algorithm must be RS256, ES256 or EdDSA with auth.jwt_public_key_file".into(),
+                        ));
+                    }
+                };
+                let pem = std::fs::read(path).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "auth.jwt_public_key_file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                JwtKey::PublicKey { algorithm, pem }
+            }
+            (None, None) => JwtKey::Secret(generate("jwt_secret", "LEASEQ__AUTH__JWT_SECRET")?),
+        };
+        let lease = match configured(&auth.lease_secret) {
+            Some(secret) => secret,
+            None => generate("lease_secret", "LEASEQ__AUTH__LEASE_SECRET")?,
+        };
+        Ok(Secrets { jwt, lease })
+    }
+
+    /// The token verifier for `secrets`, with the configured issuer, audience and leeway.
+    pub fn token_keys(&self, secrets: &Secrets) -> Result<TokenKeys, ConfigError> {
+        let policy = TokenPolicy {
+            issuer: self.auth.issuer.clone().filter(|s| !s.is_empty()),
+            audience: self.auth.audience.clone().filter(|s| !s.is_empty()),
+            leeway_secs: self.auth.leeway_secs,
+        };
+        match &secrets.jwt {
+            JwtKey::Secret(secret) => {
+                Ok(TokenKeys::hs256(secret.expose_secret().as_bytes(), policy))
+            }
+            JwtKey::PublicKey { algorithm, pem } => TokenKeys::public_key(*algorithm, pem, policy)
+                .map_err(|e| ConfigError::Invalid(format!("auth.jwt_public_key_file: {e}"))),
+        }
     }
 }
 
@@ -242,8 +305,12 @@ mod tests {
         settings.server.data_dir = dir.clone();
         let first = settings.secrets(true).expect("generated");
         let second = settings.secrets(true).expect("reused");
-        assert_eq!(first.jwt.expose_secret(), second.jwt.expose_secret());
-        assert_ne!(first.jwt.expose_secret(), first.lease.expose_secret());
+        let secret = |s: &Secrets| match &s.jwt {
+            JwtKey::Secret(secret) => secret.expose_secret().to_owned(),
+            JwtKey::PublicKey { .. } => panic!("dev mode generates a secret"),
+        };
+        assert_eq!(secret(&first), secret(&second));
+        assert_ne!(secret(&first), first.lease.expose_secret());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1,13 +1,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use leaseq::auth::TokenKeys;
+use leaseq::auth::{TokenRequest, all_scopes};
 use leaseq::cli::{Cli, Command};
 use leaseq::config::Settings;
 use leaseq::model::AccountId;
 use leaseq::startup::Application;
 use leaseq::telemetry;
-use secrecy::ExposeSecret;
 
 /// The account `serve --dev` prints a token for.
 const DEV_ACCOUNT: &str = "local";
@@ -44,17 +43,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 // On stdout too, so scripts that start the broker on port 0 can find it.
                 println!("leaseq listening on {base}");
                 if config.dev {
-                    let keys = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
-                    let token = keys
-                        .mint(
-                            "dev",
-                            vec![DEV_ACCOUNT.to_owned()],
-                            Some("queues:read queues:write messages:push messages:pull".into()),
-                            None,
-                            std::time::Duration::from_secs(7 * 24 * 3600),
-                        )
-                        .map_err(|e| e.to_string())?;
-                    print_dev_banner(&base, &token);
+                    let keys = settings.token_keys(&secrets).map_err(|e| e.to_string())?;
+                    let request = TokenRequest {
+                        subject: "dev".into(),
+                        accounts: vec![DEV_ACCOUNT.to_owned()],
+                        scope: all_scopes(),
+                        queues: None,
+                        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+                    };
+                    match keys.mint(&request) {
+                        Ok(token) => print_dev_banner(&base, &token),
+                        // A public key is configured: tokens come from its private half.
+                        Err(e) => tracing::warn!(error = %e, "no dev token printed"),
+                    }
                 }
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })
@@ -74,6 +75,7 @@ fn run(cli: Cli) -> Result<(), String> {
             queues,
             ttl,
             subject,
+            private_key,
         } => {
             let settings = Settings::load(config.config.as_deref()).map_err(|e| e.to_string())?;
             for account in &accounts {
@@ -84,11 +86,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             let secrets = settings.secrets(config.dev).map_err(|e| e.to_string())?;
-            let keys = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
-            let queues = (!queues.is_empty()).then_some(queues);
-            let token = keys
-                .mint(&subject, accounts, Some(scope), queues, ttl)
-                .map_err(|e| e.to_string())?;
+            let mut keys = settings.token_keys(&secrets).map_err(|e| e.to_string())?;
+            if let Some(path) = private_key {
+                let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                keys = keys.with_private_key(&pem).map_err(|e| e.to_string())?;
+            }
+            let request = TokenRequest {
+                subject,
+                accounts,
+                scope,
+                queues: (!queues.is_empty()).then_some(queues),
+                ttl,
+            };
+            let token = keys.mint(&request).map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(())
         }

@@ -145,6 +145,46 @@ impl fmt::Display for QueueName {
     }
 }
 
+/// What a caller may reach: one account, and within it every queue or only some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub account: AccountId,
+    /// `None`: every queue of the account.
+    pub queues: Option<Vec<QueueName>>,
+}
+
+impl Access {
+    /// The whole account.
+    pub fn account(account: AccountId) -> Self {
+        Self {
+            account,
+            queues: None,
+        }
+    }
+
+    pub fn allows(&self, name: &QueueName) -> bool {
+        self.queues
+            .as_ref()
+            .is_none_or(|names| names.contains(name))
+    }
+
+    /// The form the store's scripts check: `account`, or `account\n,name,name,`.
+    /// Queue names and account ids never contain `,` or a newline.
+    pub fn script_arg(&self) -> String {
+        match &self.queues {
+            None => self.account.to_string(),
+            Some(names) => {
+                let mut arg = format!("{}\n,", self.account);
+                for name in names {
+                    arg.push_str(name.as_str());
+                    arg.push(',');
+                }
+                arg
+            }
+        }
+    }
+}
+
 /// How a message body is to be interpreted by consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentType {
@@ -292,6 +332,23 @@ mod tests {
         for bad in ["", "Orders", "a_b", "a b", "a:b", &"a".repeat(64)] {
             assert!(QueueName::parse(bad).is_none(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn access_limited_to_queues_allows_only_those() {
+        let account = AccountId::parse("acct").expect("valid");
+        let orders = QueueName::parse("orders").expect("valid");
+        let billing = QueueName::parse("billing").expect("valid");
+        let all = Access::account(account.clone());
+        assert!(all.allows(&orders));
+        assert_eq!(all.script_arg(), "acct");
+        let some = Access {
+            account,
+            queues: Some(vec![orders.clone()]),
+        };
+        assert!(some.allows(&orders));
+        assert!(!some.allows(&billing));
+        assert_eq!(some.script_arg(), "acct\n,orders,");
     }
 
     #[test]

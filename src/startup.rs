@@ -9,10 +9,9 @@ use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, BodyLimit};
-use crate::auth::TokenKeys;
 use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
-use crate::config::{Secrets, Settings};
+use crate::config::{ConfigError, Secrets, Settings};
 use crate::store::{Store, StoreError, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +23,8 @@ pub enum StartupError {
     },
     #[error("could not set up redis: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 pub struct Application {
@@ -45,7 +46,7 @@ impl Application {
             LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
             settings.limits.clone(),
         );
-        let tokens = TokenKeys::hs256(secrets.jwt.expose_secret().as_bytes());
+        let tokens = settings.token_keys(secrets)?;
 
         let bind_error = |source| StartupError::Bind {
             bind: settings.server.bind.clone(),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::envelope::{ApiError, JsonBody, ok, ok_empty, ok_page};
 use super::queues::QueuePath;
-use crate::auth::Principal;
+use crate::auth::{Principal, QueuesRead, QueuesWrite};
 use crate::broker::input::ConsumerInput;
 use crate::broker::{Broker, parse_consumer_id, parse_queue_id};
 use crate::model::{Consumer, QueueName, rfc3339_ms};
@@ -30,24 +30,24 @@ pub struct ConsumerPath {
 
 pub async fn create(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<ConsumerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     let (name, consumer) = broker
-        .write_consumer(&who.account, queue, None, &input)
+        .write_consumer(&who.access, queue, None, &input)
         .await?;
     Ok(ok(consumer_json(&name, &consumer)))
 }
 
 pub async fn list(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesRead>,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = broker
-        .get_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
         .await?;
     let consumers: Vec<Value> = queue
         .consumer
@@ -59,37 +59,37 @@ pub async fn list(
 
 pub async fn get(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesRead>,
     path: web::Path<ConsumerPath>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     let id = parse_consumer_id(&path.consumer_id)?;
-    let (name, consumer) = broker.get_consumer(&who.account, queue, id).await?;
+    let (name, consumer) = broker.get_consumer(&who.access, queue, id).await?;
     Ok(ok(consumer_json(&name, &consumer)))
 }
 
 /// Replaces the consumer with this id, or creates it when the queue has none.
 pub async fn put(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<ConsumerPath>,
     JsonBody(input): JsonBody<ConsumerInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     let id = parse_consumer_id(&path.consumer_id)?;
     let (name, consumer) = broker
-        .write_consumer(&who.account, queue, Some(id), &input)
+        .write_consumer(&who.access, queue, Some(id), &input)
         .await?;
     Ok(ok(consumer_json(&name, &consumer)))
 }
 
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<ConsumerPath>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     let id = parse_consumer_id(&path.consumer_id)?;
-    broker.delete_consumer(&who.account, queue, id).await?;
+    broker.delete_consumer(&who.access, queue, id).await?;
     Ok(ok_empty())
 }

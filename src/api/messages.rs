@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::envelope::{ApiError, JsonBody, ok};
 use super::queues::QueuePath;
-use crate::auth::Principal;
+use crate::auth::{MessagesPull, MessagesPush, Principal};
 use crate::broker::input::{AckInput, BatchInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{BacklogMetrics, StoredMessage};
@@ -81,34 +81,34 @@ fn push_result(metrics: BacklogMetrics) -> HttpResponse {
 
 pub async fn push(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<MessagesPush>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<MessageInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    Ok(push_result(broker.push(&who.account, queue, &input).await?))
+    Ok(push_result(broker.push(&who.access, queue, &input).await?))
 }
 
 pub async fn push_batch(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<MessagesPush>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<BatchInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
     Ok(push_result(
-        broker.push_batch(&who.account, queue, &input).await?,
+        broker.push_batch(&who.access, queue, &input).await?,
     ))
 }
 
 pub async fn pull(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<MessagesPull>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<PullInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    let pulled = broker.pull(&who.account, queue, &input).await?;
+    let pulled = broker.pull(&who.access, queue, &input).await?;
     Ok(ok(PullResult {
         message_backlog_count: pulled.backlog.backlog_count,
         messages: pulled
@@ -124,12 +124,12 @@ pub async fn pull(
 
 pub async fn peek(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<MessagesPull>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<PeekInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    let peeked = broker.peek(&who.account, queue, &input).await?;
+    let peeked = broker.peek(&who.access, queue, &input).await?;
     Ok(ok(PullResult {
         message_backlog_count: peeked.backlog.backlog_count,
         messages: peeked
@@ -145,12 +145,12 @@ pub async fn peek(
 
 pub async fn ack(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<MessagesPull>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<AckInput>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
-    let outcome = broker.ack(&who.account, queue, input).await?;
+    let outcome = broker.ack(&who.access, queue, input).await?;
     Ok(ok(AckResult {
         ack_count: outcome.ack_count,
         retry_count: outcome.retry_count,

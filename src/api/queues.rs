@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::consumers::consumer_json;
 use super::envelope::{ApiError, JsonBody, ok, ok_empty, ok_page};
-use crate::auth::Principal;
+use crate::auth::{Principal, QueuesRead, QueuesWrite};
 use crate::broker::input::QueueInput;
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{Queue, rfc3339_ms};
@@ -32,10 +32,10 @@ pub fn queue_json(queue: &Queue) -> Value {
 
 pub async fn create(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker.create_queue(&who.account, &input).await?;
+    let queue = broker.create_queue(&who.access, &input).await?;
     Ok(ok(queue_json(&queue)))
 }
 
@@ -77,12 +77,12 @@ fn list_query(pairs: Vec<(String, String)>) -> Result<ListQuery, ApiError> {
 
 pub async fn list(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesRead>,
     web::Query(pairs): web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
     let query = list_query(pairs)?;
     let queues: Vec<Value> = broker
-        .list_queues(&who.account, &query.names)
+        .list_queues(&who.access, &query.names)
         .await?
         .iter()
         .map(queue_json)
@@ -105,55 +105,55 @@ pub struct QueuePath {
 
 pub async fn get(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesRead>,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = broker
-        .get_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
         .await?;
     Ok(ok(queue_json(&queue)))
 }
 
 pub async fn put(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_queue_id(&path.queue_id)?;
-    let queue = broker.update_queue(&who.account, id, &input, false).await?;
+    let queue = broker.update_queue(&who.access, id, &input, false).await?;
     Ok(ok(queue_json(&queue)))
 }
 
 pub async fn patch(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<QueuePath>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_queue_id(&path.queue_id)?;
-    let queue = broker.update_queue(&who.account, id, &input, true).await?;
+    let queue = broker.update_queue(&who.access, id, &input, true).await?;
     Ok(ok(queue_json(&queue)))
 }
 
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesWrite>,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
     broker
-        .delete_queue(&who.account, parse_queue_id(&path.queue_id)?)
+        .delete_queue(&who.access, parse_queue_id(&path.queue_id)?)
         .await?;
     Ok(ok_empty())
 }
 
 pub async fn metrics(
     broker: web::Data<Broker>,
-    who: Principal,
+    who: Principal<QueuesRead>,
     path: web::Path<QueuePath>,
 ) -> Result<HttpResponse, ApiError> {
     let metrics = broker
-        .queue_metrics(&who.account, parse_queue_id(&path.queue_id)?)
+        .queue_metrics(&who.access, parse_queue_id(&path.queue_id)?)
         .await?;
     Ok(ok(metrics))
 }

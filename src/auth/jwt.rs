@@ -1,9 +1,13 @@
-//! Bearer tokens: HS256 JWTs, algorithm pinned so `alg: none` and confusion are refused.
+//! Bearer tokens: JWTs verified with one configured key, its algorithm pinned, so
+//! `alg: none` and algorithm confusion (an HS256 token "signed" with the RSA public key)
+//! are refused.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+use super::scope::Scopes;
 
 /// The claims leaseq reads and mints.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -13,10 +17,17 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     /// Account ids this token may act on; `"*"` means all.
     #[serde(default)]
     pub accounts: Vec<String>,
     /// Space-separated scopes (`queues:read queues:write messages:push messages:pull`).
+    /// A token without scopes may do nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Queue names this token may act on; absent means all.
@@ -28,62 +39,149 @@ impl Claims {
     pub fn allows_account(&self, account: &str) -> bool {
         self.accounts.iter().any(|a| a == "*" || a == account)
     }
+
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse(self.scope.as_deref().unwrap_or(""))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("token is missing")]
-    Missing,
     #[error("token is invalid: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("no signing key: this server only holds a public key; pass --private-key")]
+    NoSigningKey,
 }
 
-/// Verifies and mints tokens with one HS256 secret.
+/// What a token must say besides its signature.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPolicy {
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+/// What `leaseq token` and the dev banner put in a token.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub subject: String,
+    pub accounts: Vec<String>,
+    pub scope: String,
+    pub queues: Option<Vec<String>>,
+    pub ttl: Duration,
+}
+
+/// Verifies tokens with one key, and mints them when it holds the signing half.
 #[derive(Clone)]
 pub struct TokenKeys {
+    algorithm: Algorithm,
     decoding: DecodingKey,
-    encoding: EncodingKey,
+    encoding: Option<EncodingKey>,
     validation: Validation,
+    policy: TokenPolicy,
 }
 
 impl TokenKeys {
-    pub fn hs256(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp"]);
-        Self {
-            decoding: DecodingKey::from_secret(secret),
-            encoding: EncodingKey::from_secret(secret),
-            validation,
+    fn new(
+        algorithm: Algorithm,
+        decoding: DecodingKey,
+        encoding: Option<EncodingKey>,
+        policy: TokenPolicy,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = policy.leeway_secs;
+        validation.validate_nbf = true;
+        // A configured issuer or audience must be present, not merely right when present.
+        let mut required = vec!["exp"];
+        required.extend(policy.issuer.as_ref().map(|_| "iss"));
+        required.extend(policy.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
+        if let Some(issuer) = &policy.issuer {
+            validation.set_issuer(&[issuer]);
         }
+        match &policy.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Self {
+            algorithm,
+            decoding,
+            encoding,
+            validation,
+            policy,
+        }
+    }
+
+    /// HS256 with a shared secret: verifies and mints.
+    pub fn hs256(secret: &[u8], policy: TokenPolicy) -> Self {
+        Self::new(
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret),
+            Some(EncodingKey::from_secret(secret)),
+            policy,
+        )
+    }
+
+    /// RS256, ES256 or EdDSA with a PEM public key: verifies only.
+    pub fn public_key(
+        algorithm: Algorithm,
+        pem: &[u8],
+        policy: TokenPolicy,
+    ) -> Result<Self, TokenError> {
+        let decoding = match algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(pem)?,
+            Algorithm::ES256 => DecodingKey::from_ec_pem(pem)?,
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem)?,
+            _ => {
+                return Err(TokenError::Invalid(
+                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into(),
+                ));
+            }
+        };
+        Ok(Self::new(algorithm, decoding, None, policy))
+    }
+
+    /// Adds the PEM private key matching this key's algorithm, for minting.
+    pub fn with_private_key(mut self, pem: &[u8]) -> Result<Self, TokenError> {
+        self.encoding = Some(match self.algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem)?,
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem)?,
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem)?,
+            _ => {
+                return Err(TokenError::Invalid(
+                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into(),
+                ));
+            }
+        });
+        Ok(self)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
     }
 
-    /// A token for `accounts`, valid for `ttl` from now.
-    pub fn mint(
-        &self,
-        subject: &str,
-        accounts: Vec<String>,
-        scope: Option<String>,
-        queues: Option<Vec<String>>,
-        ttl: Duration,
-    ) -> Result<String, TokenError> {
+    /// A signed token carrying `request`, and the configured `iss` and `aud`.
+    pub fn mint(&self, request: &TokenRequest) -> Result<String, TokenError> {
+        let encoding = self.encoding.as_ref().ok_or(TokenError::NoSigningKey)?;
         let now = crate::model::now_ms() / 1000;
         let claims = Claims {
-            sub: subject.to_owned(),
-            exp: now + ttl.as_secs(),
+            sub: request.subject.clone(),
+            exp: now + request.ttl.as_secs(),
             iat: now,
-            accounts,
-            scope,
-            queues,
+            nbf: None,
+            iss: self.policy.issuer.clone(),
+            aud: self.policy.audience.clone(),
+            accounts: request.accounts.clone(),
+            scope: Some(request.scope.clone()),
+            queues: request.queues.clone(),
         };
         Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &Header::new(self.algorithm),
             &claims,
-            &self.encoding,
+            encoding,
         )?)
     }
 }
@@ -92,34 +190,41 @@ impl TokenKeys {
 mod tests {
     use super::*;
 
+    fn request(accounts: &[&str]) -> TokenRequest {
+        TokenRequest {
+            subject: "ops".into(),
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            scope: "queues:read".into(),
+            queues: None,
+            ttl: Duration::from_secs(60),
+        }
+    }
+
     #[test]
-    fn minted_tokens_verify_and_carry_their_accounts() {
-        let keys = TokenKeys::hs256(b"secret");
-        let token = keys
-            .mint(
-                "ops",
-                vec!["acct".into()],
-                None,
-                None,
-                Duration::from_secs(60),
-            )
-            .expect("mints");
-        let claims = keys.verify(&token).expect("verifies");
+    fn minted_tokens_verify_and_carry_their_claims() {
+        let keys = TokenKeys::hs256(b"secret", TokenPolicy::default());
+        let claims = keys
+            .verify(&keys.mint(&request(&["acct"])).expect("mints"))
+            .expect("verifies");
         assert!(claims.allows_account("acct"));
         assert!(!claims.allows_account("other"));
+        assert_eq!(claims.scope.as_deref(), Some("queues:read"));
     }
 
     #[test]
     fn tokens_signed_with_another_secret_or_expired_are_refused() {
-        let keys = TokenKeys::hs256(b"secret");
-        let other = TokenKeys::hs256(b"other")
-            .mint("ops", vec!["*".into()], None, None, Duration::from_secs(60))
+        let keys = TokenKeys::hs256(b"secret", TokenPolicy::default());
+        let other = TokenKeys::hs256(b"other", TokenPolicy::default())
+            .mint(&request(&["*"]))
             .expect("mints");
         assert!(keys.verify(&other).is_err());
         let claims = Claims {
             sub: "x".into(),
             exp: 1,
             iat: 0,
+            nbf: None,
+            iss: None,
+            aud: None,
             accounts: vec!["*".into()],
             scope: None,
             queues: None,
@@ -134,8 +239,29 @@ mod tests {
     }
 
     #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let policy = TokenPolicy {
+            issuer: Some("leaseq".into()),
+            audience: Some("queues".into()),
+            leeway_secs: 0,
+        };
+        let keys = TokenKeys::hs256(b"secret", policy);
+        assert!(
+            keys.verify(&keys.mint(&request(&["a"])).expect("mints"))
+                .is_ok()
+        );
+        let plain = TokenKeys::hs256(b"secret", TokenPolicy::default())
+            .mint(&request(&["a"]))
+            .expect("mints");
+        assert!(
+            keys.verify(&plain).is_err(),
+            "a token without iss/aud is refused"
+        );
+    }
+
+    #[test]
     fn alg_none_is_refused() {
-        let keys = TokenKeys::hs256(b"secret");
+        let keys = TokenKeys::hs256(b"secret", TokenPolicy::default());
         // {"alg":"none","typ":"JWT"} . {"exp":9999999999,"accounts":["*"]} . (no signature)
         let token =
             "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjk5OTk5OTk5OTksImFjY291bnRzIjpbIioiXX0.";

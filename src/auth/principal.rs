@@ -1,20 +1,24 @@
-//! The `Principal` extractor: a verified token allowed to act on the path's account.
+//! The `Principal` extractor: a verified token, allowed on the path's account, holding
+//! the scope its handler names.
 
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::jwt::{Claims, TokenKeys};
+use super::scope::RequiredScope;
 use crate::api::ApiError;
 use crate::broker::BrokerError;
-use crate::model::AccountId;
+use crate::model::{Access, AccountId, QueueName};
 
-/// The caller, authenticated, and the account of the request path it may act on.
+/// The caller, authenticated and authorized for scope `S` on the path's account.
 #[derive(Debug, Clone)]
-pub struct Principal {
-    pub account: AccountId,
+pub struct Principal<S> {
+    pub access: Access,
     pub claims: Claims,
+    scope: PhantomData<S>,
 }
 
 /// The token from `Authorization: Bearer`, or from `X-Auth-Key` / `X-API-KEY`
@@ -30,7 +34,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn authorize(req: &HttpRequest) -> Result<Principal, BrokerError> {
+fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, BrokerError> {
     let keys = req
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
@@ -39,18 +43,33 @@ fn authorize(req: &HttpRequest) -> Result<Principal, BrokerError> {
         .ok_or_else(|| BrokerError::Unauthenticated("missing bearer token".into()))?;
     let claims = keys
         .verify(token)
-        .map_err(|e| BrokerError::Unauthenticated(format!("invalid token: {e}")))?;
+        .map_err(|e| BrokerError::Unauthenticated(e.to_string()))?;
     let raw_account = req.match_info().get("account_id").unwrap_or_default();
     let account = AccountId::parse(raw_account).ok_or(BrokerError::InvalidAccountId)?;
     if !claims.allows_account(account.as_str()) {
         return Err(BrokerError::Forbidden(
-            "token does not grant access to this account".into(),
+            "the token does not grant this account".into(),
         ));
     }
-    Ok(Principal { account, claims })
+    if !claims.scopes().contains(S::SCOPE) {
+        return Err(BrokerError::Forbidden(format!(
+            "the token lacks the scope {}",
+            S::SCOPE
+        )));
+    }
+    // Names in the claim that are not valid queue names can match no queue.
+    let queues = claims
+        .queues
+        .as_ref()
+        .map(|names| names.iter().filter_map(|n| QueueName::parse(n)).collect());
+    Ok(Principal {
+        access: Access { account, queues },
+        claims,
+        scope: PhantomData,
+    })
 }
 
-impl FromRequest for Principal {
+impl<S: RequiredScope> FromRequest for Principal<S> {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 

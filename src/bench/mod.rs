@@ -17,9 +17,9 @@ use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::auth::TokenKeys;
-use crate::config::{Secrets, Settings};
-use crate::model::{AccountId, QueueId};
+use crate::auth::{TokenRequest, all_scopes};
+use crate::config::{JwtKey, Secrets, Settings};
+use crate::model::{Access, AccountId, QueueId};
 use crate::startup::Application;
 use crate::store::{Store, StoreOptions};
 use target::{HttpTarget, RawTarget, Target};
@@ -253,22 +253,24 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
 fn start_broker(settings: &Settings, account: &AccountId) -> Result<(String, String), String> {
     let mut settings = settings.clone();
     settings.server.bind = "127.0.0.1:0".into();
-    let jwt = uuid::Uuid::now_v7().simple().to_string();
     let secrets = Secrets {
-        jwt: SecretString::from(jwt.clone()),
+        jwt: JwtKey::Secret(SecretString::from(
+            uuid::Uuid::now_v7().simple().to_string(),
+        )),
         lease: SecretString::from(uuid::Uuid::now_v7().simple().to_string()),
     };
+    let keys = settings.token_keys(&secrets).map_err(|e| e.to_string())?;
     let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
     let url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let token = TokenKeys::hs256(jwt.as_bytes())
-        .mint(
-            "bench",
-            vec![account.to_string()],
-            None,
-            None,
-            Duration::from_secs(24 * 3600),
-        )
+    let token = keys
+        .mint(&TokenRequest {
+            subject: "bench".into(),
+            accounts: vec![account.to_string()],
+            scope: all_scopes(),
+            queues: None,
+            ttl: Duration::from_secs(24 * 3600),
+        })
         .map_err(|e| e.to_string())?;
     Ok((url, token))
 }
@@ -328,7 +330,7 @@ impl Bench {
                 .map_err(|e| e.to_string())?;
             let target = RawTarget {
                 store: self.store.clone(),
-                account: self.account.clone(),
+                access: Access::account(self.account.clone()),
                 queue: queue.id,
             };
             Ok((Target::Raw(Box::new(target)), queue.id))
@@ -337,7 +339,7 @@ impl Bench {
 
     async fn drop_queue(&self, id: QueueId) -> Result<(), String> {
         self.store
-            .delete_queue(&self.account, id)
+            .delete_queue(&Access::account(self.account.clone()), id)
             .await
             .map_err(|e| e.to_string())
             .map(|_| ())
@@ -418,7 +420,7 @@ impl Bench {
             let (target, id) = self.queue(true).await?;
             let raw = Target::Raw(Box::new(RawTarget {
                 store: self.store.clone(),
-                account: self.account.clone(),
+                access: Access::account(self.account.clone()),
                 queue: id,
             }));
             eprintln!(

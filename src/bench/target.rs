@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::model::{AccountId, ContentType, MessageId, NewMessage, QueueId, now_ms};
+use crate::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
 use crate::store::Store;
 
 /// One delivered message: the handle to ack it with, and its body.
@@ -22,7 +22,7 @@ pub struct HttpTarget {
 
 pub struct RawTarget {
     pub store: Store,
-    pub account: AccountId,
+    pub access: Access,
     pub queue: QueueId,
 }
 
@@ -124,7 +124,7 @@ impl Target {
                     })
                     .collect();
                 raw.store
-                    .push(&raw.account, raw.queue, &messages, now_ms())
+                    .push(&raw.access, raw.queue, &messages, now_ms())
                     .await
                     .map_err(|e| e.to_string())?
                     .map(|_| ())
@@ -156,7 +156,7 @@ impl Target {
                 let pulled = raw
                     .store
                     .pull(
-                        &raw.account,
+                        &raw.access,
                         raw.queue,
                         Some(batch_size),
                         Some(visibility_timeout_ms),
@@ -201,7 +201,7 @@ impl Target {
                 }
                 let (acked, _) = raw
                     .store
-                    .ack(&raw.account, raw.queue, &ids, &[], now_ms())
+                    .ack(&raw.access, raw.queue, &ids, &[], now_ms())
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "queue not found".to_owned())?;

@@ -15,7 +15,7 @@ use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 
 use crate::model::{
-    AccountId, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
+    Access, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
     StoredMessage, now_ms,
 };
 use crate::store::{ConsumerWrite, RetryOutcome, Store, StoreError, UpdateQueue};
@@ -61,6 +61,8 @@ const WARN_NO_MESSAGE: &str = "message not found: it was already acknowledged or
 const WARN_NOT_CURRENT: &str =
     "lease is no longer current: it expired or the message was redelivered";
 
+const FORBIDDEN_QUEUE_NAME: &str = "the token does not grant this queue name";
+
 pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
     QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
 }
@@ -103,15 +105,18 @@ impl Broker {
 
     // ---- queues ------------------------------------------------------------------
 
-    #[instrument(skip_all, fields(account = %account))]
+    #[instrument(skip_all, fields(account = %access.account))]
     pub async fn create_queue(
         &self,
-        account: &AccountId,
+        access: &Access,
         input: &QueueInput,
     ) -> Result<Queue, BrokerError> {
         let name = limits::queue_name(input.queue_name.as_deref())?;
         let settings = limits::queue_settings(input.settings.as_ref(), QueueSettings::default())?;
-        if self.store.count_queues(account).await? >= self.limits.queues_per_account {
+        if !access.allows(&name) {
+            return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
+        }
+        if self.store.count_queues(&access.account).await? >= self.limits.queues_per_account {
             return Err(BrokerError::TooManyQueues {
                 limit: self.limits.queues_per_account,
             });
@@ -119,7 +124,7 @@ impl Broker {
         let now = now_ms();
         let queue = Queue {
             id: QueueId::generate(),
-            account: account.clone(),
+            account: access.account.clone(),
             name,
             created_ms: now,
             modified_ms: now,
@@ -135,41 +140,43 @@ impl Broker {
     /// All queues of the account, oldest first; only those named when `names` is not empty.
     pub async fn list_queues(
         &self,
-        account: &AccountId,
+        access: &Access,
         names: &[String],
     ) -> Result<Vec<Queue>, BrokerError> {
-        let mut queues = self.store.list_queues(account).await?;
+        let mut queues = self.store.list_queues(&access.account).await?;
+        queues.retain(|q| access.allows(&q.name));
         if !names.is_empty() {
             queues.retain(|q| names.iter().any(|n| n == q.name.as_str()));
         }
         Ok(queues)
     }
 
-    pub async fn get_queue(
-        &self,
-        account: &AccountId,
-        queue: QueueId,
-    ) -> Result<Queue, BrokerError> {
+    pub async fn get_queue(&self, access: &Access, queue: QueueId) -> Result<Queue, BrokerError> {
+        // A queue the token may not reach does not exist for it.
         self.store
-            .get_queue(account, queue)
+            .get_queue(&access.account, queue)
             .await?
+            .filter(|q| access.allows(&q.name))
             .ok_or(BrokerError::QueueNotFound)
     }
 
     /// PUT (`partial = false`: unset settings return to their defaults) or PATCH.
-    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn update_queue(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: &QueueInput,
         partial: bool,
     ) -> Result<Queue, BrokerError> {
-        let current = self.get_queue(account, queue).await?;
+        let current = self.get_queue(access, queue).await?;
         let name = match input.queue_name.as_deref() {
             None => current.name.clone(),
             Some(raw) => limits::queue_name(Some(raw))?,
         };
+        if !access.allows(&name) {
+            return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
+        }
         let base = if partial {
             current.settings
         } else {
@@ -187,13 +194,9 @@ impl Broker {
         }
     }
 
-    #[instrument(skip_all, fields(account = %account, queue = %queue))]
-    pub async fn delete_queue(
-        &self,
-        account: &AccountId,
-        queue: QueueId,
-    ) -> Result<(), BrokerError> {
-        if self.store.delete_queue(account, queue).await? {
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
+    pub async fn delete_queue(&self, access: &Access, queue: QueueId) -> Result<(), BrokerError> {
+        if self.store.delete_queue(access, queue).await? {
             Ok(())
         } else {
             Err(BrokerError::QueueNotFound)
@@ -202,11 +205,11 @@ impl Broker {
 
     pub async fn queue_metrics(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
     ) -> Result<BacklogMetrics, BrokerError> {
         self.store
-            .metrics(account, queue)
+            .metrics(access, queue)
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }
@@ -214,10 +217,10 @@ impl Broker {
     // ---- consumers ---------------------------------------------------------------
 
     /// Creates the queue's consumer (`id = None`) or creates-or-replaces the one with `id`.
-    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn write_consumer(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         id: Option<ConsumerId>,
         input: &ConsumerInput,
@@ -231,7 +234,7 @@ impl Broker {
         };
         let written = self
             .store
-            .write_consumer(account, queue, &consumer, id.is_some())
+            .write_consumer(access, queue, &consumer, id.is_some())
             .await?;
         match written {
             ConsumerWrite::Written(queue) => match queue.consumer {
@@ -245,27 +248,27 @@ impl Broker {
 
     pub async fn get_consumer(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         id: ConsumerId,
     ) -> Result<(QueueName, Consumer), BrokerError> {
-        let queue = self.get_queue(account, queue).await?;
+        let queue = self.get_queue(access, queue).await?;
         match queue.consumer {
             Some(consumer) if consumer.id == id => Ok((queue.name, consumer)),
             _ => Err(BrokerError::ConsumerNotFound),
         }
     }
 
-    #[instrument(skip_all, fields(account = %account, queue = %queue))]
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn delete_consumer(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         id: ConsumerId,
     ) -> Result<(), BrokerError> {
         match self
             .store
-            .delete_consumer(account, queue, id, now_ms())
+            .delete_consumer(access, queue, id, now_ms())
             .await?
         {
             Some(true) => Ok(()),
@@ -278,13 +281,13 @@ impl Broker {
 
     pub async fn push(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: &MessageInput,
     ) -> Result<BacklogMetrics, BrokerError> {
         let message = self.limits.push(input)?;
         self.store
-            .push(account, queue, std::slice::from_ref(&message), now_ms())
+            .push(access, queue, std::slice::from_ref(&message), now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }
@@ -292,20 +295,20 @@ impl Broker {
     /// All or nothing: the whole batch is validated, then stored in one atomic step.
     pub async fn push_batch(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: &BatchInput,
     ) -> Result<BacklogMetrics, BrokerError> {
         let messages = self.limits.batch(input)?;
         self.store
-            .push(account, queue, &messages, now_ms())
+            .push(access, queue, &messages, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }
 
     pub async fn pull(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: &PullInput,
     ) -> Result<PullOutcome, BrokerError> {
@@ -313,7 +316,7 @@ impl Broker {
         let pulled = self
             .store
             .pull(
-                account,
+                access,
                 queue,
                 request.batch_size,
                 request.visibility_timeout_ms,
@@ -329,7 +332,7 @@ impl Broker {
                     message_id: message.id,
                     generation: message.lease_generation,
                 };
-                let lease_id = self.leases.sign(account, queue, lease);
+                let lease_id = self.leases.sign(&access.account, queue, lease);
                 LeasedMessage { message, lease_id }
             })
             .collect();
@@ -341,14 +344,14 @@ impl Broker {
 
     pub async fn peek(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: &PeekInput,
     ) -> Result<PeekOutcome, BrokerError> {
         let batch_size = self.limits.peek(input)?;
         let peeked = self
             .store
-            .peek(account, queue, batch_size, now_ms())
+            .peek(access, queue, batch_size, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         Ok(PeekOutcome {
@@ -361,7 +364,7 @@ impl Broker {
     /// or stale is a warning, never an error, and changes nothing.
     pub async fn ack(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         input: AckInput,
     ) -> Result<AckOutcome, BrokerError> {
@@ -370,7 +373,7 @@ impl Broker {
         let mut acks = Vec::new();
         let mut ack_lease_ids = Vec::new();
         for lease_id in request.acks {
-            match self.leases.verify(account, queue, &lease_id) {
+            match self.leases.verify(&access.account, queue, &lease_id) {
                 Some(lease) => {
                     acks.push(lease.message_id);
                     ack_lease_ids.push(lease_id);
@@ -383,7 +386,7 @@ impl Broker {
         let mut retries = Vec::new();
         let mut retry_lease_ids = Vec::new();
         for (lease_id, delay) in request.retries {
-            match self.leases.verify(account, queue, &lease_id) {
+            match self.leases.verify(&access.account, queue, &lease_id) {
                 Some(lease) => {
                     retries.push((lease.message_id, lease.generation, delay));
                     retry_lease_ids.push(lease_id);
@@ -396,7 +399,7 @@ impl Broker {
         // The queue must exist even when every lease was refused.
         let (acked, retried) = self
             .store
-            .ack(account, queue, &acks, &retries, now_ms())
+            .ack(access, queue, &acks, &retries, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         for (lease_id, deleted) in ack_lease_ids.into_iter().zip(acked) {

@@ -38,7 +38,7 @@ use keys::{Keys, QueueKeys};
 use scripts::Scripts;
 
 use crate::model::{
-    AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue, QueueId,
+    Access, AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue, QueueId,
     QueueName, QueueSettings, StoredMessage,
 };
 
@@ -358,20 +358,20 @@ impl Store {
     }
 
     /// Deletes the queue and all its messages. `false`: no such queue.
-    pub async fn delete_queue(&self, account: &AccountId, id: QueueId) -> Result<bool, StoreError> {
+    pub async fn delete_queue(&self, access: &Access, id: QueueId) -> Result<bool, StoreError> {
         let keys = self.keys.queue(id);
         let mut inv = self.scripts.delete_queue.prepare_invoke();
         for key in keys.all() {
             inv.key(key);
         }
-        inv.arg(account.as_str());
+        inv.arg(access.script_arg());
         let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(false);
         }
         let name = reply.get(1).map(text).transpose()?.unwrap_or_default();
         if let Some(name) = QueueName::parse(&name) {
-            self.release_name(account, &name, id).await?;
+            self.release_name(&access.account, &name, id).await?;
         }
         Ok(true)
     }
@@ -382,7 +382,7 @@ impl Store {
     /// `consumer.created_ms` is the time of this write; a replaced consumer keeps its own.
     pub async fn write_consumer(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         consumer: &Consumer,
         replace: bool,
@@ -390,7 +390,7 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.consumer_upsert.prepare_invoke();
         inv.key(&keys.meta)
-            .arg(account.as_str())
+            .arg(access.script_arg())
             .arg(if replace { "replace" } else { "create" })
             .arg(consumer.id.to_string())
             .arg(consumer.created_ms);
@@ -413,14 +413,14 @@ impl Store {
     /// `None`: no such queue; `Some(false)`: no such consumer.
     pub async fn delete_consumer(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         consumer: ConsumerId,
         now_ms: u64,
     ) -> Result<Option<bool>, StoreError> {
         let mut inv = self.scripts.consumer_delete.prepare_invoke();
         inv.key(self.keys.queue(queue).meta)
-            .arg(account.as_str())
+            .arg(access.script_arg())
             .arg(consumer.to_string())
             .arg(now_ms);
         match int(&self.invoke(&inv).await?)? {
@@ -435,7 +435,7 @@ impl Store {
     /// Stores all messages in one atomic step. `None`: no such queue.
     pub async fn push(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         messages: &[NewMessage],
         now_ms: u64,
@@ -443,7 +443,7 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.push.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(account.as_str()).arg(now_ms);
+        inv.arg(access.script_arg()).arg(now_ms);
         for message in messages {
             let delay = message.delay_seconds.map_or(-1, i64::from);
             inv.arg(MessageId::generate().to_string())
@@ -465,7 +465,7 @@ impl Store {
     /// Leases up to `batch_size` visible messages. `None`: no such queue.
     pub async fn pull(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         batch_size: Option<u32>,
         visibility_timeout_ms: Option<u64>,
@@ -474,7 +474,7 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.pull.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(account.as_str())
+        inv.arg(access.script_arg())
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
             .arg(visibility_timeout_ms.unwrap_or(0))
@@ -485,7 +485,7 @@ impl Store {
     /// Reads up to `batch_size` visible messages without leasing them.
     pub async fn peek(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         batch_size: Option<u32>,
         now_ms: u64,
@@ -493,7 +493,7 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.peek.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(account.as_str())
+        inv.arg(access.script_arg())
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
             .arg(self.reveal_batch);
@@ -520,7 +520,7 @@ impl Store {
     /// each ack deleted a message, and the outcome of each retry, in order.
     pub async fn ack(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
         acks: &[MessageId],
         retries: &[(MessageId, u64, Option<u32>)],
@@ -529,7 +529,7 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.ack.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(account.as_str()).arg(now_ms).arg(acks.len());
+        inv.arg(access.script_arg()).arg(now_ms).arg(acks.len());
         for id in acks {
             inv.arg(id.to_string());
         }
@@ -564,13 +564,13 @@ impl Store {
     /// Exact backlog figures. `None`: no such queue.
     pub async fn metrics(
         &self,
-        account: &AccountId,
+        access: &Access,
         queue: QueueId,
     ) -> Result<Option<BacklogMetrics>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.metrics.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(account.as_str());
+        inv.arg(access.script_arg());
         let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);

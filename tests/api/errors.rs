@@ -97,16 +97,7 @@ async fn ids_that_could_break_a_redis_key_are_refused_before_reaching_redis() {
 #[tokio::test]
 async fn an_invalid_account_id_is_refused_even_with_a_wildcard_token() {
     let app = spawn_app().await;
-    let token = app
-        .keys
-        .mint(
-            "ops",
-            vec!["*".into()],
-            None,
-            None,
-            std::time::Duration::from_secs(60),
-        )
-        .expect("token");
+    let token = app.mint(&["*"], &leaseq::auth::all_scopes(), None);
     let url = format!("{}/client/v4/accounts/a%7Bb%7D/queues", app.base);
     let request = app.client.get(&url).bearer_auth(&token);
     app.send_raw(request).await.assert_error(400, 7003);

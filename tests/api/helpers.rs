@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use leaseq::auth::TokenKeys;
-use leaseq::config::{Secrets, Settings};
+use leaseq::auth::{TokenKeys, TokenRequest, all_scopes};
+use leaseq::config::{JwtKey, Settings};
 use leaseq::startup::Application;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -81,36 +81,49 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.workers = 2;
     settings.redis.url = redis_url();
     settings.redis.key_prefix = prefix.clone();
+    settings.auth.jwt_secret = Some(SecretString::from(format!(
+        "jwt-{}",
+        uuid::Uuid::now_v7().simple()
+    )));
+    settings.auth.lease_secret = Some(SecretString::from(format!(
+        "lease-{}",
+        uuid::Uuid::now_v7().simple()
+    )));
     adjust(&mut settings);
-    let jwt = format!("jwt-{}", uuid::Uuid::now_v7().simple());
-    let secrets = Secrets {
-        jwt: SecretString::from(jwt.clone()),
-        lease: SecretString::from(format!("lease-{}", uuid::Uuid::now_v7().simple())),
-    };
+    let secrets = settings.secrets(false).expect("secrets");
+    let keys = settings.token_keys(&secrets).expect("token keys");
     let app = Application::build(&settings, &secrets).expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let keys = TokenKeys::hs256(jwt.as_bytes());
-    let token = keys
-        .mint(
-            "test",
-            vec![ACCOUNT.into()],
-            None,
-            None,
-            Duration::from_secs(3600),
-        )
-        .expect("token");
-    TestApp {
+    let mut test_app = TestApp {
         base,
         client: reqwest::Client::new(),
-        token,
+        token: String::new(),
         keys,
         prefix,
         redis_url: redis_url(),
+    };
+    // With only a public key configured the app cannot mint; such tests sign their own.
+    if matches!(secrets.jwt, JwtKey::Secret(_)) {
+        test_app.token = test_app.mint(&[ACCOUNT], &all_scopes(), None);
     }
+    test_app
 }
 
 impl TestApp {
+    /// A token from this app's key for `accounts`, with `scope`, limited to `queues`.
+    pub fn mint(&self, accounts: &[&str], scope: &str, queues: Option<&[&str]>) -> String {
+        self.keys
+            .mint(&TokenRequest {
+                subject: "test".into(),
+                accounts: accounts.iter().map(|a| a.to_string()).collect(),
+                scope: scope.into(),
+                queues: queues.map(|q| q.iter().map(|n| n.to_string()).collect()),
+                ttl: Duration::from_secs(3600),
+            })
+            .expect("token")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/client/v4/accounts/{ACCOUNT}{path}", self.base)
     }

@@ -1,7 +1,7 @@
 -- Acks (deletes) and retries leased messages.
 -- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
 -- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
--- ARGV[1]: account id   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
 -- ARGV[4 .. 3+A]: ids to ack
 -- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
 -- Returns: {NOT_FOUND} or {1, status per ack..., status per retry...}
@@ -9,7 +9,7 @@
 --   retry status: 1 retried, 0 no such message, 2 lease no longer current
 
 local meta = redis.call('HMGET', KEYS[1], 'account', 'c_retry_delay')
-if meta[1] ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
 local default_delay = tonumber(meta[2] or '0')

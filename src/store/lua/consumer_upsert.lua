@@ -1,11 +1,11 @@
 -- Creates or replaces the queue's single consumer.
 -- KEYS[1]: meta hash
--- ARGV[1]: account id   ARGV[2]: mode, 'create' or 'replace'   ARGV[3]: consumer id
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: mode, 'create' or 'replace'   ARGV[3]: consumer id
 -- ARGV[4]: modified_ms   ARGV[5..]: consumer field, value pairs (c_* fields, without c_id)
 -- Returns: {NOT_FOUND}, {2} a different consumer exists, or {1, field1, value1, ...}
 
 local meta = redis.call('HMGET', KEYS[1], 'account', 'c_id')
-if meta[1] ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
 local existing = meta[2]
 if existing then
   if ARGV[2] == 'create' or existing ~= ARGV[3] then return {2} end

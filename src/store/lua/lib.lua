@@ -49,3 +49,14 @@ local function make_due_visible(ready_key, delayed_key, leased_key, now, limit)
 end
 
 local NOT_FOUND = -1
+
+-- ARGV[1] of every queue script is the caller's access: "<account>", or
+-- "<account>\n,<queue name>,<queue name>," for a token limited to some queues.
+-- A queue outside it does not exist for the caller. Names never hold ',' or '\n'.
+local function may_access(meta_key, meta_account)
+  local account, names = string.match(ARGV[1], '^([^\n]*)\n?(.*)$')
+  if meta_account ~= account then return false end
+  if names == '' then return true end
+  local name = redis.call('HGET', meta_key, 'name')
+  return name ~= false and string.find(names, ',' .. name .. ',', 1, true) ~= nil
+end

@@ -1,12 +1,12 @@
 -- Reads up to batch_size visible messages without leasing them.
 -- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
 -- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
--- ARGV[1]: account id   ARGV[2]: now (ms)   ARGV[3]: batch_size (0 = consumer's, else 5)
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: batch_size (0 = consumer's, else 5)
 -- ARGV[4]: most due messages made visible per call
 -- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms, id1, record1, ...}
 
 local meta = redis.call('HMGET', KEYS[1], 'account', 'c_batch_size')
-if meta[1] ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or '5') end
 

@@ -1,7 +1,7 @@
 -- Leases up to batch_size visible messages, oldest visible first.
 -- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
 -- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
--- ARGV[1]: account id   ARGV[2]: now (ms)
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's setting, else 5)
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else 30000)
 -- ARGV[5]: most due messages made visible per call
@@ -10,7 +10,7 @@
 --          where each record carries the new attempts and lease generation.
 
 local meta = redis.call('HMGET', KEYS[1], 'account', 'c_batch_size', 'c_visibility_timeout_ms')
-if meta[1] ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or '5') end

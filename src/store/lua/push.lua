@@ -1,13 +1,13 @@
 -- Stores a batch of messages atomically.
 -- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
 -- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
--- ARGV[1]: account id   ARGV[2]: now (ms)
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3..]: per message, 4 values: id, delay_seconds (-1 = queue's delivery_delay),
 --            body size in bytes, record
 -- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
 
 local meta = redis.call('HMGET', KEYS[1], 'account', 'delivery_delay')
-if meta[1] ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
 local default_delay = tonumber(meta[2] or '0')
 local now = tonumber(ARGV[2])
 

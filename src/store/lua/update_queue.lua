@@ -1,9 +1,9 @@
 -- Updates a queue's metadata fields, if the queue belongs to the account.
 -- KEYS[1]: meta hash
--- ARGV[1]: account id   ARGV[2..]: field, value pairs
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2..]: field, value pairs
 -- Returns: {NOT_FOUND} or {1, field1, value1, ...} (the whole hash after the update)
 
-if redis.call('HGET', KEYS[1], 'account') ~= ARGV[1] then return {NOT_FOUND} end
+if not may_access(KEYS[1], redis.call('HGET', KEYS[1], 'account')) then return {NOT_FOUND} end
 if #ARGV > 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 end
