@@ -13,6 +13,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::auth::{TokenKeys, TokenPolicy};
 use crate::broker::Limits;
+use crate::broker::rate_limit::RateLimitSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -23,6 +24,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub auth: AuthSettings,
     pub limits: Limits,
+    pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
 }
 
@@ -33,6 +35,7 @@ pub struct ServerSettings {
     pub workers: usize,
     pub data_dir: PathBuf,
     pub shutdown_timeout_secs: u64,
+    pub client_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +140,21 @@ impl Settings {
         if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace)
         {
             return invalid("redis.key_prefix must be non-empty, without braces or spaces");
+        }
+        if self.server.client_timeout_secs == 0 {
+            return invalid("server.client_timeout_secs must be at least 1");
+        }
+        let r = &self.rate_limits;
+        if [
+            r.account_per_sec,
+            r.account_burst,
+            r.queue_per_sec,
+            r.queue_burst,
+        ]
+        .iter()
+        .any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return invalid("rate_limits rates and bursts must be 0 (off) or positive");
         }
         if self.redis.timeout_ms == 0 {
             return invalid("redis.timeout_ms must be at least 1");

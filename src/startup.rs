@@ -11,6 +11,7 @@ use tracing_actix_web::TracingLogger;
 use crate::api::{self, BodyLimit};
 use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
+use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -57,7 +58,12 @@ impl Application {
 
         let shared_broker = broker.clone();
         let tokens = web::Data::new(tokens);
-        let body_limit = web::Data::new(BodyLimit(settings.limits.request_bytes));
+        let client_timeout = Duration::from_secs(settings.server.client_timeout_secs);
+        let body_limit = web::Data::new(BodyLimit {
+            bytes: settings.limits.request_bytes,
+            timeout: client_timeout,
+        });
+        let rate_limiter = web::Data::new(RateLimiter::new(&settings.rate_limits));
         let mut server = HttpServer::new(move || {
             // Runs once per worker, on the worker's own runtime.
             let broker = web::Data::new(shared_broker.with_own_connection());
@@ -66,12 +72,13 @@ impl Application {
                 .app_data(broker)
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())
+                .app_data(rate_limiter.clone())
                 .app_data(api::query_config())
                 .app_data(api::path_config())
                 .configure(api::routes)
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(30));
+        .client_request_timeout(client_timeout);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

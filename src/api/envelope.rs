@@ -95,6 +95,9 @@ impl ResponseError for ApiError {
             tracing::error!(error = %cause_chain(&self.0), code = self.0.code(), "request failed");
         }
         let mut response = HttpResponse::build(status);
+        if let BrokerError::RateLimited { retry_after_secs } = &self.0 {
+            response.insert_header(("retry-after", retry_after_secs.to_string()));
+        }
         if let Some(retry) = self.0.should_retry() {
             response.insert_header((
                 "x-should-retry",
@@ -117,18 +120,24 @@ impl ResponseError for ApiError {
 /// checked: curl and many clients send JSON without saying so.
 pub struct JsonBody<T>(pub T);
 
-/// The request body limit, in bytes (app data).
+/// Limits on reading a request body (app data): its size, and how long a client may
+/// take to send it (a slow sender holds a connection and a worker's attention).
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub timeout: std::time::Duration,
+}
 
 impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
+        let (limit, timeout) = req
             .app_data::<web::Data<BodyLimit>>()
-            .map_or(1024 * 1024, |l| l.0);
+            .map_or((1024 * 1024, std::time::Duration::from_secs(30)), |l| {
+                (l.bytes, l.timeout)
+            });
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -139,16 +148,24 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
             if declared.is_some_and(|len| len > limit) {
                 return Err(BrokerError::RequestTooLarge { limit }.into());
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    BrokerError::schema(format!("could not read the request body: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(BrokerError::RequestTooLarge { limit }.into());
+            let read = async {
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        BrokerError::schema(format!("could not read the request body: {e}"))
+                    })?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(BrokerError::RequestTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
+                BrokerError::RequestTimeout {
+                    secs: timeout.as_secs(),
+                }
+            })??;
             parse_json(&body).map(JsonBody)
         })
     }

@@ -11,7 +11,8 @@ use super::jwt::{Claims, TokenKeys};
 use super::scope::RequiredScope;
 use crate::api::ApiError;
 use crate::broker::BrokerError;
-use crate::model::{Access, AccountId, QueueName};
+use crate::broker::rate_limit::RateLimiter;
+use crate::model::{Access, AccountId, QueueId, QueueName};
 
 /// The caller, authenticated and authorized for scope `S` on the path's account.
 #[derive(Debug, Clone)]
@@ -56,6 +57,16 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
             "the token lacks the scope {}",
             S::SCOPE
         )));
+    }
+    if let Some(limiter) = req.app_data::<web::Data<RateLimiter>>() {
+        // Only well-formed ids get a bucket; anything else is refused later anyway.
+        let queue = req
+            .match_info()
+            .get("queue_id")
+            .filter(|q| QueueId::parse(q).is_some());
+        limiter
+            .check(account.as_str(), queue)
+            .map_err(|retry_after_secs| BrokerError::RateLimited { retry_after_secs })?;
     }
     // Names in the claim that are not valid queue names can match no queue.
     let queues = claims

@@ -43,6 +43,10 @@ pub enum BrokerError {
     ConsumerExists,
     #[error("queue delivery is paused")]
     QueueDeliveryPaused,
+    #[error("rate limited: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout { secs: u64 },
     #[error("storage is unavailable, retry later")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -73,6 +77,8 @@ impl BrokerError {
             ConsumerNotFound => (10120, 404),
             ConsumerExists => (10121, 409),
             QueueDeliveryPaused => (10252, 409),
+            RateLimited { .. } => (971, 429),
+            RequestTimeout { .. } => (10210, 408),
             Unavailable(_) => (15000, 503),
             Internal(_) => (10001, 500),
         }

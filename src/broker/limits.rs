@@ -17,6 +17,38 @@ pub const VISIBILITY_TIMEOUT_MS: RangeInclusive<u64> = 1..=43_200_000;
 pub const DELAY_SECONDS: RangeInclusive<u64> = 0..=86_400;
 pub const MAX_RETRIES: RangeInclusive<u64> = 0..=100;
 pub const RETENTION_SECONDS: RangeInclusive<u64> = 60..=1_209_600;
+/// Deepest nesting accepted in a JSON message body (serde_json's own default limit),
+/// so no consumer's parser is handed a stack-overflow bomb.
+pub const JSON_BODY_DEPTH: usize = 128;
+
+/// Whether the JSON text `raw` nests no deeper than `max` arrays and objects.
+/// `raw` is valid JSON (serde_json parsed it), so counting brackets outside strings is exact.
+fn json_depth_within(raw: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in raw.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
 
 /// Size limits; each is configurable under `[limits]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +150,11 @@ impl Limits {
                     "{field}body must be a string when content_type is \"text\""
                 ))
             })?,
+            ContentType::Json if !json_depth_within(raw, JSON_BODY_DEPTH) => {
+                return Err(BrokerError::schema(format!(
+                    "{field}body nests deeper than {JSON_BODY_DEPTH} levels"
+                )));
+            }
             ContentType::Json => raw.to_owned(),
         };
         if body.len() > self.message_bytes {
@@ -312,6 +349,18 @@ mod tests {
 
     fn batch(value: serde_json::Value) -> BatchInput {
         serde_json::from_str(&value.to_string()).expect("batch input")
+    }
+
+    #[test]
+    fn json_depth_is_counted_outside_strings() {
+        assert!(json_depth_within(r#"{"a":[1,{"b":"[[[["}]}"#, 3));
+        assert!(!json_depth_within(r#"{"a":[1,{"b":[]}]}"#, 3));
+        assert!(json_depth_within(r#""\"[[[""#, 0));
+        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let limits = Limits::default();
+        let input: MessageInput =
+            serde_json::from_str(&format!(r#"{{"body":{deep}}}"#)).expect("parses as raw");
+        assert_eq!(limits.push(&input).map_err(|e| e.code()), Err(10207));
     }
 
     #[test]

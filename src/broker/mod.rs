@@ -4,6 +4,7 @@ pub mod error;
 pub mod input;
 pub mod lease;
 pub mod limits;
+pub mod rate_limit;
 
 use std::collections::BTreeMap;
 

@@ -181,3 +181,66 @@ async fn a_broken_redis_gives_a_fast_503_envelope() {
         .await;
     assert_eq!(health.status.as_u16(), 200);
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.rate_limits.queue_per_sec = 1.0;
+        s.rate_limits.queue_burst = 3.0;
+        s.rate_limits.account_per_sec = 1.0;
+        s.rate_limits.account_burst = 8.0;
+    })
+    .await;
+    let queue = app.create_queue("orders").await;
+    for _ in 0..3 {
+        app.push(&queue, json!({"body": "x"})).await.assert_ok();
+    }
+    let limited = app.push(&queue, json!({"body": "x"})).await;
+    limited.assert_error(429, 971);
+    let retry_after: u64 = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another queue of the account has its own bucket, until the account's runs out.
+    let other = app.create_queue("billing").await;
+    app.push(&other, json!({"body": "x"})).await.assert_ok();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.get("/queues").await.status.as_u16());
+    }
+    assert!(
+        statuses.contains(&429),
+        "the account limit applies to every route: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_body_too_slowly_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|s| s.server.client_timeout_secs = 1).await;
+    let queue = app.create_queue("orders").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /client/v4/accounts/{ACCOUNT}/queues/{queue}/messages HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"body\":",
+        app.token
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("10210"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+}
