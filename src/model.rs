@@ -262,6 +262,8 @@ pub struct Queue {
     pub modified_ms: u64,
     pub settings: QueueSettings,
     pub consumer: Option<Consumer>,
+    /// When the last purge ran, if one did.
+    pub purged_ms: Option<u64>,
 }
 
 /// Exact backlog figures of one queue.

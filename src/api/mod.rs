@@ -31,6 +31,11 @@ fn accounts(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/{queue_id}/metrics").get(queues::metrics))
             .service(
+                resource("/{queue_id}/purge")
+                    .post(queues::purge)
+                    .get(queues::purge_status),
+            )
+            .service(
                 resource("/{queue_id}/consumers")
                     .post(consumers::create)
                     .get(consumers::list),

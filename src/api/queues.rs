@@ -157,3 +157,37 @@ pub async fn metrics(
         .await?;
     Ok(ok(metrics))
 }
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PurgeInput {
+    pub delete_messages_permanently: Option<bool>,
+}
+
+/// `POST …/purge`: deletes every message at once, then returns the queue.
+pub async fn purge(
+    broker: web::Data<Broker>,
+    who: Principal<QueuesWrite>,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<PurgeInput>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_queue_id(&path.queue_id)?;
+    let queue = broker
+        .purge(&who.access, id, input.delete_messages_permanently)
+        .await?;
+    Ok(ok(queue_json(&queue)))
+}
+
+/// `GET …/purge`: a purge completes within its request, so the last one is complete.
+pub async fn purge_status(
+    broker: web::Data<Broker>,
+    who: Principal<QueuesRead>,
+    path: web::Path<QueuePath>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = broker
+        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
+        .await?;
+    Ok(ok(json!({
+        "completed": "true",
+        "started_at": queue.purged_ms.map(rfc3339_ms),
+    })))
+}

@@ -323,6 +323,7 @@ impl Bench {
                 modified_ms: now,
                 settings: Default::default(),
                 consumer: None,
+                purged_ms: None,
             };
             self.store
                 .create_queue(&queue)

@@ -163,8 +163,10 @@ impl Target {
                         now_ms(),
                     )
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| "queue not found".to_owned())?;
+                    .map_err(|e| e.to_string())?;
+                let crate::store::PullReply::Pulled(pulled) = pulled else {
+                    return Err("queue not found or paused".to_owned());
+                };
                 Ok(pulled
                     .messages
                     .into_iter()
@@ -199,13 +201,13 @@ impl Target {
                 if retry {
                     return Err("the raw target does not retry".into());
                 }
-                let (acked, _) = raw
+                let acked = raw
                     .store
                     .ack(&raw.access, raw.queue, &ids, &[], now_ms())
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "queue not found".to_owned())?;
-                Ok(acked.into_iter().filter(|&a| a).count())
+                Ok(acked.acked.into_iter().filter(|&a| a).count())
             }
         }
     }

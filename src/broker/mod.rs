@@ -19,7 +19,7 @@ use crate::model::{
     Access, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
     StoredMessage, now_ms,
 };
-use crate::store::{ConsumerWrite, RetryOutcome, Store, StoreError, UpdateQueue};
+use crate::store::{Acked, ConsumerWrite, PullReply, RetryOutcome, Store, StoreError, UpdateQueue};
 
 impl From<StoreError> for BrokerError {
     fn from(e: StoreError) -> Self {
@@ -131,6 +131,7 @@ impl Broker {
             modified_ms: now,
             settings,
             consumer: None,
+            purged_ms: None,
         };
         if !self.store.create_queue(&queue).await? {
             return Err(BrokerError::QueueNameTaken);
@@ -227,6 +228,13 @@ impl Broker {
         input: &ConsumerInput,
     ) -> Result<(QueueName, Consumer), BrokerError> {
         let (dead_letter_queue, settings) = limits::consumer(input)?;
+        if let Some(dlq) = &dead_letter_queue
+            && self.get_queue(access, queue).await?.name == *dlq
+        {
+            return Err(BrokerError::schema(
+                "dead_letter_queue must be another queue",
+            ));
+        }
         let consumer = Consumer {
             id: id.unwrap_or_else(ConsumerId::generate),
             created_ms: now_ms(),
@@ -323,8 +331,13 @@ impl Broker {
                 request.visibility_timeout_ms,
                 now_ms(),
             )
-            .await?
-            .ok_or(BrokerError::QueueNotFound)?;
+            .await?;
+        let pulled = match pulled {
+            PullReply::Pulled(pulled) => pulled,
+            PullReply::QueueNotFound => return Err(BrokerError::QueueNotFound),
+            PullReply::DeliveryPaused => return Err(BrokerError::QueueDeliveryPaused),
+        };
+        self.after_burial(access, queue, pulled.buried).await;
         let messages = pulled
             .messages
             .into_iter()
@@ -355,6 +368,7 @@ impl Broker {
             .peek(access, queue, batch_size, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
+        self.after_burial(access, queue, peeked.buried).await;
         Ok(PeekOutcome {
             messages: peeked.messages,
             backlog: peeked.backlog,
@@ -398,11 +412,16 @@ impl Broker {
             }
         }
         // The queue must exist even when every lease was refused.
-        let (acked, retried) = self
+        let Acked {
+            acked,
+            retried,
+            buried,
+        } = self
             .store
             .ack(access, queue, &acks, &retries, now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
+        self.after_burial(access, queue, buried).await;
         for (lease_id, deleted) in ack_lease_ids.into_iter().zip(acked) {
             if deleted {
                 outcome.ack_count += 1;
@@ -422,5 +441,98 @@ impl Broker {
             }
         }
         Ok(outcome)
+    }
+
+    /// Deletes every message of the queue (ready, delayed, leased) and returns the queue.
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
+    pub async fn purge(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        confirmed: Option<bool>,
+    ) -> Result<Queue, BrokerError> {
+        if confirmed == Some(false) {
+            return Err(BrokerError::schema(
+                "a purge deletes messages permanently: delete_messages_permanently must not be false",
+            ));
+        }
+        self.store
+            .purge(access, queue, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        self.get_queue(access, queue).await
+    }
+
+    /// When a call buried messages, moves them on to the dead-letter queue now. A failure
+    /// leaves them in the outbox for the next call; the caller's request has succeeded.
+    async fn after_burial(&self, access: &Access, queue: QueueId, buried: u64) {
+        if buried == 0 {
+            return;
+        }
+        if let Err(e) = self.move_dead_letters(access, queue).await {
+            tracing::warn!(error = %e, %queue, "dead letters stay in the outbox for now");
+        }
+    }
+
+    /// Copies the outbox to the dead-letter queue (created if missing), then clears what
+    /// arrived. Copy first, remove second: a crash between the two repeats the copy,
+    /// which skips ids already there, so nothing is lost or doubled.
+    pub async fn move_dead_letters(
+        &self,
+        access: &Access,
+        queue: QueueId,
+    ) -> Result<u64, BrokerError> {
+        const PAGE: u32 = 500;
+        let mut moved = 0;
+        loop {
+            let Some(letters) = self.store.dead_letters(access, queue, PAGE).await? else {
+                return Err(BrokerError::QueueNotFound);
+            };
+            let Some(dlq_name) = letters.dead_letter_queue else {
+                return Ok(moved);
+            };
+            if letters.entries.is_empty() {
+                return Ok(moved);
+            }
+            // The dead-letter queue may lie outside a token's queues: this move is the
+            // broker's own, on the same account.
+            let owner = Access::account(access.account.clone());
+            let dlq = self.dead_letter_queue(&owner, &dlq_name).await?;
+            self.store
+                .receive_dead_letters(&owner, dlq, &letters.entries)
+                .await?
+                .ok_or(BrokerError::QueueNotFound)?;
+            let ids: Vec<&str> = letters.entries.iter().map(|(id, _)| id.as_str()).collect();
+            self.store.forget_dead_letters(access, queue, &ids).await?;
+            moved += ids.len() as u64;
+            if letters.entries.len() < PAGE as usize {
+                return Ok(moved);
+            }
+        }
+    }
+
+    /// The account's queue named `name`, created with default settings if missing.
+    async fn dead_letter_queue(
+        &self,
+        owner: &Access,
+        name: &QueueName,
+    ) -> Result<QueueId, BrokerError> {
+        if let Some(id) = self.store.find_queue(&owner.account, name).await? {
+            return Ok(id);
+        }
+        let input = QueueInput {
+            queue_name: Some(name.to_string()),
+            settings: None,
+        };
+        match self.create_queue(owner, &input).await {
+            Ok(queue) => Ok(queue.id),
+            // Created by someone else in the meantime.
+            Err(BrokerError::QueueNameTaken) => self
+                .store
+                .find_queue(&owner.account, name)
+                .await?
+                .ok_or(BrokerError::QueueNotFound),
+            Err(e) => Err(e),
+        }
     }
 }

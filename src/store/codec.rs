@@ -138,6 +138,7 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
             message_retention_period: small("retention")?,
         },
         consumer,
+        purged_ms: fields.get("purged_ms").and_then(|v| v.parse().ok()),
     })
 }
 
@@ -180,6 +181,7 @@ mod tests {
                 message_retention_period: 60,
             },
             consumer: None,
+            purged_ms: None,
         };
         let mut fields: HashMap<String, String> = queue_fields(&queue)
             .into_iter()

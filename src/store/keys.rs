@@ -23,11 +23,13 @@ pub struct QueueKeys {
     pub age: String,
     /// HASH: push time (ms) -> number of live messages pushed then.
     pub age_count: String,
+    /// HASH: id -> record of messages on their way to the dead-letter queue.
+    pub dead: String,
 }
 
 impl QueueKeys {
     /// All keys with their roles, in the order the message scripts take them.
-    pub fn named(&self) -> [(&'static str, &str); 7] {
+    pub fn named(&self) -> [(&'static str, &str); 8] {
         [
             ("meta", &self.meta),
             ("msg", &self.msg),
@@ -36,11 +38,12 @@ impl QueueKeys {
             ("leased", &self.leased),
             ("age", &self.age),
             ("age_count", &self.age_count),
+            ("dead", &self.dead),
         ]
     }
 
     /// All keys, in the order the message scripts take them.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         self.named().map(|(_, key)| key)
     }
 }
@@ -69,6 +72,7 @@ impl Keys {
             leased: format!("{base}leased"),
             age: format!("{base}age"),
             age_count: format!("{base}age_count"),
+            dead: format!("{base}dead"),
         }
     }
 

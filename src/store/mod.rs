@@ -69,6 +69,36 @@ pub struct StoreOptions {
 pub struct Pulled {
     pub messages: Vec<StoredMessage>,
     pub backlog: BacklogMetrics,
+    /// Messages that just used up their deliveries and left the queue (see `bury` in
+    /// `lua/lib.lua`); when the consumer has a dead-letter queue they wait in the outbox.
+    pub buried: u64,
+}
+
+/// What a pull got.
+#[derive(Debug, Clone)]
+pub enum PullReply {
+    Pulled(Pulled),
+    QueueNotFound,
+    DeliveryPaused,
+}
+
+/// What an ack request did.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    /// Whether each ack deleted a message, in order.
+    pub acked: Vec<bool>,
+    /// The outcome of each retry, in order.
+    pub retried: Vec<RetryOutcome>,
+    /// Retried messages that had used up their deliveries and left the queue.
+    pub buried: u64,
+}
+
+/// Dead letters waiting in a queue's outbox, and where they are to go.
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    pub dead_letter_queue: Option<QueueName>,
+    /// `(message id, record)` as the source queue held them.
+    pub entries: Vec<(String, Vec<u8>)>,
 }
 
 /// The outcome of one retry in an ack request.
@@ -470,7 +500,7 @@ impl Store {
         batch_size: Option<u32>,
         visibility_timeout_ms: Option<u64>,
         now_ms: u64,
-    ) -> Result<Option<Pulled>, StoreError> {
+    ) -> Result<PullReply, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.pull.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
@@ -479,7 +509,12 @@ impl Store {
             .arg(batch_size.unwrap_or(0))
             .arg(visibility_timeout_ms.unwrap_or(0))
             .arg(self.reveal_batch);
-        self.read_messages(&inv).await
+        let reply = array(self.invoke(&inv).await?)?;
+        match int(first(&reply)?)? {
+            1 => Ok(PullReply::Pulled(decode_pulled(&reply)?)),
+            -2 => Ok(PullReply::DeliveryPaused),
+            _ => Ok(PullReply::QueueNotFound),
+        }
     }
 
     /// Reads up to `batch_size` visible messages without leasing them.
@@ -497,23 +532,11 @@ impl Store {
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
             .arg(self.reveal_batch);
-        self.read_messages(&inv).await
-    }
-
-    async fn read_messages(
-        &self,
-        inv: &redis::ScriptInvocation<'_>,
-    ) -> Result<Option<Pulled>, StoreError> {
-        let reply = array(self.invoke(inv).await?)?;
+        let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
-        let backlog = backlog(&reply)?;
-        let messages = reply[4..]
-            .chunks_exact(2)
-            .map(|pair| codec::decode_record(&text(&pair[0])?, bytes(&pair[1])?))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Pulled { messages, backlog }))
+        decode_pulled(&reply).map(Some).map_err(StoreError::from)
     }
 
     /// Acks and retries in one atomic step. `None`: no such queue. Otherwise, whether
@@ -525,7 +548,7 @@ impl Store {
         acks: &[MessageId],
         retries: &[(MessageId, u64, Option<u32>)],
         now_ms: u64,
-    ) -> Result<Option<(Vec<bool>, Vec<RetryOutcome>)>, StoreError> {
+    ) -> Result<Option<Acked>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.ack.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
@@ -542,7 +565,8 @@ impl Store {
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
-        let statuses = reply[1..].iter().map(int).collect::<Result<Vec<_>, _>>()?;
+        let buried = count(&reply, 1)?;
+        let statuses = reply[2..].iter().map(int).collect::<Result<Vec<_>, _>>()?;
         if statuses.len() != acks.len() + retries.len() {
             return Err(
                 CorruptData("ack script returned the wrong number of statuses".into()).into(),
@@ -558,7 +582,119 @@ impl Store {
                 _ => RetryOutcome::NoSuchMessage,
             })
             .collect();
-        Ok(Some((acked, retried)))
+        Ok(Some(Acked {
+            acked,
+            retried,
+            buried,
+        }))
+    }
+
+    /// Deletes every message of the queue. `None`: no such queue; else how many.
+    pub async fn purge(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.purge.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(now_ms);
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        Ok(Some(count(&reply, 1)?))
+    }
+
+    /// Up to `max` dead letters waiting in the queue's outbox. `None`: no such queue.
+    pub async fn dead_letters(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        max: u32,
+    ) -> Result<Option<DeadLetters>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.dead_outbox.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(max);
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let name = reply.get(1).map(text).transpose()?.unwrap_or_default();
+        let entries = reply[2..]
+            .chunks_exact(2)
+            .map(|pair| Ok((text(&pair[0])?, bytes(&pair[1])?.to_vec())))
+            .collect::<Result<Vec<_>, CorruptData>>()?;
+        Ok(Some(DeadLetters {
+            dead_letter_queue: QueueName::parse(&name),
+            entries,
+        }))
+    }
+
+    /// Stores dead letters in `queue` (the dead-letter queue), skipping ids it already
+    /// holds. `None`: no such queue; else how many were new.
+    pub async fn receive_dead_letters(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<Option<u64>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.dead_receive.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg());
+        for (id, record) in entries {
+            inv.arg(id).arg(record);
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        Ok(Some(count(&reply, 1)?))
+    }
+
+    /// Clears delivered dead letters from the queue's outbox.
+    pub async fn forget_dead_letters(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        ids: &[&str],
+    ) -> Result<(), StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.dead_forget.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg());
+        for id in ids {
+            inv.arg(*id);
+        }
+        self.invoke(&inv).await.map(|_| ())
+    }
+
+    /// The live queue holding `name` in the account, if any.
+    pub async fn find_queue(
+        &self,
+        account: &AccountId,
+        name: &QueueName,
+    ) -> Result<Option<QueueId>, StoreError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = self
+            .run(
+                redis::cmd("HGET")
+                    .arg(self.keys.account_queues(account))
+                    .arg(name.as_str())
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let Some(id) = id.as_deref().and_then(QueueId::parse) else {
+            return Ok(None);
+        };
+        Ok(self
+            .get_queue(account, id)
+            .await?
+            .filter(|q| q.name == *name)
+            .map(|q| q.id))
     }
 
     /// Exact backlog figures. `None`: no such queue.
@@ -641,6 +777,31 @@ fn status_then_fields(reply: Value) -> Result<Option<HashMap<String, String>>, C
         return Ok(None);
     }
     pairs(&reply[1..]).map(Some)
+}
+
+/// A non-negative integer at position `i` of a script reply.
+fn count(reply: &[Value], i: usize) -> Result<u64, CorruptData> {
+    let value = reply
+        .get(i)
+        .ok_or_else(|| CorruptData("script reply too short".into()))?;
+    u64::try_from(int(value)?).map_err(|_| unexpected("a count", value))
+}
+
+/// `{1, count, bytes, oldest, buried, id1, record1, ...}` of pull and peek.
+fn decode_pulled(reply: &[Value]) -> Result<Pulled, CorruptData> {
+    let backlog = backlog(reply)?;
+    let buried = count(reply, 4)?;
+    let messages = reply
+        .get(5..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|pair| codec::decode_record(&text(&pair[0])?, bytes(&pair[1])?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Pulled {
+        messages,
+        backlog,
+        buried,
+    })
 }
 
 /// Backlog figures at positions 1..=3 of a script reply.

@@ -24,6 +24,10 @@ pub struct Scripts {
     pub consumer_delete: Script,
     pub claim_name: Script,
     pub release_name: Script,
+    pub purge: Script,
+    pub dead_outbox: Script,
+    pub dead_receive: Script,
+    pub dead_forget: Script,
 }
 
 impl Scripts {
@@ -41,6 +45,10 @@ impl Scripts {
             consumer_delete: script(include_str!("lua/consumer_delete.lua")),
             claim_name: script(include_str!("lua/claim_name.lua")),
             release_name: script(include_str!("lua/release_name.lua")),
+            purge: script(include_str!("lua/purge.lua")),
+            dead_outbox: script(include_str!("lua/dead_outbox.lua")),
+            dead_receive: script(include_str!("lua/dead_receive.lua")),
+            dead_forget: script(include_str!("lua/dead_forget.lua")),
         }
     }
 }

@@ -5,5 +5,6 @@ mod consumers;
 mod errors;
 mod helpers;
 mod leases;
+mod lifecycle;
 mod messages;
 mod queues;

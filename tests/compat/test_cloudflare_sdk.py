@@ -155,3 +155,36 @@ def test_errors_raise_the_sdk_exceptions(client):
         client.queues.messages.pull(queue.queue_id, account_id=ACCOUNT, batch_size=1000)
     with pytest.raises(cloudflare.NotFoundError):
         client.queues.messages.push("0" * 32, account_id=ACCOUNT, body="x", content_type="text")
+
+
+def test_pause_and_purge(client):
+    queue = new_queue(client)
+    qid = queue.queue_id
+    client.queues.edit(qid, account_id=ACCOUNT, settings={"delivery_paused": True})
+    client.queues.messages.push(qid, account_id=ACCOUNT, body="held", content_type="text")
+    with pytest.raises(cloudflare.ConflictError):
+        client.queues.messages.pull(qid, account_id=ACCOUNT)
+    client.queues.edit(qid, account_id=ACCOUNT, settings={"delivery_paused": False})
+
+    purged = client.queues.purge.start(qid, account_id=ACCOUNT, delete_messages_permanently=True)
+    assert purged.queue_id == qid
+    status = client.queues.purge.status(qid, account_id=ACCOUNT)
+    assert status.completed == "true"
+    assert status.started_at
+    assert client.queues.get_metrics(qid, account_id=ACCOUNT).backlog_count == 0
+
+
+def test_dead_letter_queue(client):
+    queue = new_queue(client)
+    qid = queue.queue_id
+    dlq_name = f"{queue.queue_name}-dlq"
+    client.queues.consumers.create(
+        qid, account_id=ACCOUNT, type="http_pull", dead_letter_queue=dlq_name, settings={"max_retries": 0}
+    )
+    client.queues.messages.push(qid, account_id=ACCOUNT, body="doomed", content_type="text")
+    pulled = client.queues.messages.pull(qid, account_id=ACCOUNT)
+    client.queues.messages.ack(qid, account_id=ACCOUNT, retries=[{"lease_id": pulled.messages[0].lease_id}])
+    dlq = next(q for q in client.queues.list(account_id=ACCOUNT) if q.queue_name == dlq_name)
+    dead = client.queues.messages.pull(dlq.queue_id, account_id=ACCOUNT)
+    assert [m.id for m in dead.messages] == [pulled.messages[0].id]
+    assert dead.messages[0].body == "doomed"

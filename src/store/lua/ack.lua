@@ -1,19 +1,21 @@
 -- Acks (deletes) and retries leased messages.
--- KEYS[1]: meta hash   KEYS[2]: msg hash   KEYS[3]: ready list   KEYS[4]: delayed zset
--- KEYS[5]: leased zset (id -> lease expiry ms)   KEYS[6]: age zset   KEYS[7]: age_count hash
+-- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
+--       age_count, dead); see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
 -- ARGV[4 .. 3+A]: ids to ack
 -- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
--- Returns: {NOT_FOUND} or {1, status per ack..., status per retry...}
+-- Returns: {NOT_FOUND} or {1, buried, status per ack..., status per retry...}
 --   ack status:   1 deleted, 0 no such message
---   retry status: 1 retried, 0 no such message, 2 lease no longer current
+--   retry status: 1 retried (or, after its last allowed delivery, buried),
+--                 0 no such message, 2 lease no longer current
 
-local meta = redis.call('HMGET', KEYS[1], 'account', 'c_retry_delay')
-if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
+local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq')
+if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
 local default_delay = tonumber(meta[2] or '0')
-local out = {1}
+local max_deliveries = tonumber(meta[3] or '3') + 1
+local out = {1, 0}
 
 -- An ack needs only an authentic lease and a live message: even an expired lease acks
 -- (Cloudflare's rule: the work was done).
@@ -21,7 +23,7 @@ local deleted = {}
 if ack_count > 0 then
   local ids = {}
   for i = 4, 3 + ack_count do ids[#ids + 1] = ARGV[i] end
-  local records = redis.call('HMGET', KEYS[2], unpack(ids))
+  local records = redis.call('HMGET', K_MSG, unpack(ids))
   local gone, bytes, ages = {}, 0, {}
   for i, id in ipairs(ids) do
     if records[i] and not deleted[id] then
@@ -36,30 +38,34 @@ if ack_count > 0 then
     end
   end
   if #gone > 0 then
-    redis.call('HDEL', KEYS[2], unpack(gone))
-    redis.call('ZREM', KEYS[5], unpack(gone))
-    redis.call('ZREM', KEYS[4], unpack(gone))
-    redis.call('HINCRBY', KEYS[1], 'bytes', -bytes)
-    forget_ages(KEYS[6], KEYS[7], ages)
+    redis.call('HDEL', K_MSG, unpack(gone))
+    redis.call('ZREM', K_LEASED, unpack(gone))
+    redis.call('ZREM', K_DELAYED, unpack(gone))
+    redis.call('HINCRBY', K_META, 'bytes', -bytes)
+    forget_ages(K_AGE, K_AGE_COUNT, ages)
   end
 end
 
 -- A retry needs the lease to be current: same generation and not yet expired.
-local ready, delayed = {}, {}
+local ready, delayed, dead, dead_records = {}, {}, {}, {}
 for i = 4 + ack_count, #ARGV, 3 do
   local id, gen, delay = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local rec = (not deleted[id]) and redis.call('HGET', KEYS[2], id)
+  local rec = (not deleted[id]) and redis.call('HGET', K_MSG, id)
   if not rec then
     out[#out + 1] = 0
   else
-    local _, _, _, current_gen = parse_record(rec)
-    local expiry = tonumber(redis.call('ZSCORE', KEYS[5], id) or '0')
+    local _, _, attempts, current_gen = parse_record(rec)
+    local expiry = tonumber(redis.call('ZSCORE', K_LEASED, id) or '0')
     if current_gen ~= gen or expiry <= now then
       out[#out + 1] = 2
     else
       if delay < 0 then delay = default_delay end
-      redis.call('ZREM', KEYS[5], id)
-      if delay > 0 then
+      redis.call('ZREM', K_LEASED, id)
+      if attempts >= max_deliveries then
+        deleted[id] = true
+        dead[#dead + 1] = id
+        dead_records[#dead_records + 1] = rec
+      elseif delay > 0 then
         delayed[#delayed + 1] = now + delay * 1000
         delayed[#delayed + 1] = id
       else
@@ -69,6 +75,7 @@ for i = 4 + ack_count, #ARGV, 3 do
     end
   end
 end
-if #ready > 0 then redis.call('RPUSH', KEYS[3], unpack(ready)) end
-if #delayed > 0 then redis.call('ZADD', KEYS[4], unpack(delayed)) end
+if #ready > 0 then redis.call('RPUSH', K_READY, unpack(ready)) end
+if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
+out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
 return out

@@ -31,24 +31,70 @@ local function forget_ages(age_key, age_count_key, gone)
   end
 end
 
+-- The message scripts take the queue's keys in this order (keys.rs, QueueKeys::all).
+local K_META, K_MSG, K_READY, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+-- Messages whose last allowed delivery failed leave the queue: into the `dead` outbox
+-- when the consumer has a dead-letter queue (the broker then copies them there by id
+-- and clears the outbox, so a crash in between loses nothing), else they are deleted.
+-- Either way they stop counting in this queue's backlog. Returns how many.
+local function bury(ids, records, has_dlq)
+  if #ids == 0 then return 0 end
+  local outbox, bytes, ages = {}, 0, {}
+  for i, id in ipairs(ids) do
+    local _, ts, _, _, offset = parse_record(records[i])
+    bytes = bytes + #records[i] - offset + 1
+    ages[ts] = (ages[ts] or 0) + 1
+    outbox[#outbox + 1] = id
+    outbox[#outbox + 1] = records[i]
+  end
+  redis.call('HDEL', K_MSG, unpack(ids))
+  redis.call('HINCRBY', K_META, 'bytes', -bytes)
+  forget_ages(K_AGE, K_AGE_COUNT, ages)
+  if has_dlq then
+    redis.call('HSET', K_DEAD, unpack(outbox))
+    redis.call('HINCRBY', K_META, 'dead_lettered', #ids)
+  else
+    redis.call('HINCRBY', K_META, 'dead_dropped', #ids)
+  end
+  return #ids
+end
+
 -- Moves due delayed messages and expired leases onto the ready list, oldest first,
 -- at most `limit` of each per call so one call never does unbounded work; whatever is
--- left is moved by the next call. Cost: O(log N + moved).
-local function make_due_visible(ready_key, delayed_key, leased_key, now, limit)
-  local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, limit)
+-- left is moved by the next call. Cost: O(log N + moved). An expired lease that was
+-- the message's last allowed delivery (`max_deliveries`) buries it instead.
+-- Returns how many messages were buried.
+local function make_due_visible(now, limit, max_deliveries, has_dlq)
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, limit)
   if #due > 0 then
-    redis.call('ZREM', delayed_key, unpack(due))
-    redis.call('RPUSH', ready_key, unpack(due))
+    redis.call('ZREM', K_DELAYED, unpack(due))
+    redis.call('RPUSH', K_READY, unpack(due))
   end
-  local expired = redis.call('ZRANGEBYSCORE', leased_key, '-inf', now, 'LIMIT', 0, limit)
-  if #expired > 0 then
-    redis.call('ZREM', leased_key, unpack(expired))
-    redis.call('RPUSH', ready_key, unpack(expired))
+  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, limit)
+  if #expired == 0 then return 0 end
+  redis.call('ZREM', K_LEASED, unpack(expired))
+  local records = redis.call('HMGET', K_MSG, unpack(expired))
+  local alive, dead, dead_records = {}, {}, {}
+  for i, id in ipairs(expired) do
+    local rec = records[i]
+    if rec then
+      local _, _, attempts = parse_record(rec)
+      if attempts >= max_deliveries then
+        dead[#dead + 1] = id
+        dead_records[#dead_records + 1] = rec
+      else
+        alive[#alive + 1] = id
+      end
+    end
   end
-  return #expired
+  if #alive > 0 then redis.call('RPUSH', K_READY, unpack(alive)) end
+  return bury(dead, dead_records, has_dlq)
 end
 
 local NOT_FOUND = -1
+local PAUSED = -2
 
 -- ARGV[1] of every queue script is the caller's access: "<account>", or
 -- "<account>\n,<queue name>,<queue name>," for a token limited to some queues.

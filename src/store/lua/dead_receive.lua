@@ -1,0 +1,32 @@
+-- Stores dead letters moved from another queue, once each: an id already here is
+-- skipped, so repeating a transfer interrupted by a crash duplicates nothing.
+-- KEYS: the dead-letter queue's keys in QueueKeys::all order; see lib.lua.
+-- ARGV[1]: access (see may_access in lib.lua)
+-- ARGV[2..]: id, record pairs (records as the source queue held them)
+-- Returns: {NOT_FOUND} or {1, messages stored}
+
+if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
+local records, ready, ages, bytes = {}, {}, {}, 0
+for i = 2, #ARGV, 2 do
+  local id, rec = ARGV[i], ARGV[i + 1]
+  if redis.call('HEXISTS', K_MSG, id) == 0 then
+    -- Keeps id, content type, timestamp and body; deliveries start over here.
+    local ct, ts, _, _, offset = parse_record(rec)
+    local body = string.sub(rec, offset)
+    records[#records + 1] = id
+    records[#records + 1] = ct .. ts .. ':0:0:' .. body
+    ready[#ready + 1] = id
+    ages[ts] = (ages[ts] or 0) + 1
+    bytes = bytes + #body
+  end
+end
+if #ready > 0 then
+  redis.call('HSET', K_MSG, unpack(records))
+  redis.call('RPUSH', K_READY, unpack(ready))
+  redis.call('HINCRBY', K_META, 'bytes', bytes)
+  for ts, n in pairs(ages) do
+    redis.call('ZADD', K_AGE, ts, ts)
+    redis.call('HINCRBY', K_AGE_COUNT, ts, n)
+  end
+end
+return {1, #ready}

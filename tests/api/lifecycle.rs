@@ -1,0 +1,247 @@
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually, spawn_app};
+
+async fn consumer(app: &TestApp, queue: &str, body: Value) {
+    app.post(&format!("/queues/{queue}/consumers"), body)
+        .await
+        .assert_ok();
+}
+
+async fn queue_id(app: &TestApp, name: &str) -> Option<String> {
+    let listed = app.get(&format!("/queues?name={name}")).await;
+    listed.assert_ok().as_array()?.first()?["queue_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_message_is_delivered_max_retries_plus_one_times_then_lands_in_the_dlq() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    consumer(&app, &queue, json!({"type": "http_pull", "dead_letter_queue": "jobs-dlq", "settings": {"max_retries": 2, "visibility_timeout_ms": 200}})).await;
+    app.push(&queue, json!({"body": {"job": 1}, "content_type": "json"}))
+        .await
+        .assert_ok();
+    let first = app.pull_messages(&queue, json!({})).await;
+    let (id, timestamp) = (first[0]["id"].clone(), first[0]["timestamp_ms"].clone());
+
+    // Delivery 1 fails by retry, delivery 2 by lease expiry, delivery 3 by retry: gone.
+    app.ack(
+        &queue,
+        json!({"retries": [{"lease_id": first[0]["lease_id"]}]}),
+    )
+    .await
+    .assert_ok();
+    let second = app.pull_messages(&queue, json!({})).await;
+    assert_eq!(second[0]["attempts"], 2);
+    let third = eventually(Duration::from_secs(5), || async {
+        let got = app.pull_messages(&queue, json!({})).await;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(third[0]["attempts"], 3);
+    let reply = app
+        .ack(
+            &queue,
+            json!({"retries": [{"lease_id": third[0]["lease_id"]}]}),
+        )
+        .await;
+    assert_eq!(reply.assert_ok()["retryCount"], 1);
+    assert!(
+        app.pull_messages(&queue, json!({})).await.is_empty(),
+        "never a fourth delivery"
+    );
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+
+    let dlq = queue_id(&app, "jobs-dlq")
+        .await
+        .expect("the dead-letter queue was created");
+    let dead = app.pull_messages(&dlq, json!({})).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["id"], id, "the id is kept");
+    assert_eq!(dead[0]["timestamp_ms"], timestamp);
+    assert_eq!(dead[0]["body"], r#"{"job":1}"#);
+    assert_eq!(dead[0]["metadata"]["CF-Content-Type"], "json");
+    assert_eq!(
+        dead[0]["attempts"], 1,
+        "deliveries start over in the dead-letter queue"
+    );
+    assert_eq!(
+        app.metrics(&dlq).await["oldest_message_timestamp_ms"],
+        timestamp
+    );
+}
+
+#[tokio::test]
+async fn a_message_whose_last_lease_expires_moves_to_an_existing_dlq() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    let dlq = app.create_queue("graveyard").await;
+    consumer(&app, &queue, json!({"type": "http_pull", "dead_letter_queue": "graveyard", "settings": {"max_retries": 0}})).await;
+    app.push_numbered(&queue, 3).await;
+    let pulled = app
+        .pull_messages(
+            &queue,
+            json!({"batch_size": 3, "visibility_timeout_ms": 100}),
+        )
+        .await;
+    assert_eq!(pulled.len(), 3);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The next pull reclaims the expired leases: with max_retries 0 they are dead.
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+    let dead = app.pull_messages(&dlq, json!({"batch_size": 10})).await;
+    let mut bodies: Vec<&str> = dead
+        .iter()
+        .map(|m| m["body"].as_str().expect("body"))
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["0", "1", "2"]);
+}
+
+#[tokio::test]
+async fn without_a_dlq_an_exhausted_message_is_deleted() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    consumer(
+        &app,
+        &queue,
+        json!({"type": "http_pull", "settings": {"max_retries": 1}}),
+    )
+    .await;
+    app.push(&queue, json!({"body": "x"})).await.assert_ok();
+    for attempt in 1..=2 {
+        let got = app.pull_messages(&queue, json!({})).await;
+        assert_eq!(got[0]["attempts"], attempt);
+        app.ack(
+            &queue,
+            json!({"retries": [{"lease_id": got[0]["lease_id"]}]}),
+        )
+        .await
+        .assert_ok();
+    }
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+    assert_eq!(
+        app.metrics(&queue).await,
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+    );
+    let names: Vec<String> = app
+        .get("/queues")
+        .await
+        .assert_ok()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|q| q["queue_name"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(names, ["jobs"], "no queue was created");
+}
+
+#[tokio::test]
+async fn a_queue_cannot_be_its_own_dlq() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    app.post(
+        &format!("/queues/{queue}/consumers"),
+        json!({"type": "http_pull", "dead_letter_queue": "jobs"}),
+    )
+    .await
+    .assert_error(400, 10207);
+}
+
+#[tokio::test]
+async fn a_paused_queue_accepts_pushes_and_refuses_pulls() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    let path = format!("/queues/{queue}");
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(json!({"settings": {"delivery_paused": true}})),
+    )
+    .await
+    .assert_ok();
+    app.push(&queue, json!({"body": "waiting"}))
+        .await
+        .assert_ok();
+    let refused = app.pull(&queue, json!({})).await;
+    refused.assert_error(409, 10252);
+    assert_eq!(
+        refused
+            .headers
+            .get("x-should-retry")
+            .and_then(|v| v.to_str().ok()),
+        Some("false")
+    );
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(json!({"settings": {"delivery_paused": false}})),
+    )
+    .await
+    .assert_ok();
+    assert_eq!(
+        app.pull_messages(&queue, json!({})).await[0]["body"],
+        "waiting"
+    );
+}
+
+#[tokio::test]
+async fn purge_deletes_ready_delayed_and_leased_messages() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    let path = format!("/queues/{queue}/purge");
+    let status = app.get(&path).await;
+    assert_eq!(
+        status.assert_ok(),
+        &json!({"completed": "true", "started_at": null})
+    );
+    app.push_numbered(&queue, 10).await;
+    app.push(&queue, json!({"body": "later", "delay_seconds": 600}))
+        .await
+        .assert_ok();
+    let leased = app.pull_messages(&queue, json!({"batch_size": 3})).await;
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 11);
+
+    app.post(&path, json!({"delete_messages_permanently": false}))
+        .await
+        .assert_error(400, 10207);
+    let purged = app
+        .post(&path, json!({"delete_messages_permanently": true}))
+        .await;
+    assert_eq!(purged.assert_ok()["queue_id"], queue.as_str());
+    assert_eq!(
+        app.metrics(&queue).await,
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+    );
+    assert!(
+        app.pull_messages(&queue, json!({"batch_size": 100}))
+            .await
+            .is_empty()
+    );
+    let reply = app
+        .ack(
+            &queue,
+            json!({"acks": [{"lease_id": leased[0]["lease_id"]}]}),
+        )
+        .await;
+    assert_eq!(
+        reply.assert_ok()["ackCount"],
+        0,
+        "a lease of a purged message acks nothing"
+    );
+    let status = app.get(&path).await;
+    assert_eq!(status.assert_ok()["completed"], "true");
+    assert!(
+        status.result()["started_at"]
+            .as_str()
+            .is_some_and(|s| humantime::parse_rfc3339(s).is_ok())
+    );
+    // The queue works after a purge.
+    app.push(&queue, json!({"body": "fresh"})).await.assert_ok();
+    assert_eq!(app.metrics(&queue).await["backlog_bytes"], 5);
+}
