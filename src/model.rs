@@ -281,7 +281,8 @@ pub struct NewMessage {
     /// The body as delivered: text as is, JSON as its JSON text.
     pub body: String,
     /// `None` means "use the queue's `delivery_delay`".
-    pub delay_seconds: Option<u32>,
+    /// Milliseconds before the first delivery; `None` means "the queue's `delivery_delay`".
+    pub delay_ms: Option<u64>,
 }
 
 /// A message as read back from the store.

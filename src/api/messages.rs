@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::envelope::{ApiError, JsonBody, ok};
 use super::queues::QueuePath;
 use crate::auth::{MessagesPull, MessagesPush, Principal};
-use crate::broker::input::{AckInput, BatchInput, MessageInput, PeekInput, PullInput};
+use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{BacklogMetrics, StoredMessage};
 
@@ -154,6 +154,28 @@ pub async fn ack(
     Ok(ok(AckResult {
         ack_count: outcome.ack_count,
         retry_count: outcome.retry_count,
+        warnings: outcome.warnings,
+    }))
+}
+
+#[derive(Serialize)]
+struct ExtendResult {
+    #[serde(rename = "extendCount")]
+    extend_count: usize,
+    warnings: BTreeMap<String, String>,
+}
+
+/// Extension: `POST …/messages/extend {leases: [{lease_id, visibility_timeout_ms?}]}`.
+pub async fn extend(
+    broker: web::Data<Broker>,
+    who: Principal<MessagesPull>,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<ExtendInput>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let outcome = broker.extend(&who.access, queue, input).await?;
+    Ok(ok(ExtendResult {
+        extend_count: outcome.extend_count,
         warnings: outcome.warnings,
     }))
 }

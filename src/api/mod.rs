@@ -50,7 +50,8 @@ fn accounts(cfg: &mut web::ServiceConfig) {
             .service(resource("/{queue_id}/messages/batch").post(messages::push_batch))
             .service(resource("/{queue_id}/messages/pull").post(messages::pull))
             .service(resource("/{queue_id}/messages/ack").post(messages::ack))
-            .service(resource("/{queue_id}/messages/peek").post(messages::peek)),
+            .service(resource("/{queue_id}/messages/peek").post(messages::peek))
+            .service(resource("/{queue_id}/messages/extend").post(messages::extend)),
     );
 }
 

@@ -120,7 +120,7 @@ impl Target {
                     .map(|body| NewMessage {
                         content_type: ContentType::Text,
                         body,
-                        delay_seconds: None,
+                        delay_ms: None,
                     })
                     .collect();
                 raw.store

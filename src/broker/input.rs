@@ -41,6 +41,8 @@ pub struct MessageInput {
     pub body: Option<Box<RawValue>>,
     pub content_type: Option<String>,
     pub delay_seconds: Option<f64>,
+    /// Extension (ElasticQueue's wait-until): first delivery at this Unix time, ms.
+    pub deliver_at_ms: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,18 @@ pub struct AckEntryInput {
 pub struct RetryEntryInput {
     pub lease_id: Option<String>,
     pub delay_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ExtendEntryInput {
+    pub lease_id: Option<String>,
+    pub visibility_timeout_ms: Option<f64>,
+}
+
+/// Extension: `POST …/messages/extend`, a heartbeat for long jobs.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExtendInput {
+    pub leases: Option<Vec<ExtendEntryInput>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::error::BrokerError;
 use super::input::{
-    AckInput, BatchInput, ConsumerInput, MessageInput, PeekInput, PullInput, QueueSettingsInput,
+    AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
+    QueueSettingsInput,
 };
 use crate::model::{ConsumerSettings, ContentType, NewMessage, QueueName, QueueSettings};
 
@@ -113,6 +114,15 @@ fn whole(value: f64, field: &str, range: &RangeInclusive<u64>) -> Result<u64, St
     }
 }
 
+/// The delay until `at` (Unix ms): 0 when it is past, at most the longest delay.
+fn deliver_at_delay(at: f64, field: &str) -> Result<u64, String> {
+    let now = crate::model::now_ms();
+    let latest = now + DELAY_SECONDS.end() * 1000;
+    let at = whole(at, field, &(0..=latest))
+        .map_err(|_| format!("{field} must be a Unix time in ms no later than 86400 s from now"))?;
+    Ok(at.saturating_sub(now))
+}
+
 fn delay(value: Option<f64>, field: &str) -> Result<Option<u32>, String> {
     value
         .map(|v| whole(v, field, &DELAY_SECONDS).map(|d| d as u32))
@@ -164,11 +174,24 @@ impl Limits {
             });
         }
         let own_delay = delay(input.delay_seconds, &format!("{field}delay_seconds"))
+            .map_err(BrokerError::InvalidMessageMetadata)?
+            .map(|s| u64::from(s) * 1000);
+        let deliver_at = input
+            .deliver_at_ms
+            .map(|at| deliver_at_delay(at, &format!("{field}deliver_at_ms")))
+            .transpose()
             .map_err(BrokerError::InvalidMessageMetadata)?;
+        if own_delay.is_some() && deliver_at.is_some() {
+            return Err(BrokerError::InvalidMessageMetadata(format!(
+                "{field}delay_seconds and {field}deliver_at_ms cannot both be set"
+            )));
+        }
         Ok(NewMessage {
             content_type,
             body,
-            delay_seconds: own_delay.or(batch_delay),
+            delay_ms: own_delay
+                .or(deliver_at)
+                .or(batch_delay.map(|s| u64::from(s) * 1000)),
         })
     }
 
@@ -261,6 +284,40 @@ impl Limits {
             })
             .collect::<Result<Vec<_>, BrokerError>>()?;
         Ok(AckRequest { acks, retries })
+    }
+}
+
+impl Limits {
+    /// `(lease_id, visibility_timeout_ms)`; `None` means the consumer's timeout.
+    pub fn extend(&self, input: ExtendInput) -> Result<Vec<(String, Option<u64>)>, BrokerError> {
+        let leases = input.leases.unwrap_or_default();
+        if leases.len() > self.ack_entries {
+            return Err(BrokerError::schema(format!(
+                "at most {} leases per request",
+                self.ack_entries
+            )));
+        }
+        leases
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let lease_id = l.lease_id.ok_or_else(|| {
+                    BrokerError::schema(format!("leases[{i}].lease_id is required"))
+                })?;
+                let timeout = l
+                    .visibility_timeout_ms
+                    .map(|v| {
+                        whole(
+                            v,
+                            &format!("leases[{i}].visibility_timeout_ms"),
+                            &VISIBILITY_TIMEOUT_MS,
+                        )
+                    })
+                    .transpose()
+                    .map_err(BrokerError::InvalidSchema)?;
+                Ok((lease_id, timeout))
+            })
+            .collect()
     }
 }
 
@@ -448,10 +505,27 @@ mod tests {
             json!({"delay_seconds": 7, "messages": [{"body": "a"}, {"body": "b", "delay_seconds": 0}]}),
         );
         let messages = limits.batch(&input).expect("valid");
-        assert_eq!(messages[0].delay_seconds, Some(7));
-        assert_eq!(messages[1].delay_seconds, Some(0));
+        assert_eq!(messages[0].delay_ms, Some(7000));
+        assert_eq!(messages[1].delay_ms, Some(0));
         let no_delay = limits.push(&message(json!({"body": "a"}))).expect("valid");
-        assert_eq!(no_delay.delay_seconds, None);
+        assert_eq!(no_delay.delay_ms, None);
+        let at = crate::model::now_ms() + 5_000;
+        let scheduled = limits
+            .push(&message(json!({"body": "a", "deliver_at_ms": at})))
+            .expect("valid");
+        assert!(scheduled.delay_ms.is_some_and(|d| d > 4_000 && d <= 5_000));
+        let past = limits
+            .push(&message(json!({"body": "a", "deliver_at_ms": 1})))
+            .expect("valid");
+        assert_eq!(past.delay_ms, Some(0));
+        let far = limits.push(&message(
+            json!({"body": "a", "deliver_at_ms": at + 86_400_000}),
+        ));
+        assert_eq!(far.map_err(|e| e.code()), Err(10203));
+        let both = limits.push(&message(
+            json!({"body": "a", "deliver_at_ms": at, "delay_seconds": 1}),
+        ));
+        assert_eq!(both.map_err(|e| e.code()), Err(10203));
         let bad_batch_delay = limits.batch(&batch(
             json!({"delay_seconds": 86_401, "messages": [{"body": "a"}]}),
         ));

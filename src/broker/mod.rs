@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use tracing::instrument;
 
 pub use error::BrokerError;
-use input::{AckInput, BatchInput, ConsumerInput, MessageInput, PeekInput, PullInput, QueueInput};
+use input::{
+    AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
+    QueueInput,
+};
 use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 
@@ -54,6 +57,13 @@ pub struct AckOutcome {
     pub ack_count: usize,
     pub retry_count: usize,
     /// Lease id → why it was not acted on.
+    pub warnings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtendOutcome {
+    pub extend_count: usize,
+    /// Lease id → why it was not extended.
     pub warnings: BTreeMap<String, String>,
 }
 
@@ -432,6 +442,47 @@ impl Broker {
         for (lease_id, result) in retry_lease_ids.into_iter().zip(retried) {
             match result {
                 RetryOutcome::Retried => outcome.retry_count += 1,
+                RetryOutcome::NoSuchMessage => {
+                    outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
+                }
+                RetryOutcome::LeaseNotCurrent => {
+                    outcome.warnings.insert(lease_id, WARN_NOT_CURRENT.into());
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Extends current leases (extension). Forged or stale leases are warnings.
+    pub async fn extend(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        input: ExtendInput,
+    ) -> Result<ExtendOutcome, BrokerError> {
+        let requested = self.limits.extend(input)?;
+        let mut outcome = ExtendOutcome::default();
+        let mut leases = Vec::new();
+        let mut lease_ids = Vec::new();
+        for (lease_id, timeout) in requested {
+            match self.leases.verify(&access.account, queue, &lease_id) {
+                Some(lease) => {
+                    leases.push((lease.message_id, lease.generation, timeout));
+                    lease_ids.push(lease_id);
+                }
+                None => {
+                    outcome.warnings.insert(lease_id, WARN_INVALID_LEASE.into());
+                }
+            }
+        }
+        let results = self
+            .store
+            .extend(access, queue, &leases, now_ms())
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        for (lease_id, result) in lease_ids.into_iter().zip(results) {
+            match result {
+                RetryOutcome::Retried => outcome.extend_count += 1,
                 RetryOutcome::NoSuchMessage => {
                     outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
                 }

@@ -475,7 +475,9 @@ impl Store {
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(now_ms);
         for message in messages {
-            let delay = message.delay_seconds.map_or(-1, i64::from);
+            let delay = message
+                .delay_ms
+                .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
             inv.arg(MessageId::generate().to_string())
                 .arg(delay)
                 .arg(message.body.len())
@@ -587,6 +589,42 @@ impl Store {
             retried,
             buried,
         }))
+    }
+
+    /// Extends current leases, `(id, generation, timeout_ms)` each. `None`: no such
+    /// queue; else the outcome of each, in order (`Retried` meaning extended).
+    pub async fn extend(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        leases: &[(MessageId, u64, Option<u64>)],
+        now_ms: u64,
+    ) -> Result<Option<Vec<RetryOutcome>>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.extend.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(now_ms);
+        for (id, generation, timeout) in leases {
+            inv.arg(id.to_string())
+                .arg(*generation)
+                .arg(timeout.unwrap_or(0));
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        reply[1..]
+            .iter()
+            .map(|v| {
+                Ok(match int(v)? {
+                    1 => RetryOutcome::Retried,
+                    2 => RetryOutcome::LeaseNotCurrent,
+                    _ => RetryOutcome::NoSuchMessage,
+                })
+            })
+            .collect::<Result<Vec<_>, CorruptData>>()
+            .map(Some)
+            .map_err(StoreError::from)
     }
 
     /// Deletes every message of the queue. `None`: no such queue; else how many.

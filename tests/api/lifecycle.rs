@@ -245,3 +245,68 @@ async fn purge_deletes_ready_delayed_and_leased_messages() {
     app.push(&queue, json!({"body": "fresh"})).await.assert_ok();
     assert_eq!(app.metrics(&queue).await["backlog_bytes"], 5);
 }
+
+#[tokio::test]
+async fn extend_keeps_a_message_hidden_past_its_original_timeout() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    app.push(&queue, json!({"body": "long job"}))
+        .await
+        .assert_ok();
+    let leased = app
+        .pull_messages(&queue, json!({"visibility_timeout_ms": 300}))
+        .await;
+    let lease = leased[0]["lease_id"].clone();
+    let path = format!("/queues/{queue}/messages/extend");
+    let extend = |body: Value| app.post(&path, body);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let reply =
+            extend(json!({"leases": [{"lease_id": lease, "visibility_timeout_ms": 300}]})).await;
+        assert_eq!(
+            reply.assert_ok(),
+            &json!({"extendCount": 1, "warnings": {}})
+        );
+    }
+    // 450 ms after the pull, well past the original 300 ms: still hidden.
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+    let bad = extend(json!({"leases": [{"lease_id": "forged"}, {"lease_id": lease, "visibility_timeout_ms": 0}]})).await;
+    bad.assert_error(400, 10207);
+    let forged = extend(json!({"leases": [{"lease_id": "forged"}]})).await;
+    assert_eq!(forged.assert_ok()["extendCount"], 0);
+    assert!(forged.result()["warnings"]["forged"].is_string());
+    // Once the lease has run out, extending it is a warning and the message comes back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stale = extend(json!({"leases": [{"lease_id": lease}]})).await;
+    assert_eq!(stale.assert_ok()["extendCount"], 0);
+    assert_eq!(app.pull_messages(&queue, json!({})).await[0]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn deliver_at_ms_schedules_the_first_delivery() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    let at = leaseq::model::now_ms() + 800;
+    app.push(&queue, json!({"body": "scheduled", "deliver_at_ms": at}))
+        .await
+        .assert_ok();
+    app.push(&queue, json!({"body": "overdue", "deliver_at_ms": 1}))
+        .await
+        .assert_ok();
+    let now: Vec<Value> = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["body"], "overdue", "a past time delivers at once");
+    let later = eventually(Duration::from_secs(5), || async {
+        let got = app.pull_messages(&queue, json!({})).await;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert!(leaseq::model::now_ms() >= at);
+    assert_eq!(later[0]["body"], "scheduled");
+    app.push(
+        &queue,
+        json!({"body": "x", "deliver_at_ms": at, "delay_seconds": 1}),
+    )
+    .await
+    .assert_error(400, 10203);
+}

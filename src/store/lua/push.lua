@@ -2,13 +2,13 @@
 -- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
 --       age_count, dead); see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- ARGV[3..]: per message, 4 values: id, delay_seconds (-1 = queue's delivery_delay),
+-- ARGV[3..]: per message, 4 values: id, delay in ms (-1 = queue's delivery_delay),
 --            body size in bytes, record
 -- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-local default_delay = tonumber(meta[2] or '0')
+local default_delay = tonumber(meta[2] or '0') * 1000
 local now = tonumber(ARGV[2])
 
 local records, ready, delayed = {}, {}, {}
@@ -21,7 +21,7 @@ for i = 3, #ARGV, 4 do
   records[#records + 1] = id
   records[#records + 1] = ARGV[i + 3]
   if delay > 0 then
-    delayed[#delayed + 1] = now + delay * 1000
+    delayed[#delayed + 1] = now + delay
     delayed[#delayed + 1] = id
   else
     ready[#ready + 1] = id
