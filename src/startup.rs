@@ -48,6 +48,7 @@ impl Application {
             settings.limits.clone(),
         );
         let tokens = settings.token_keys(secrets)?;
+        broker.listen_for_wakeups();
 
         let bind_error = |source| StartupError::Bind {
             bind: settings.server.bind.clone(),

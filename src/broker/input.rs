@@ -55,6 +55,8 @@ pub struct BatchInput {
 pub struct PullInput {
     pub batch_size: Option<f64>,
     pub visibility_timeout_ms: Option<f64>,
+    /// Extension: long polling, 0–20 000 ms.
+    pub wait_time_ms: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

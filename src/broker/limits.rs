@@ -18,6 +18,7 @@ pub const VISIBILITY_TIMEOUT_MS: RangeInclusive<u64> = 1..=43_200_000;
 pub const DELAY_SECONDS: RangeInclusive<u64> = 0..=86_400;
 pub const MAX_RETRIES: RangeInclusive<u64> = 0..=100;
 pub const RETENTION_SECONDS: RangeInclusive<u64> = 60..=1_209_600;
+pub const WAIT_TIME_MS: RangeInclusive<u64> = 0..=20_000;
 /// Deepest nesting accepted in a JSON message body (serde_json's own default limit),
 /// so no consumer's parser is handed a stack-overflow bomb.
 pub const JSON_BODY_DEPTH: usize = 128;
@@ -87,6 +88,8 @@ impl Default for Limits {
 pub struct PullRequest {
     pub batch_size: Option<u32>,
     pub visibility_timeout_ms: Option<u64>,
+    /// How long to wait for a message when none is visible (long polling), ms.
+    pub wait_time_ms: u64,
 }
 
 /// A validated ack request. Lease ids are still unverified strings here.
@@ -240,9 +243,16 @@ impl Limits {
             .map(|v| whole(v, "visibility_timeout_ms", &VISIBILITY_TIMEOUT_MS))
             .transpose()
             .map_err(BrokerError::InvalidSchema)?;
+        let wait_time_ms = input
+            .wait_time_ms
+            .map(|v| whole(v, "wait_time_ms", &WAIT_TIME_MS))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)?
+            .unwrap_or(0);
         Ok(PullRequest {
             batch_size,
             visibility_timeout_ms,
+            wait_time_ms,
         })
     }
 
@@ -543,9 +553,17 @@ mod tests {
             pull(json!({})).expect("valid"),
             PullRequest {
                 batch_size: None,
-                visibility_timeout_ms: None
+                visibility_timeout_ms: None,
+                wait_time_ms: 0
             }
         );
+        assert_eq!(
+            pull(json!({"wait_time_ms": 20_000}))
+                .map(|r| r.wait_time_ms)
+                .ok(),
+            Some(20_000)
+        );
+        assert!(pull(json!({"wait_time_ms": 20_001})).is_err());
         assert_eq!(
             pull(json!({"batch_size": 0})).map_err(|e| e.code()),
             Err(10207)

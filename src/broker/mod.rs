@@ -7,6 +7,8 @@ pub mod limits;
 pub mod rate_limit;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::instrument;
 
@@ -22,7 +24,9 @@ use crate::model::{
     Access, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
     StoredMessage, now_ms,
 };
-use crate::store::{Acked, ConsumerWrite, PullReply, RetryOutcome, Store, StoreError, UpdateQueue};
+use crate::store::{
+    Acked, ConsumerWrite, PullReply, RetryOutcome, Store, StoreError, UpdateQueue, Wakeups,
+};
 
 impl From<StoreError> for BrokerError {
     fn from(e: StoreError) -> Self {
@@ -87,6 +91,7 @@ pub struct Broker {
     store: Store,
     leases: LeaseSigner,
     limits: Limits,
+    wakeups: Arc<Wakeups>,
 }
 
 impl Broker {
@@ -95,7 +100,13 @@ impl Broker {
             store,
             leases,
             limits,
+            wakeups: Arc::default(),
         }
+    }
+
+    /// Starts this process's listener for long-polling wake-ups.
+    pub fn listen_for_wakeups(&self) {
+        self.store.listen_for_wakeups(self.wakeups.clone());
     }
 
     /// This broker with a Redis connection of its own (see [`Store::with_own_connection`]).
@@ -332,22 +343,44 @@ impl Broker {
         input: &PullInput,
     ) -> Result<PullOutcome, BrokerError> {
         let request = self.limits.pull(input)?;
-        let pulled = self
-            .store
-            .pull(
-                access,
-                queue,
-                request.batch_size,
-                request.visibility_timeout_ms,
-                now_ms(),
-            )
-            .await?;
-        let pulled = match pulled {
-            PullReply::Pulled(pulled) => pulled,
-            PullReply::QueueNotFound => return Err(BrokerError::QueueNotFound),
-            PullReply::DeliveryPaused => return Err(BrokerError::QueueDeliveryPaused),
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_time_ms);
+        let pulled = loop {
+            // Registered before the pull, so a push landing between the pull and the
+            // wait still wakes us.
+            let waiter = self.wakeups.wait_for(queue);
+            let woken = waiter.notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let reply = self
+                .store
+                .pull(
+                    access,
+                    queue,
+                    request.batch_size,
+                    request.visibility_timeout_ms,
+                    now_ms(),
+                )
+                .await?;
+            let pulled = match reply {
+                PullReply::Pulled(pulled) => pulled,
+                PullReply::QueueNotFound => return Err(BrokerError::QueueNotFound),
+                PullReply::DeliveryPaused => return Err(BrokerError::QueueDeliveryPaused),
+            };
+            self.after_burial(access, queue, pulled.buried).await;
+            let now = tokio::time::Instant::now();
+            if !pulled.messages.is_empty() || now >= deadline {
+                break pulled;
+            }
+            // Sleep until a push wakes us, something delayed or leased comes due, or the
+            // wait ends; then pull again.
+            let due = pulled.next_visible_ms.map_or(deadline, |ms| {
+                now + Duration::from_millis(ms.saturating_sub(now_ms()) + 1)
+            });
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(due.min(deadline)) => {}
+            }
         };
-        self.after_burial(access, queue, pulled.buried).await;
         let messages = pulled
             .messages
             .into_iter()

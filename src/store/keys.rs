@@ -62,6 +62,10 @@ impl Keys {
         }
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn queue(&self, id: QueueId) -> QueueKeys {
         let base = format!("{}:{{{}}}:", self.prefix, id);
         QueueKeys {

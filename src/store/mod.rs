@@ -25,6 +25,7 @@
 mod codec;
 mod keys;
 mod scripts;
+mod wake;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use codec::CorruptData;
 use keys::{Keys, QueueKeys};
 use scripts::Scripts;
+pub use wake::Wakeups;
 
 use crate::model::{
     Access, AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue, QueueId,
@@ -72,6 +74,9 @@ pub struct Pulled {
     /// Messages that just used up their deliveries and left the queue (see `bury` in
     /// `lua/lib.lua`); when the consumer has a dead-letter queue they wait in the outbox.
     pub buried: u64,
+    /// After an empty pull: when (Unix ms) a delayed message or expired lease can next
+    /// become visible, if any can.
+    pub next_visible_ms: Option<u64>,
 }
 
 /// What a pull got.
@@ -148,6 +153,11 @@ impl Store {
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
         })
+    }
+
+    /// Starts this process's wake-up listener (see [`Wakeups`]) on the current runtime.
+    pub fn listen_for_wakeups(&self, wakeups: Arc<Wakeups>) {
+        tokio::spawn(wakeups.listen(self.client.clone(), self.keys.prefix().to_owned()));
     }
 
     /// This store with a connection of its own, driven by the caller's runtime.
@@ -825,12 +835,13 @@ fn count(reply: &[Value], i: usize) -> Result<u64, CorruptData> {
     u64::try_from(int(value)?).map_err(|_| unexpected("a count", value))
 }
 
-/// `{1, count, bytes, oldest, buried, id1, record1, ...}` of pull and peek.
+/// `{1, count, bytes, oldest, buried, next_visible, id1, record1, ...}` of pull and peek.
 fn decode_pulled(reply: &[Value]) -> Result<Pulled, CorruptData> {
     let backlog = backlog(reply)?;
     let buried = count(reply, 4)?;
+    let next_visible_ms = Some(count(reply, 5)?).filter(|&ms| ms > 0);
     let messages = reply
-        .get(5..)
+        .get(6..)
         .unwrap_or_default()
         .chunks_exact(2)
         .map(|pair| codec::decode_record(&text(&pair[0])?, bytes(&pair[1])?))
@@ -839,6 +850,7 @@ fn decode_pulled(reply: &[Value]) -> Result<Pulled, CorruptData> {
         messages,
         backlog,
         buried,
+        next_visible_ms,
     })
 }
 

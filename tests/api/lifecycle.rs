@@ -310,3 +310,118 @@ async fn deliver_at_ms_schedules_the_first_delivery() {
     .await
     .assert_error(400, 10203);
 }
+
+/// Two brokers on one Redis, one key prefix and one set of keys.
+async fn two_brokers() -> (TestApp, TestApp) {
+    let jwt = format!("jwt-{}", uuid::Uuid::now_v7().simple());
+    let lease = format!("lease-{}", uuid::Uuid::now_v7().simple());
+    let (jwt_b, lease_b) = (jwt.clone(), lease.clone());
+    let a = crate::helpers::spawn_app_with(move |s| {
+        s.auth.jwt_secret = Some(jwt.into());
+        s.auth.lease_secret = Some(lease.into());
+    })
+    .await;
+    let prefix = a.prefix.clone();
+    let b = crate::helpers::spawn_app_with(move |s| {
+        s.auth.jwt_secret = Some(jwt_b.into());
+        s.auth.lease_secret = Some(lease_b.into());
+        s.redis.key_prefix = prefix;
+    })
+    .await;
+    (a, b)
+}
+
+/// Waits until both brokers' wake-up subscriptions are live.
+async fn subscribed(app: &TestApp, queue: &str) {
+    let client = redis::Client::open(app.redis_url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let channel = format!("{}:{{{queue}}}:ready", app.prefix);
+    eventually(Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let channel = channel.clone();
+        async move {
+            let receivers: i64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("0")
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (receivers >= 2).then_some(())
+        }
+    })
+    .await;
+    let _ = &mut conn;
+}
+
+#[tokio::test]
+async fn a_long_poll_returns_within_50_ms_of_a_push_to_another_broker() {
+    let (a, b) = two_brokers().await;
+    let queue = a.create_queue("jobs").await;
+    subscribed(&a, &queue).await;
+    let started = std::time::Instant::now();
+    let poll = {
+        let url = a.url(&format!("/queues/{queue}/messages/pull"));
+        let request = a
+            .client
+            .post(url)
+            .bearer_auth(&a.token)
+            .json(&json!({"wait_time_ms": 10_000}));
+        tokio::spawn(async move {
+            let response = request.send().await.expect("pull");
+            let body: Value = response.json().await.expect("json");
+            (std::time::Instant::now(), body)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pushed_at = std::time::Instant::now();
+    b.push(&queue, json!({"body": "wake up"})).await.assert_ok();
+    let (returned_at, body) = poll.await.expect("poll finished");
+    assert_eq!(body["result"]["messages"][0]["body"], "wake up", "{body}");
+    assert!(
+        pushed_at.duration_since(started) >= Duration::from_millis(300),
+        "the pull waited"
+    );
+    let lag = returned_at.duration_since(pushed_at);
+    assert!(
+        lag <= Duration::from_millis(50),
+        "returned {lag:?} after the push"
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_ends_empty_at_its_deadline_or_early_when_a_delay_comes_due() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    let started = std::time::Instant::now();
+    let empty = app
+        .pull_messages(&queue, json!({"wait_time_ms": 300}))
+        .await;
+    assert!(empty.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+    app.push(
+        &queue,
+        json!({"body": "soon", "deliver_at_ms": leaseq::model::now_ms() + 400}),
+    )
+    .await
+    .assert_ok();
+    let started = std::time::Instant::now();
+    let got = app
+        .pull_messages(&queue, json!({"wait_time_ms": 5_000}))
+        .await;
+    assert_eq!(got[0]["body"], "soon");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "{:?}",
+        started.elapsed()
+    );
+    app.pull(&queue, json!({"wait_time_ms": 20_001}))
+        .await
+        .assert_error(400, 10207);
+}

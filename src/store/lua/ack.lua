@@ -75,7 +75,10 @@ for i = 4 + ack_count, #ARGV, 3 do
     end
   end
 end
-if #ready > 0 then redis.call('RPUSH', K_READY, unpack(ready)) end
+if #ready > 0 then
+  redis.call('RPUSH', K_READY, unpack(ready))
+  announce_ready()
+end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
 return out

@@ -23,6 +23,7 @@ end
 if #ready > 0 then
   redis.call('HSET', K_MSG, unpack(records))
   redis.call('RPUSH', K_READY, unpack(ready))
+  announce_ready()
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, n in pairs(ages) do
     redis.call('ZADD', K_AGE, ts, ts)

@@ -93,6 +93,22 @@ local function make_due_visible(now, limit, max_deliveries, has_dlq)
   return bury(dead, dead_records, has_dlq)
 end
 
+-- When, in ms, the next delayed message or expired lease can become visible (0: none).
+local function next_visible()
+  local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
+  local n = 0
+  if d[2] then n = tonumber(d[2]) end
+  if l[2] and (n == 0 or tonumber(l[2]) < n) then n = tonumber(l[2]) end
+  return n
+end
+
+-- Wakes long-polling pulls of this queue, in every broker process: the channel is the
+-- ready list's own key name.
+local function announce_ready()
+  redis.call('PUBLISH', K_READY, '1')
+end
+
 local NOT_FOUND = -1
 local PAUSED = -2
 

@@ -4,7 +4,7 @@
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's, else 5)   ARGV[4]: most due messages made visible per call
 -- Returns: {NOT_FOUND} or
---          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, id1, record1, ...}
+--          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
@@ -16,7 +16,7 @@ local buried = make_due_visible(tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(m
   (meta[4] or '') ~= '')
 
 local b = backlog(K_META, K_MSG, K_AGE)
-local out = {1, b[1], b[2], b[3], buried}
+local out = {1, b[1], b[2], b[3], buried, 0}
 local found, start = 0, 0
 -- Bounded: skips at most a few windows of ids whose message was already acked.
 for _ = 1, 4 do

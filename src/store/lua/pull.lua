@@ -6,9 +6,12 @@
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else 30000)
 -- ARGV[5]: most due messages made visible per call
 -- Returns: {NOT_FOUND}, {PAUSED}, or
---          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, id1, record1, ...}
---          where each record carries the new attempts and lease generation, and
---          buried counts messages that just left for the dead-letter outbox or were dropped.
+--          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
+--           id1, record1, ...}
+--          where each record carries the new attempts and lease generation, buried counts
+--          messages that just left for the dead-letter outbox or were dropped, and
+--          next_visible (only when nothing was leased; else 0) is when, in ms, a delayed
+--          message or an expired lease can next become visible, 0 if none can.
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_visibility_timeout_ms',
   'delivery_paused', 'c_max_retries', 'c_dlq')
@@ -41,13 +44,13 @@ end
 local b
 if #ids == 0 then
   b = backlog(K_META, K_MSG, K_AGE)
-  return {1, b[1], b[2], b[3], buried}
+  return {1, b[1], b[2], b[3], buried, next_visible()}
 end
 
 local last_gen = redis.call('HINCRBY', K_META, 'lease_seq', #ids)
 local expiry = now + timeout
 local updated, leases = {}, {}
-local out = {1, 0, 0, 0, buried}
+local out = {1, 0, 0, 0, buried, 0}
 for i, id in ipairs(ids) do
   local ct, ts, attempts, _, offset = parse_record(records[i])
   local gen = last_gen - #ids + i

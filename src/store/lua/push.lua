@@ -36,7 +36,10 @@ if #records > 0 then
   redis.call('ZADD', K_AGE, ARGV[2], ARGV[2])
   redis.call('HINCRBY', K_AGE_COUNT, ARGV[2], #records / 2)
 end
-if #ready > 0 then redis.call('RPUSH', K_READY, unpack(ready)) end
+if #ready > 0 then
+  redis.call('RPUSH', K_READY, unpack(ready))
+  announce_ready()
+end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 
 local b = backlog(K_META, K_MSG, K_AGE)

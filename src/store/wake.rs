@@ -1,0 +1,116 @@
+//! Wake-ups for long-polling pulls, across broker processes.
+//!
+//! Scripts that put messages on a ready list `PUBLISH` on that list's key name. Each
+//! process keeps one subscription to `{prefix}:*:ready` and wakes the pulls of that
+//! queue waiting in it. A lost wake-up (Redis restarting, say) only delays a waiting
+//! pull to its next timer: waiters also sleep no longer than the next delayed message
+//! or lease expiry, and never past their own deadline. Nobody polls Redis in a loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+
+use crate::model::QueueId;
+
+/// Waiting pulls by queue.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    waiting: Mutex<HashMap<QueueId, Arc<Notify>>>,
+}
+
+/// A registration to be woken for one queue; unregisters when dropped.
+pub struct Waiter<'a> {
+    wakeups: &'a Wakeups,
+    queue: QueueId,
+    pub notify: Arc<Notify>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .wakeups
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and ours. Then nobody else waits on this queue here.
+        if Arc::strong_count(&self.notify) <= 2 {
+            waiting.remove(&self.queue);
+        }
+    }
+}
+
+impl Wakeups {
+    pub fn wait_for(&self, queue: QueueId) -> Waiter<'_> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let notify = waiting.entry(queue).or_default().clone();
+        Waiter {
+            wakeups: self,
+            queue,
+            notify,
+        }
+    }
+
+    fn wake(&self, queue: QueueId) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = waiting.get(&queue) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// The queue id in a channel name `{prefix}:{<queue id>}:ready`.
+    fn queue_of(channel: &str) -> Option<QueueId> {
+        let start = channel.find('{')? + 1;
+        let end = start + channel[start..].find('}')?;
+        QueueId::parse(&channel[start..end])
+    }
+
+    /// Listens for wake-ups until the process ends, reconnecting after failures.
+    pub async fn listen(self: Arc<Self>, client: redis::Client, prefix: String) {
+        let pattern = format!("{prefix}:*:ready");
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
+                    Ok(()) => {
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Some(queue) = Self::queue_of(message.get_channel_name()) {
+                                self.wake(queue);
+                            }
+                        }
+                        tracing::warn!("wake-up subscription ended; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not subscribe to wake-ups"),
+                },
+                Err(e) => tracing::debug!(error = %e, "wake-up connection failed; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_read_from_the_channel_name() {
+        let id = QueueId::generate();
+        assert_eq!(Wakeups::queue_of(&format!("lq:{{{id}}}:ready")), Some(id));
+        assert_eq!(Wakeups::queue_of("lq:{a:acct}:queues"), None);
+    }
+
+    #[test]
+    fn waiters_unregister_when_the_last_one_leaves() {
+        let wakeups = Wakeups::default();
+        let queue = QueueId::generate();
+        let first = wakeups.wait_for(queue);
+        let second = wakeups.wait_for(queue);
+        drop(first);
+        assert!(wakeups.waiting.lock().expect("lock").contains_key(&queue));
+        drop(second);
+        assert!(!wakeups.waiting.lock().expect("lock").contains_key(&queue));
+    }
+}
