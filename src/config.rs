@@ -14,6 +14,7 @@ use jsonwebtoken::Algorithm;
 use crate::auth::{TokenKeys, TokenPolicy};
 use crate::broker::Limits;
 use crate::broker::rate_limit::RateLimitSettings;
+use crate::reaper::RetentionSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -25,6 +26,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: Limits,
     pub rate_limits: RateLimitSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
 }
 

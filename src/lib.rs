@@ -11,6 +11,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod reaper;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

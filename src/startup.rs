@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
 use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
+use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,7 @@ impl Application {
         );
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();
+        tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());
 
         let bind_error = |source| StartupError::Bind {
             bind: settings.server.bind.clone(),

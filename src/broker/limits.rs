@@ -68,6 +68,8 @@ pub struct Limits {
     pub queues_per_account: usize,
     /// Most acks plus retries in one ack request.
     pub ack_entries: usize,
+    /// Shortest `message_retention_period` accepted, seconds (Cloudflare: 60).
+    pub min_retention_period: u64,
 }
 
 impl Default for Limits {
@@ -79,6 +81,7 @@ impl Default for Limits {
             request_bytes: 1024 * 1024,
             queues_per_account: 10_000,
             ack_entries: 1_000,
+            min_retention_period: 60,
         }
     }
 }
@@ -332,9 +335,11 @@ impl Limits {
 }
 
 /// Queue settings from `input`, starting from `base` for the fields it leaves out.
+/// `min_retention` is the shortest retention allowed (Cloudflare's 60 s unless configured).
 pub fn queue_settings(
     input: Option<&QueueSettingsInput>,
     base: QueueSettings,
+    min_retention: u64,
 ) -> Result<QueueSettings, BrokerError> {
     let Some(input) = input else { return Ok(base) };
     let mut settings = base;
@@ -346,9 +351,12 @@ pub fn queue_settings(
         settings.delivery_paused = v;
     }
     if let Some(v) = input.message_retention_period {
-        settings.message_retention_period =
-            whole(v, "settings.message_retention_period", &RETENTION_SECONDS)
-                .map_err(BrokerError::InvalidSchema)? as u32;
+        settings.message_retention_period = whole(
+            v,
+            "settings.message_retention_period",
+            &(min_retention..=*RETENTION_SECONDS.end()),
+        )
+        .map_err(BrokerError::InvalidSchema)? as u32;
     }
     Ok(settings)
 }
@@ -596,7 +604,7 @@ mod tests {
         };
         let input: QueueSettingsInput =
             serde_json::from_value(json!({"delivery_paused": true})).expect("input");
-        let patched = queue_settings(Some(&input), base).expect("valid");
+        let patched = queue_settings(Some(&input), base, 60).expect("valid");
         assert_eq!(
             patched,
             QueueSettings {
@@ -606,6 +614,10 @@ mod tests {
         );
         let short: QueueSettingsInput =
             serde_json::from_value(json!({"message_retention_period": 59})).expect("input");
-        assert!(queue_settings(Some(&short), base).is_err());
+        assert!(queue_settings(Some(&short), base, 60).is_err());
+        assert!(
+            queue_settings(Some(&short), base, 1).is_ok(),
+            "a configured floor applies"
+        );
     }
 }

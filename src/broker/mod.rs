@@ -134,7 +134,11 @@ impl Broker {
         input: &QueueInput,
     ) -> Result<Queue, BrokerError> {
         let name = limits::queue_name(input.queue_name.as_deref())?;
-        let settings = limits::queue_settings(input.settings.as_ref(), QueueSettings::default())?;
+        let settings = limits::queue_settings(
+            input.settings.as_ref(),
+            QueueSettings::default(),
+            self.limits.min_retention_period,
+        )?;
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
         }
@@ -157,6 +161,11 @@ impl Broker {
         if !self.store.create_queue(&queue).await? {
             return Err(BrokerError::QueueNameTaken);
         }
+        // No message can expire before a retention period from now.
+        let retention_ms = u64::from(queue.settings.message_retention_period) * 1000;
+        self.store
+            .schedule_sweep(queue.id, now + retention_ms)
+            .await?;
         Ok(queue)
     }
 
@@ -205,13 +214,21 @@ impl Broker {
         } else {
             QueueSettings::default()
         };
-        let settings = limits::queue_settings(input.settings.as_ref(), base)?;
+        let settings = limits::queue_settings(
+            input.settings.as_ref(),
+            base,
+            self.limits.min_retention_period,
+        )?;
         match self
             .store
             .update_queue(&current, &name, &settings, now_ms())
             .await?
         {
-            UpdateQueue::Updated(queue) => Ok(queue),
+            UpdateQueue::Updated(queue) => {
+                // The retention period may have shrunk: look at the queue now.
+                self.store.schedule_sweep(queue.id, now_ms()).await?;
+                Ok(queue)
+            }
             UpdateQueue::NotFound => Err(BrokerError::QueueNotFound),
             UpdateQueue::NameTaken => Err(BrokerError::QueueNameTaken),
         }
@@ -220,6 +237,7 @@ impl Broker {
     #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn delete_queue(&self, access: &Access, queue: QueueId) -> Result<(), BrokerError> {
         if self.store.delete_queue(access, queue).await? {
+            self.store.unschedule_sweep(queue).await?;
             Ok(())
         } else {
             Err(BrokerError::QueueNotFound)
@@ -619,4 +637,51 @@ impl Broker {
             Err(e) => Err(e),
         }
     }
+
+    /// One retention pass: claims the queues due (other processes skip them), deletes
+    /// their expired messages, moves waiting dead letters on, and schedules each queue's
+    /// next visit. Work is proportional to the queues due, not to the number of queues.
+    pub async fn sweep(&self, batch: u32) -> Result<SweepOutcome, BrokerError> {
+        // A claimed queue comes due again after this long if this process dies mid-sweep.
+        const HOLD_MS: u64 = 30_000;
+        const TIMESTAMPS_PER_CALL: u32 = 200;
+        let mut outcome = SweepOutcome::default();
+        for queue in self.store.claim_sweeps(now_ms(), batch, HOLD_MS).await? {
+            outcome.queues += 1;
+            let Some(expired) = self
+                .store
+                .expire(
+                    queue,
+                    now_ms(),
+                    TIMESTAMPS_PER_CALL,
+                    self.limits.min_retention_period,
+                )
+                .await?
+            else {
+                self.store.unschedule_sweep(queue).await?;
+                continue;
+            };
+            outcome.expired += expired.expired;
+            if expired.dead_outbox > 0 {
+                let owner = Access::account(expired.account.clone());
+                if let Err(e) = self.move_dead_letters(&owner, queue).await {
+                    tracing::warn!(error = %e, %queue, "dead letters stay in the outbox for now");
+                }
+            }
+            let next = if expired.more_due {
+                now_ms()
+            } else {
+                expired.next_due_ms
+            };
+            self.store.schedule_sweep(queue, next).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub queues: u64,
+    pub expired: u64,
 }

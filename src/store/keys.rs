@@ -25,11 +25,13 @@ pub struct QueueKeys {
     pub age_count: String,
     /// HASH: id -> record of messages on their way to the dead-letter queue.
     pub dead: String,
+    /// HASH: push time (ms) -> the ids pushed then, concatenated (for retention).
+    pub age_ids: String,
 }
 
 impl QueueKeys {
     /// All keys with their roles, in the order the message scripts take them.
-    pub fn named(&self) -> [(&'static str, &str); 8] {
+    pub fn named(&self) -> [(&'static str, &str); 9] {
         [
             ("meta", &self.meta),
             ("msg", &self.msg),
@@ -39,11 +41,12 @@ impl QueueKeys {
             ("age", &self.age),
             ("age_count", &self.age_count),
             ("dead", &self.dead),
+            ("age_ids", &self.age_ids),
         ]
     }
 
     /// All keys, in the order the message scripts take them.
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         self.named().map(|(_, key)| key)
     }
 }
@@ -77,7 +80,13 @@ impl Keys {
             age: format!("{base}age"),
             age_count: format!("{base}age_count"),
             dead: format!("{base}dead"),
+            age_ids: format!("{base}age_ids"),
         }
+    }
+
+    /// ZSET: queue id -> when (ms) the retention sweep next needs to look at it.
+    pub fn sweep_schedule(&self) -> String {
+        format!("{}:sweep", self.prefix)
     }
 
     /// HASH: queue name -> queue id, for one account.

@@ -13,6 +13,9 @@
 //! | `P:{Q}:leased` | ZSET | id → lease expiry (ms) |
 //! | `P:{Q}:age` | ZSET | each distinct `timestamp_ms` of live messages, scored by itself: the oldest is its head, O(log N) |
 //! | `P:{Q}:age_count` | HASH | `timestamp_ms` → how many live messages carry it |
+//! | `P:{Q}:age_ids` | HASH | `timestamp_ms` → the ids pushed then, concatenated, so retention finds what expires |
+//! | `P:{Q}:dead` | HASH | id → record: dead letters on their way to the dead-letter queue |
+//! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
 //!
 //! A live message is in exactly one of `ready`, `delayed`, `leased`. `backlog_count` is
@@ -96,6 +99,19 @@ pub struct Acked {
     pub retried: Vec<RetryOutcome>,
     /// Retried messages that had used up their deliveries and left the queue.
     pub buried: u64,
+}
+
+/// What one retention sweep of a queue did.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub account: AccountId,
+    pub expired: u64,
+    /// When the oldest remaining message expires (or, if none, a new one would).
+    pub next_due_ms: u64,
+    /// More expired messages remain than one call handles.
+    pub more_due: bool,
+    /// Dead letters waiting to move to the dead-letter queue.
+    pub dead_outbox: u64,
 }
 
 /// Dead letters waiting in a queue's outbox, and where they are to go.
@@ -635,6 +651,77 @@ impl Store {
             .collect::<Result<Vec<_>, CorruptData>>()
             .map(Some)
             .map_err(StoreError::from)
+    }
+
+    /// Schedules the queue's next retention sweep at `at_ms`.
+    pub async fn schedule_sweep(&self, queue: QueueId, at_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("ZADD")
+                .arg(self.keys.sweep_schedule())
+                .arg(at_ms)
+                .arg(queue.to_string())
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    pub async fn unschedule_sweep(&self, queue: QueueId) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(
+            redis::cmd("ZREM")
+                .arg(self.keys.sweep_schedule())
+                .arg(queue.to_string())
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    /// Claims up to `max` queues due for a sweep, holding them for `hold_ms`.
+    pub async fn claim_sweeps(
+        &self,
+        now_ms: u64,
+        max: u32,
+        hold_ms: u64,
+    ) -> Result<Vec<QueueId>, StoreError> {
+        let mut inv = self.scripts.sweep_claim.prepare_invoke();
+        inv.key(self.keys.sweep_schedule())
+            .arg(now_ms)
+            .arg(max)
+            .arg(hold_ms);
+        let ids = array(self.invoke(&inv).await?)?;
+        Ok(ids
+            .iter()
+            .filter_map(|v| text(v).ok())
+            .filter_map(|t| QueueId::parse(&t))
+            .collect())
+    }
+
+    /// Deletes the queue's messages past retention. `None`: no such queue.
+    pub async fn expire(
+        &self,
+        queue: QueueId,
+        now_ms: u64,
+        max_timestamps: u32,
+        min_retention_secs: u64,
+    ) -> Result<Option<Expired>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.expire.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(now_ms).arg(max_timestamps).arg(min_retention_secs);
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let account = reply.get(1).map(text).transpose()?.unwrap_or_default();
+        Ok(Some(Expired {
+            account: AccountId::parse(&account)
+                .ok_or_else(|| CorruptData(format!("queue {queue} account")))?,
+            expired: count(&reply, 2)?,
+            next_due_ms: count(&reply, 3)?,
+            more_due: count(&reply, 4)? == 1,
+            dead_outbox: count(&reply, 5)?,
+        }))
     }
 
     /// Deletes every message of the queue. `None`: no such queue; else how many.

@@ -425,3 +425,78 @@ async fn a_long_poll_ends_empty_at_its_deadline_or_early_when_a_delay_comes_due(
         .await
         .assert_error(400, 10207);
 }
+
+#[tokio::test]
+async fn retention_deletes_ready_delayed_and_leased_messages_and_counts_them() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.limits.min_retention_period = 1;
+        s.retention.sweep_interval_ms = 50;
+    })
+    .await;
+    let queue = app
+        .post(
+            "/queues",
+            json!({"queue_name": "short", "settings": {"message_retention_period": 2}}),
+        )
+        .await
+        .assert_ok()["queue_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.push_numbered(&queue, 2).await;
+    app.push(&queue, json!({"body": "delayed", "delay_seconds": 600}))
+        .await
+        .assert_ok();
+    let leased = app
+        .pull_messages(
+            &queue,
+            json!({"batch_size": 1, "visibility_timeout_ms": 600_000}),
+        )
+        .await;
+    assert_eq!(leased.len(), 1);
+    let pushed = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    app.push(&queue, json!({"body": "young"})).await.assert_ok();
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 4);
+
+    eventually(Duration::from_secs(5), || async {
+        (app.metrics(&queue).await["backlog_count"] == 1).then_some(())
+    })
+    .await;
+    assert!(
+        pushed.elapsed() >= Duration::from_millis(1_900),
+        "expired too early: {:?}",
+        pushed.elapsed()
+    );
+    let remaining = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    let bodies: Vec<&str> = remaining
+        .iter()
+        .map(|m| m["body"].as_str().expect("body"))
+        .collect();
+    assert_eq!(bodies, ["young"], "only the young message is left");
+    assert_eq!(app.metrics(&queue).await["backlog_bytes"], 5);
+    let reply = app
+        .ack(
+            &queue,
+            json!({"acks": [{"lease_id": leased[0]["lease_id"]}]}),
+        )
+        .await;
+    assert_eq!(
+        reply.assert_ok()["ackCount"],
+        0,
+        "the leased message expired too"
+    );
+
+    let client = redis::Client::open(app.redis_url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let counted: u64 = redis::cmd("HGET")
+        .arg(format!("{}:{{{queue}}}:meta", app.prefix))
+        .arg("expired")
+        .query_async(&mut conn)
+        .await
+        .expect("counter");
+    assert_eq!(counted, 3);
+}

@@ -6,7 +6,7 @@
 -- Returns: {NOT_FOUND} or {1, messages stored}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local records, ready, ages, bytes = {}, {}, {}, 0
+local records, ready, ages, ages_ids, bytes = {}, {}, {}, {}, 0
 for i = 2, #ARGV, 2 do
   local id, rec = ARGV[i], ARGV[i + 1]
   if redis.call('HEXISTS', K_MSG, id) == 0 then
@@ -17,6 +17,7 @@ for i = 2, #ARGV, 2 do
     records[#records + 1] = ct .. ts .. ':0:0:' .. body
     ready[#ready + 1] = id
     ages[ts] = (ages[ts] or 0) + 1
+    ages_ids[ts] = (ages_ids[ts] or '') .. id
     bytes = bytes + #body
   end
 end
@@ -26,8 +27,7 @@ if #ready > 0 then
   announce_ready()
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, n in pairs(ages) do
-    redis.call('ZADD', K_AGE, ts, ts)
-    redis.call('HINCRBY', K_AGE_COUNT, ts, n)
+    remember_ages(ts, ages_ids[ts], n)
   end
 end
 return {1, #ready}

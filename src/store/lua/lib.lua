@@ -26,14 +26,26 @@ local function forget_ages(age_key, age_count_key, gone)
   for ts, n in pairs(gone) do
     if redis.call('HINCRBY', age_count_key, ts, -n) <= 0 then
       redis.call('HDEL', age_count_key, ts)
+      redis.call('HDEL', KEYS[9], ts)
       redis.call('ZREM', age_key, ts)
     end
   end
 end
 
+-- Adds `n` messages with timestamp `ts` to the age index; `ids` is their 32-character
+-- ids concatenated, kept per timestamp so retention can find what expires without
+-- scanning the queue (acked ids stay until their timestamp empties; they are skipped).
+local function remember_ages(ts, ids, n)
+  redis.call('ZADD', KEYS[6], ts, ts)
+  redis.call('HINCRBY', KEYS[7], ts, n)
+  local known = redis.call('HGET', KEYS[9], ts)
+  redis.call('HSET', KEYS[9], ts, (known or '') .. ids)
+end
+
 -- The message scripts take the queue's keys in this order (keys.rs, QueueKeys::all).
 local K_META, K_MSG, K_READY, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_AGE_IDS = KEYS[9]
 
 -- Messages whose last allowed delivery failed leave the queue: into the `dead` outbox
 -- when the consumer has a dead-letter queue (the broker then copies them there by id

@@ -33,8 +33,9 @@ if #records > 0 then
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   -- Every message of the batch has timestamp `now`: one index entry for all of them.
   -- ARGV[2] is the exact text the records carry as their timestamp.
-  redis.call('ZADD', K_AGE, ARGV[2], ARGV[2])
-  redis.call('HINCRBY', K_AGE_COUNT, ARGV[2], #records / 2)
+  local ids = {}
+  for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
+  remember_ages(ARGV[2], table.concat(ids), #ids)
 end
 if #ready > 0 then
   redis.call('RPUSH', K_READY, unpack(ready))

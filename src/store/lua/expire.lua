@@ -1,0 +1,53 @@
+-- Retention: deletes messages older than the queue's message_retention_period, whether
+-- ready, delayed or leased. Work is proportional to what expires: the age index names
+-- the expired timestamps and the ids pushed at each.
+-- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- ARGV[1]: now (ms)   ARGV[2]: most timestamps handled per call
+-- ARGV[3]: retention floor in seconds (tests shorten retention below Cloudflare's 60 s)
+-- Returns: {NOT_FOUND} or
+--          {1, account, messages expired, next_due_ms, more_due (0/1), dead outbox size}
+--   next_due_ms: when the oldest remaining message expires; when empty, now + retention.
+
+local meta = redis.call('HMGET', K_META, 'account', 'retention')
+if not meta[1] then return {NOT_FOUND} end
+local now = tonumber(ARGV[1])
+local retention_ms = math.max(tonumber(meta[2] or '345600'), tonumber(ARGV[3])) * 1000
+local cutoff = now - retention_ms
+local due = redis.call('ZRANGEBYSCORE', K_AGE, '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+local expired, bytes = 0, 0
+for _, ts in ipairs(due) do
+  local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
+  local ids = {}
+  for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
+  if #ids > 0 then
+    local records = redis.call('HMGET', K_MSG, unpack(ids))
+    local live = {}
+    for i, id in ipairs(ids) do
+      if records[i] then
+        live[#live + 1] = id
+        local _, _, _, _, offset = parse_record(records[i])
+        bytes = bytes + #records[i] - offset + 1
+      end
+    end
+    if #live > 0 then
+      -- Ids on the ready list stay behind; pulls skip ids without a record.
+      redis.call('HDEL', K_MSG, unpack(live))
+      redis.call('ZREM', K_LEASED, unpack(live))
+      redis.call('ZREM', K_DELAYED, unpack(live))
+      expired = expired + #live
+    end
+  end
+  redis.call('HDEL', K_AGE_IDS, ts)
+  redis.call('HDEL', K_AGE_COUNT, ts)
+  redis.call('ZREM', K_AGE, ts)
+end
+if expired > 0 then
+  redis.call('HINCRBY', K_META, 'bytes', -bytes)
+  redis.call('HINCRBY', K_META, 'expired', expired)
+end
+local oldest = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')
+local next_due = now + retention_ms
+if oldest[2] then next_due = tonumber(oldest[2]) + retention_ms end
+local more = 0
+if next_due <= now then more = 1 end
+return {1, meta[1], expired, next_due, more, redis.call('HLEN', K_DEAD)}
