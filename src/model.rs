@@ -209,6 +209,9 @@ pub struct QueueSettings {
     pub delivery_paused: bool,
     /// Seconds after which an unacked message is deleted.
     pub message_retention_period: u32,
+    /// Extension: seconds a message's `dedup_id` is remembered; a repeat within it is
+    /// accepted and not stored again.
+    pub dedup_window_seconds: u32,
 }
 
 impl Default for QueueSettings {
@@ -217,6 +220,7 @@ impl Default for QueueSettings {
             delivery_delay: 0,
             delivery_paused: false,
             message_retention_period: 345_600,
+            dedup_window_seconds: 300,
         }
     }
 }
@@ -283,6 +287,8 @@ pub struct NewMessage {
     /// `None` means "use the queue's `delivery_delay`".
     /// Milliseconds before the first delivery; `None` means "the queue's `delivery_delay`".
     pub delay_ms: Option<u64>,
+    /// Extension: a repeat of this id within the queue's dedup window is not stored again.
+    pub dedup_id: Option<String>,
 }
 
 /// A message as read back from the store.

@@ -121,6 +121,7 @@ impl Target {
                         content_type: ContentType::Text,
                         body,
                         delay_ms: None,
+                        dedup_id: None,
                     })
                     .collect();
                 raw.store

@@ -12,6 +12,7 @@ pub struct QueueSettingsInput {
     pub delivery_delay: Option<f64>,
     pub delivery_paused: Option<bool>,
     pub message_retention_period: Option<f64>,
+    pub dedup_window_seconds: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +44,8 @@ pub struct MessageInput {
     pub delay_seconds: Option<f64>,
     /// Extension (ElasticQueue's wait-until): first delivery at this Unix time, ms.
     pub deliver_at_ms: Option<f64>,
+    /// Extension: idempotent push.
+    pub dedup_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,8 @@ pub const DELAY_SECONDS: RangeInclusive<u64> = 0..=86_400;
 pub const MAX_RETRIES: RangeInclusive<u64> = 0..=100;
 pub const RETENTION_SECONDS: RangeInclusive<u64> = 60..=1_209_600;
 pub const WAIT_TIME_MS: RangeInclusive<u64> = 0..=20_000;
+pub const DEDUP_WINDOW_SECONDS: RangeInclusive<u64> = 1..=86_400;
+pub const DEDUP_ID_BYTES: usize = 128;
 /// Deepest nesting accepted in a JSON message body (serde_json's own default limit),
 /// so no consumer's parser is handed a stack-overflow bomb.
 pub const JSON_BODY_DEPTH: usize = 128;
@@ -187,6 +189,20 @@ impl Limits {
             .map(|at| deliver_at_delay(at, &format!("{field}deliver_at_ms")))
             .transpose()
             .map_err(BrokerError::InvalidMessageMetadata)?;
+        let dedup_id = match input.dedup_id.as_deref() {
+            None => None,
+            Some(id)
+                if (1..=DEDUP_ID_BYTES).contains(&id.len())
+                    && !id.chars().any(char::is_control) =>
+            {
+                Some(id.to_owned())
+            }
+            Some(_) => {
+                return Err(BrokerError::InvalidMessageMetadata(format!(
+                    "{field}dedup_id must be 1 to {DEDUP_ID_BYTES} bytes without control characters"
+                )));
+            }
+        };
         if own_delay.is_some() && deliver_at.is_some() {
             return Err(BrokerError::InvalidMessageMetadata(format!(
                 "{field}delay_seconds and {field}deliver_at_ms cannot both be set"
@@ -195,6 +211,7 @@ impl Limits {
         Ok(NewMessage {
             content_type,
             body,
+            dedup_id,
             delay_ms: own_delay
                 .or(deliver_at)
                 .or(batch_delay.map(|s| u64::from(s) * 1000)),
@@ -349,6 +366,11 @@ pub fn queue_settings(
     }
     if let Some(v) = input.delivery_paused {
         settings.delivery_paused = v;
+    }
+    if let Some(v) = input.dedup_window_seconds {
+        settings.dedup_window_seconds =
+            whole(v, "settings.dedup_window_seconds", &DEDUP_WINDOW_SECONDS)
+                .map_err(BrokerError::InvalidSchema)? as u32;
     }
     if let Some(v) = input.message_retention_period {
         settings.message_retention_period = whole(

@@ -77,6 +77,7 @@ pub fn settings_fields(settings: &QueueSettings, modified_ms: u64) -> Vec<(&'sta
             u8::from(settings.delivery_paused).to_string(),
         ),
         ("retention", settings.message_retention_period.to_string()),
+        ("dedup_window", settings.dedup_window_seconds.to_string()),
     ]
 }
 
@@ -136,6 +137,10 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
             delivery_delay: small("delivery_delay")?,
             delivery_paused: text("delivery_paused")? == "1",
             message_retention_period: small("retention")?,
+            dedup_window_seconds: fields
+                .get("dedup_window")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(QueueSettings::default().dedup_window_seconds),
         },
         consumer,
         purged_ms: fields.get("purged_ms").and_then(|v| v.parse().ok()),
@@ -179,6 +184,7 @@ mod tests {
                 delivery_delay: 3,
                 delivery_paused: true,
                 message_retention_period: 60,
+                dedup_window_seconds: 300,
             },
             consumer: None,
             purged_ms: None,

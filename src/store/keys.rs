@@ -27,11 +27,13 @@ pub struct QueueKeys {
     pub dead: String,
     /// HASH: push time (ms) -> the ids pushed then, concatenated (for retention).
     pub age_ids: String,
+    /// ZSET: dedup id -> until when (ms) a repeat is ignored.
+    pub dedup: String,
 }
 
 impl QueueKeys {
     /// All keys with their roles, in the order the message scripts take them.
-    pub fn named(&self) -> [(&'static str, &str); 9] {
+    pub fn named(&self) -> [(&'static str, &str); 10] {
         [
             ("meta", &self.meta),
             ("msg", &self.msg),
@@ -42,11 +44,12 @@ impl QueueKeys {
             ("age_count", &self.age_count),
             ("dead", &self.dead),
             ("age_ids", &self.age_ids),
+            ("dedup", &self.dedup),
         ]
     }
 
     /// All keys, in the order the message scripts take them.
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         self.named().map(|(_, key)| key)
     }
 }
@@ -81,6 +84,7 @@ impl Keys {
             age_count: format!("{base}age_count"),
             dead: format!("{base}dead"),
             age_ids: format!("{base}age_ids"),
+            dedup: format!("{base}dedup"),
         }
     }
 

@@ -511,7 +511,8 @@ impl Store {
                     message.content_type,
                     now_ms,
                     &message.body,
-                ));
+                ))
+                .arg(message.dedup_id.as_deref().unwrap_or(""));
         }
         let reply = array(self.invoke(&inv).await?)?;
         if int(first(&reply)?)? != 1 {

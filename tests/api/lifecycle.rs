@@ -500,3 +500,54 @@ async fn retention_deletes_ready_delayed_and_leased_messages_and_counts_them() {
         .expect("counter");
     assert_eq!(counted, 3);
 }
+
+#[tokio::test]
+async fn a_repeated_dedup_id_within_the_window_is_stored_once() {
+    let app = spawn_app().await;
+    let queue = app
+        .post(
+            "/queues",
+            json!({"queue_name": "idem", "settings": {"dedup_window_seconds": 1}}),
+        )
+        .await
+        .assert_ok()["queue_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // An SDK retrying a POST sends the same message twice; a batch may repeat too.
+    app.push(&queue, json!({"body": "charge #7", "dedup_id": "order-7"}))
+        .await
+        .assert_ok();
+    let again = app
+        .push(&queue, json!({"body": "charge #7", "dedup_id": "order-7"}))
+        .await;
+    assert_eq!(
+        again.assert_ok()["metadata"]["metrics"]["backlog_count"],
+        1,
+        "accepted, not stored"
+    );
+    let batch = json!({"messages": [
+        {"body": "a", "dedup_id": "x"}, {"body": "a again", "dedup_id": "x"},
+        {"body": "b", "dedup_id": "order-7"}, {"body": "no id"}, {"body": "no id"}
+    ]});
+    app.push_batch(&queue, batch).await.assert_ok();
+    let bodies: Vec<String> = app
+        .pull_messages(&queue, json!({"batch_size": 10}))
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().expect("body").to_owned())
+        .collect();
+    assert_eq!(bodies, ["charge #7", "a", "no id", "no id"]);
+    // After the window the id may be used again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.push(&queue, json!({"body": "new charge", "dedup_id": "order-7"}))
+        .await
+        .assert_ok();
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 5);
+    app.push(&queue, json!({"body": "x", "dedup_id": ""}))
+        .await
+        .assert_error(400, 10203);
+    app.push(&queue, json!({"body": "x", "dedup_id": "a".repeat(129)}))
+        .await
+        .assert_error(400, 10203);
+}

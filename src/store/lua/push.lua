@@ -1,30 +1,48 @@
 -- Stores a batch of messages atomically.
--- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
---       age_count, dead); see lib.lua.
+-- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- ARGV[3..]: per message, 4 values: id, delay in ms (-1 = queue's delivery_delay),
---            body size in bytes, record
+-- ARGV[3..]: per message, 5 values: id, delay in ms (-1 = queue's delivery_delay),
+--            body size in bytes, record, dedup id ('' = none)
 -- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
+-- A message whose dedup id was pushed within the queue's dedup window (or earlier in
+-- the same batch) is accepted and not stored again.
 
-local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay')
+local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local default_delay = tonumber(meta[2] or '0') * 1000
 local now = tonumber(ARGV[2])
+local dedup_until = now + tonumber(meta[3] or '300') * 1000
 
-local records, ready, delayed = {}, {}, {}
-local bytes = 0
-for i = 3, #ARGV, 4 do
-  local id = ARGV[i]
-  local delay = tonumber(ARGV[i + 1])
-  if delay < 0 then delay = default_delay end
-  bytes = bytes + tonumber(ARGV[i + 2])
-  records[#records + 1] = id
-  records[#records + 1] = ARGV[i + 3]
-  if delay > 0 then
-    delayed[#delayed + 1] = now + delay
-    delayed[#delayed + 1] = id
-  else
-    ready[#ready + 1] = id
+local records, ready, delayed, remembered, seen = {}, {}, {}, {}, {}
+local bytes, pruned = 0, false
+for i = 3, #ARGV, 5 do
+  local id, dedup_id = ARGV[i], ARGV[i + 4]
+  local repeated = false
+  if dedup_id ~= '' then
+    if not pruned then
+      -- Forget dedup ids whose window has passed: O(expired).
+      redis.call('ZREMRANGEBYSCORE', K_DEDUP, '-inf', now)
+      pruned = true
+    end
+    repeated = seen[dedup_id] or redis.call('ZSCORE', K_DEDUP, dedup_id) ~= false
+    seen[dedup_id] = true
+    if not repeated then
+      remembered[#remembered + 1] = dedup_until
+      remembered[#remembered + 1] = dedup_id
+    end
+  end
+  if not repeated then
+    local delay = tonumber(ARGV[i + 1])
+    if delay < 0 then delay = default_delay end
+    bytes = bytes + tonumber(ARGV[i + 2])
+    records[#records + 1] = id
+    records[#records + 1] = ARGV[i + 3]
+    if delay > 0 then
+      delayed[#delayed + 1] = now + delay
+      delayed[#delayed + 1] = id
+    else
+      ready[#ready + 1] = id
+    end
   end
 end
 
@@ -37,6 +55,7 @@ if #records > 0 then
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids), #ids)
 end
+if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
 if #ready > 0 then
   redis.call('RPUSH', K_READY, unpack(ready))
   announce_ready()
