@@ -291,6 +291,20 @@ pub struct NewMessage {
     pub dedup_id: Option<String>,
 }
 
+/// Where a message is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    Ready,
+    /// Visible again at this Unix time, ms.
+    Delayed {
+        until_ms: u64,
+    },
+    /// Leased until this Unix time, ms.
+    Leased {
+        until_ms: u64,
+    },
+}
+
 /// A message as read back from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {

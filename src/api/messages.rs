@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::envelope::{ApiError, JsonBody, ok};
 use super::queues::QueuePath;
 use crate::auth::{MessagesPull, MessagesPush, Principal};
 use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
-use crate::model::{BacklogMetrics, StoredMessage};
+use crate::model::{BacklogMetrics, MessageState, StoredMessage};
 
 #[derive(Serialize)]
 struct MetricsMetadata {
@@ -178,4 +178,93 @@ pub async fn extend(
         extend_count: outcome.extend_count,
         warnings: outcome.warnings,
     }))
+}
+
+/// A message as the single-message routes show it: its state and, when it is hidden,
+/// when it becomes visible.
+#[derive(Serialize)]
+struct MessageView<'a> {
+    #[serde(flatten)]
+    message: MessageOut<'a>,
+    state: &'static str,
+    visible_at_ms: Option<u64>,
+}
+
+impl<'a> MessageView<'a> {
+    fn new(message: &'a StoredMessage, state: MessageState) -> Self {
+        let (state, visible_at_ms) = match state {
+            MessageState::Ready => ("ready", None),
+            MessageState::Delayed { until_ms } => ("delayed", Some(until_ms)),
+            MessageState::Leased { until_ms } => ("leased", Some(until_ms)),
+        };
+        Self {
+            message: MessageOut::new(message, None),
+            state,
+            visible_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MessagePath {
+    pub queue_id: String,
+    pub message_id: String,
+}
+
+/// Extension: `GET …/messages/{message_id}`.
+pub async fn get(
+    broker: web::Data<Broker>,
+    who: Principal<MessagesPull>,
+    path: web::Path<MessagePath>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let (message, state) = broker.message(&who.access, queue, &path.message_id).await?;
+    Ok(ok(MessageView::new(&message, state)))
+}
+
+/// Extension: `DELETE …/messages/{message_id}`, whatever the message's state.
+pub async fn delete(
+    broker: web::Data<Broker>,
+    who: Principal<MessagesPull>,
+    path: web::Path<MessagePath>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    broker
+        .delete_message(&who.access, queue, &path.message_id)
+        .await?;
+    Ok(ok(serde_json::Value::Null))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub per_page: Option<u32>,
+}
+
+/// Extension: `GET …/messages?cursor=&per_page=`, a page at a time, nothing leased.
+pub async fn list(
+    broker: web::Data<Broker>,
+    who: Principal<MessagesPull>,
+    path: web::Path<QueuePath>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let queue = parse_queue_id(&path.queue_id)?;
+    let per_page = query.per_page.unwrap_or(100);
+    if !(1..=1000).contains(&per_page) {
+        return Err(crate::broker::BrokerError::schema("per_page must be from 1 to 1000").into());
+    }
+    let (messages, next_cursor) = broker
+        .list_messages(&who.access, queue, query.cursor.as_deref(), per_page)
+        .await?;
+    let views: Vec<MessageView> = messages
+        .iter()
+        .map(|(m, s)| MessageView::new(m, *s))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "success": true,
+        "errors": [],
+        "messages": [],
+        "result": views,
+        "result_info": {"count": views.len(), "per_page": per_page, "cursor": next_cursor},
+    })))
 }

@@ -46,12 +46,22 @@ fn accounts(cfg: &mut web::ServiceConfig) {
                     .put(consumers::put)
                     .delete(consumers::delete),
             )
-            .service(resource("/{queue_id}/messages").post(messages::push))
+            .service(
+                resource("/{queue_id}/messages")
+                    .post(messages::push)
+                    .get(messages::list),
+            )
             .service(resource("/{queue_id}/messages/batch").post(messages::push_batch))
             .service(resource("/{queue_id}/messages/pull").post(messages::pull))
             .service(resource("/{queue_id}/messages/ack").post(messages::ack))
             .service(resource("/{queue_id}/messages/peek").post(messages::peek))
-            .service(resource("/{queue_id}/messages/extend").post(messages::extend)),
+            .service(resource("/{queue_id}/messages/extend").post(messages::extend))
+            // After the fixed /messages/… paths, so those keep their own methods.
+            .service(
+                resource("/{queue_id}/messages/{message_id}")
+                    .get(messages::get)
+                    .delete(messages::delete),
+            ),
     );
 }
 

@@ -41,6 +41,8 @@ pub enum BrokerError {
     ConsumerNotFound,
     #[error("queue already has a consumer")]
     ConsumerExists,
+    #[error("message does not exist")]
+    MessageNotFound,
     #[error("queue delivery is paused")]
     QueueDeliveryPaused,
     #[error("rate limited: retry in {retry_after_secs} s")]
@@ -77,6 +79,7 @@ impl BrokerError {
             ConsumerNotFound => (10120, 404),
             ConsumerExists => (10121, 409),
             QueueDeliveryPaused => (10252, 409),
+            MessageNotFound => (10130, 404),
             RateLimited { .. } => (971, 429),
             RequestTimeout { .. } => (10210, 408),
             Unavailable(_) => (15000, 503),

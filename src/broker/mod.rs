@@ -21,8 +21,8 @@ use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 
 use crate::model::{
-    Access, BacklogMetrics, Consumer, ConsumerId, Queue, QueueId, QueueName, QueueSettings,
-    StoredMessage, now_ms,
+    Access, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, Queue, QueueId,
+    QueueName, QueueSettings, StoredMessage, now_ms,
 };
 use crate::store::{
     Acked, ConsumerWrite, PullReply, RetryOutcome, Store, StoreError, UpdateQueue, Wakeups,
@@ -676,6 +676,57 @@ impl Broker {
             self.store.schedule_sweep(queue, next).await?;
         }
         Ok(outcome)
+    }
+
+    /// One message and where it is (extension), without leasing it.
+    pub async fn message(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        raw_id: &str,
+    ) -> Result<(StoredMessage, MessageState), BrokerError> {
+        let id = MessageId::parse(raw_id).ok_or(BrokerError::MessageNotFound)?;
+        self.store
+            .message(access, queue, id)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?
+            .ok_or(BrokerError::MessageNotFound)
+    }
+
+    /// Deletes one message whatever its state (extension).
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
+    pub async fn delete_message(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        raw_id: &str,
+    ) -> Result<(), BrokerError> {
+        let id = MessageId::parse(raw_id).ok_or(BrokerError::MessageNotFound)?;
+        match self.store.delete_message(access, queue, id).await? {
+            Some(true) => Ok(()),
+            Some(false) => Err(BrokerError::MessageNotFound),
+            None => Err(BrokerError::QueueNotFound),
+        }
+    }
+
+    /// A page of messages from `cursor`, without leasing them (extension).
+    pub async fn list_messages(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        cursor: Option<&str>,
+        per_page: u32,
+    ) -> Result<(Vec<(StoredMessage, MessageState)>, String), BrokerError> {
+        let cursor = cursor.unwrap_or("0");
+        if cursor.is_empty() || cursor.len() > 20 || !cursor.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BrokerError::schema(
+                "cursor must be the next_cursor of the previous page",
+            ));
+        }
+        self.store
+            .list_messages(access, queue, cursor, per_page)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
     }
 }
 

@@ -43,8 +43,8 @@ use scripts::Scripts;
 pub use wake::Wakeups;
 
 use crate::model::{
-    Access, AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, NewMessage, Queue, QueueId,
-    QueueName, QueueSettings, StoredMessage,
+    Access, AccountId, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, NewMessage,
+    Queue, QueueId, QueueName, QueueSettings, StoredMessage,
 };
 
 /// Why a store call failed.
@@ -725,6 +725,86 @@ impl Store {
         }))
     }
 
+    /// One message and its state. `None`: no such queue; `Some(None)`: no such message.
+    pub async fn message(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        id: MessageId,
+    ) -> Result<Option<Option<(StoredMessage, MessageState)>>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.message_get.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(id.to_string());
+        let reply = array(self.invoke(&inv).await?)?;
+        match int(first(&reply)?)? {
+            1 => {
+                let message = codec::decode_record(
+                    &id.to_string(),
+                    bytes(reply.get(1).unwrap_or(&Value::Nil))?,
+                )?;
+                Ok(Some(Some((message, decode_state(&reply[2..])?))))
+            }
+            0 => Ok(Some(None)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes one message whatever its state. `None`: no such queue; else whether it existed.
+    pub async fn delete_message(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        id: MessageId,
+    ) -> Result<Option<bool>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.message_delete.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(id.to_string());
+        let reply = array(self.invoke(&inv).await?)?;
+        match int(first(&reply)?)? {
+            1 => Ok(Some(true)),
+            0 => Ok(Some(false)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A page of messages from `cursor` ("0" to start). `None`: no such queue; else the
+    /// messages and the next cursor ("0" at the end).
+    pub async fn list_messages(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        cursor: &str,
+        per_page: u32,
+    ) -> Result<Option<(Vec<(StoredMessage, MessageState)>, String)>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.message_list.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg()).arg(cursor).arg(per_page);
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let next = reply
+            .get(1)
+            .map(text)
+            .transpose()?
+            .unwrap_or_else(|| "0".into());
+        let messages = reply
+            .get(2..)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|m| {
+                Ok((
+                    codec::decode_record(&text(&m[0])?, bytes(&m[1])?)?,
+                    decode_state(&m[2..])?,
+                ))
+            })
+            .collect::<Result<Vec<_>, CorruptData>>()?;
+        Ok(Some((messages, next)))
+    }
+
     /// Deletes every message of the queue. `None`: no such queue; else how many.
     pub async fn purge(
         &self,
@@ -913,6 +993,17 @@ fn status_then_fields(reply: Value) -> Result<Option<HashMap<String, String>>, C
         return Ok(None);
     }
     pairs(&reply[1..]).map(Some)
+}
+
+/// `{state, until_ms}` as the message scripts return it.
+fn decode_state(values: &[Value]) -> Result<MessageState, CorruptData> {
+    let until_ms = count(values, 1)?;
+    match values.first().map(text).transpose()?.as_deref() {
+        Some("leased") => Ok(MessageState::Leased { until_ms }),
+        Some("delayed") => Ok(MessageState::Delayed { until_ms }),
+        Some("ready") => Ok(MessageState::Ready),
+        other => Err(CorruptData(format!("message state {other:?}"))),
+    }
 }
 
 /// A non-negative integer at position `i` of a script reply.

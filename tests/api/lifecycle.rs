@@ -551,3 +551,186 @@ async fn a_repeated_dedup_id_within_the_window_is_stored_once() {
         .await
         .assert_error(400, 10203);
 }
+
+#[tokio::test]
+async fn two_brokers_reclaiming_at_once_never_double_deliver_or_lose_a_message() {
+    const N: usize = 400;
+    let (a, b) = two_brokers().await;
+    let queue = a.create_queue("shared").await;
+    a.push_numbered(&queue, N).await;
+    // Lease everything briefly and let every lease expire.
+    let mut first = 0;
+    while first < N {
+        first += a
+            .pull_messages(
+                &queue,
+                json!({"batch_size": 100, "visibility_timeout_ms": 100}),
+            )
+            .await
+            .len();
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Both brokers reclaim and deliver concurrently.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
+    let mut tasks = Vec::new();
+    for app in [a, b] {
+        let app = std::sync::Arc::new(app);
+        for _ in 0..3 {
+            let (app, queue, seen) = (app.clone(), queue.clone(), seen.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut empty = 0;
+                while empty < 3 {
+                    let got = app
+                        .pull_messages(
+                            &queue,
+                            json!({"batch_size": 7, "visibility_timeout_ms": 60_000}),
+                        )
+                        .await;
+                    if got.is_empty() {
+                        empty += 1;
+                        continue;
+                    }
+                    empty = 0;
+                    for m in &got {
+                        assert_eq!(m["attempts"], 2);
+                        *seen
+                            .lock()
+                            .expect("lock")
+                            .entry(m["body"].as_str().expect("body").to_owned())
+                            .or_default() += 1;
+                    }
+                    let acks: Vec<Value> = got
+                        .iter()
+                        .map(|m| json!({"lease_id": m["lease_id"]}))
+                        .collect();
+                    let reply = app.ack(&queue, json!({"acks": acks})).await;
+                    assert_eq!(
+                        reply.assert_ok()["ackCount"].as_u64(),
+                        Some(got.len() as u64)
+                    );
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("consumer");
+    }
+    let seen = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert_eq!(seen.len(), N, "every message redelivered");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a message was delivered twice"
+    );
+}
+
+#[tokio::test]
+async fn single_messages_can_be_read_listed_and_deleted_in_any_state() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("jobs").await;
+    app.push_numbered(&queue, 5).await;
+    app.push(&queue, json!({"body": "later", "delay_seconds": 600}))
+        .await
+        .assert_ok();
+    let leased = app.pull_messages(&queue, json!({"batch_size": 2})).await;
+
+    // A paginated listing sees all six, with their states, and leases nothing.
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = app
+            .get(&format!(
+                "/queues/{queue}/messages?per_page=2&cursor={cursor}"
+            ))
+            .await;
+        seen.extend(page.assert_ok().as_array().expect("array").clone());
+        cursor = page.body["result_info"]["cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    let state_of = |body: &str| {
+        seen.iter()
+            .find(|m| m["body"] == body)
+            .map(|m| m["state"].clone())
+    };
+    assert_eq!(state_of("later"), Some(json!("delayed")));
+    assert_eq!(
+        state_of(leased[0]["body"].as_str().expect("body")),
+        Some(json!("leased"))
+    );
+    assert_eq!(seen.iter().filter(|m| m["state"] == "ready").count(), 3);
+    assert!(seen.iter().all(|m| m.get("lease_id").is_none()));
+
+    let id = leased[0]["id"].as_str().expect("id");
+    let one = app.get(&format!("/queues/{queue}/messages/{id}")).await;
+    let one = one.assert_ok().clone();
+    assert_eq!(one["state"], "leased");
+    assert!(
+        one["visible_at_ms"]
+            .as_u64()
+            .is_some_and(|t| t > leaseq::model::now_ms())
+    );
+    assert_eq!(one["attempts"], 1);
+
+    // Delete a leased one and the delayed one; metrics follow.
+    app.request(
+        Method::DELETE,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await
+    .assert_ok();
+    let delayed_id = seen
+        .iter()
+        .find(|m| m["body"] == "later")
+        .and_then(|m| m["id"].as_str())
+        .expect("id")
+        .to_owned();
+    app.request(
+        Method::DELETE,
+        &format!("/queues/{queue}/messages/{delayed_id}"),
+        None,
+    )
+    .await
+    .assert_ok();
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 4);
+    app.get(&format!("/queues/{queue}/messages/{id}"))
+        .await
+        .assert_error(404, 10130);
+    app.request(
+        Method::DELETE,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await
+    .assert_error(404, 10130);
+    app.get(&format!("/queues/{queue}/messages/not-an-id"))
+        .await
+        .assert_error(404, 10130);
+    app.get(&format!("/queues/{queue}/messages?cursor=x"))
+        .await
+        .assert_error(400, 10207);
+    // The lease of the deleted message acks nothing; the rest pull normally.
+    assert_eq!(
+        app.ack(
+            &queue,
+            json!({"acks": [{"lease_id": leased[0]["lease_id"]}]})
+        )
+        .await
+        .assert_ok()["ackCount"],
+        0
+    );
+    assert_eq!(
+        app.pull_messages(&queue, json!({"batch_size": 10}))
+            .await
+            .len(),
+        3
+    );
+}
