@@ -30,6 +30,7 @@ fn accounts(cfg: &mut web::ServiceConfig) {
                     .delete(queues::delete),
             )
             .service(resource("/{queue_id}/metrics").get(queues::metrics))
+            .service(resource("/{queue_id}/redrive").post(queues::redrive))
             .service(
                 resource("/{queue_id}/purge")
                     .post(queues::purge)

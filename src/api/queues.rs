@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::consumers::consumer_json;
 use super::envelope::{ApiError, JsonBody, ok, ok_empty, ok_page};
 use crate::auth::{Principal, QueuesRead, QueuesWrite};
-use crate::broker::input::QueueInput;
+use crate::broker::input::{QueueInput, RedriveInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{Queue, rfc3339_ms};
 
@@ -190,4 +190,16 @@ pub async fn purge_status(
         "completed": "true",
         "started_at": queue.purged_ms.map(rfc3339_ms),
     })))
+}
+
+/// Extension: `POST …/redrive {source_queue_id?, max_messages?}` on a dead-letter queue.
+pub async fn redrive(
+    broker: web::Data<Broker>,
+    who: Principal<QueuesWrite>,
+    path: web::Path<QueuePath>,
+    JsonBody(input): JsonBody<RedriveInput>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_queue_id(&path.queue_id)?;
+    let redriven = broker.redrive(&who.access, id, &input).await?;
+    Ok(ok(json!({ "redriven": redriven })))
 }

@@ -90,6 +90,13 @@ pub struct ExtendInput {
     pub leases: Option<Vec<ExtendEntryInput>>,
 }
 
+/// Extension: `POST …/redrive` on a dead-letter queue.
+#[derive(Debug, Default, Deserialize)]
+pub struct RedriveInput {
+    pub source_queue_id: Option<String>,
+    pub max_messages: Option<f64>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct AckInput {
     pub acks: Option<Vec<AckEntryInput>>,

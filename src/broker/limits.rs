@@ -106,7 +106,7 @@ pub struct AckRequest {
 }
 
 /// A whole number within `range`, or a message saying why not.
-fn whole(value: f64, field: &str, range: &RangeInclusive<u64>) -> Result<u64, String> {
+pub(crate) fn whole(value: f64, field: &str, range: &RangeInclusive<u64>) -> Result<u64, String> {
     let in_range = value.is_finite()
         && value.fract() == 0.0
         && value >= *range.start() as f64

@@ -15,7 +15,7 @@ use tracing::instrument;
 pub use error::BrokerError;
 use input::{
     AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
-    QueueInput,
+    QueueInput, RedriveInput,
 };
 use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
@@ -601,7 +601,7 @@ impl Broker {
             let owner = Access::account(access.account.clone());
             let dlq = self.dead_letter_queue(&owner, &dlq_name).await?;
             self.store
-                .receive_dead_letters(&owner, dlq, &letters.entries)
+                .receive_moved(&owner, dlq, Some(queue), &letters.entries)
                 .await?
                 .ok_or(BrokerError::QueueNotFound)?;
             let ids: Vec<&str> = letters.entries.iter().map(|(id, _)| id.as_str()).collect();
@@ -727,6 +727,56 @@ impl Broker {
             .list_messages(access, queue, cursor, per_page)
             .await?
             .ok_or(BrokerError::QueueNotFound)
+    }
+
+    /// Moves dead letters of this dead-letter queue back to the queues they came from
+    /// (only `source_queue_id`'s when given), deliveries starting over. Copy first,
+    /// remove second, as for dead-lettering. Returns how many moved; messages whose
+    /// source is gone or out of the caller's reach stay.
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
+    pub async fn redrive(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        input: &RedriveInput,
+    ) -> Result<u64, BrokerError> {
+        let source = input
+            .source_queue_id
+            .as_deref()
+            .map(|raw| {
+                QueueId::parse(raw)
+                    .ok_or_else(|| BrokerError::schema("source_queue_id must be a queue id"))
+            })
+            .transpose()?;
+        let max = input
+            .max_messages
+            .map(|v| limits::whole(v, "max_messages", &(1..=10_000)))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)?
+            .unwrap_or(1_000);
+        let entries = self
+            .store
+            .redrivable(access, queue, source, max as u32)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        let mut by_source: BTreeMap<QueueId, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+        for (id, record, from) in entries {
+            by_source.entry(from).or_default().push((id, record));
+        }
+        let mut moved = 0;
+        for (from, letters) in by_source {
+            if self
+                .store
+                .receive_moved(access, from, None, &letters)
+                .await?
+                .is_none()
+            {
+                continue;
+            }
+            let ids: Vec<&str> = letters.iter().map(|(id, _)| id.as_str()).collect();
+            moved += self.store.release_redriven(access, queue, &ids).await?;
+        }
+        Ok(moved)
     }
 }
 

@@ -29,11 +29,13 @@ pub struct QueueKeys {
     pub age_ids: String,
     /// ZSET: dedup id -> until when (ms) a repeat is ignored.
     pub dedup: String,
+    /// HASH: id -> the queue a dead letter came from, for redrive.
+    pub origin: String,
 }
 
 impl QueueKeys {
     /// All keys with their roles, in the order the message scripts take them.
-    pub fn named(&self) -> [(&'static str, &str); 10] {
+    pub fn named(&self) -> [(&'static str, &str); 11] {
         [
             ("meta", &self.meta),
             ("msg", &self.msg),
@@ -45,11 +47,12 @@ impl QueueKeys {
             ("dead", &self.dead),
             ("age_ids", &self.age_ids),
             ("dedup", &self.dedup),
+            ("origin", &self.origin),
         ]
     }
 
     /// All keys, in the order the message scripts take them.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 11] {
         self.named().map(|(_, key)| key)
     }
 }
@@ -85,6 +88,7 @@ impl Keys {
             dead: format!("{base}dead"),
             age_ids: format!("{base}age_ids"),
             dedup: format!("{base}dedup"),
+            origin: format!("{base}origin"),
         }
     }
 

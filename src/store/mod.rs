@@ -15,6 +15,8 @@
 //! | `P:{Q}:age_count` | HASH | `timestamp_ms` → how many live messages carry it |
 //! | `P:{Q}:age_ids` | HASH | `timestamp_ms` → the ids pushed then, concatenated, so retention finds what expires |
 //! | `P:{Q}:dead` | HASH | id → record: dead letters on their way to the dead-letter queue |
+//! | `P:{Q}:dedup` | ZSET | dedup id → end of its window (ms) |
+//! | `P:{Q}:origin` | HASH | id → the queue a dead letter came from, for redrive |
 //! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
 //!
@@ -849,18 +851,22 @@ impl Store {
         }))
     }
 
-    /// Stores dead letters in `queue` (the dead-letter queue), skipping ids it already
-    /// holds. `None`: no such queue; else how many were new.
-    pub async fn receive_dead_letters(
+    /// Stores messages moved from queue `from` into `queue` (dead letters into the
+    /// dead-letter queue, or a redrive back), skipping ids it already holds; `from` is
+    /// remembered for a later redrive when given. `None`: no such queue; else how many
+    /// were new.
+    pub async fn receive_moved(
         &self,
         access: &Access,
         queue: QueueId,
+        from: Option<QueueId>,
         entries: &[(String, Vec<u8>)],
     ) -> Result<Option<u64>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.dead_receive.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(access.script_arg());
+        inv.arg(access.script_arg())
+            .arg(from.map(|q| q.to_string()).unwrap_or_default());
         for (id, record) in entries {
             inv.arg(id).arg(record);
         }
@@ -869,6 +875,53 @@ impl Store {
             return Ok(None);
         }
         Ok(Some(count(&reply, 1)?))
+    }
+
+    /// Up to `max` messages of this dead-letter queue that came from another queue
+    /// (only from `source` when given): `(id, record, source)`. `None`: no such queue.
+    pub async fn redrivable(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        source: Option<QueueId>,
+        max: u32,
+    ) -> Result<Option<Vec<(String, Vec<u8>, QueueId)>>, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.redrive_take.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg())
+            .arg(source.map(|q| q.to_string()).unwrap_or_default())
+            .arg(max);
+        let reply = array(self.invoke(&inv).await?)?;
+        if int(first(&reply)?)? != 1 {
+            return Ok(None);
+        }
+        let entries = reply[1..]
+            .chunks_exact(3)
+            .filter_map(|e| {
+                let source = text(&e[2]).ok().and_then(|s| QueueId::parse(&s))?;
+                Some(Ok((text(&e[0]).ok()?, bytes(&e[1]).ok()?.to_vec(), source)))
+            })
+            .collect::<Result<Vec<_>, CorruptData>>()?;
+        Ok(Some(entries))
+    }
+
+    /// Deletes redriven messages from the dead-letter queue; returns how many it held.
+    pub async fn release_redriven(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        ids: &[&str],
+    ) -> Result<u64, StoreError> {
+        let keys = self.keys.queue(queue);
+        let mut inv = self.scripts.redrive_release.prepare_invoke();
+        Self::message_keys(&mut inv, &keys);
+        inv.arg(access.script_arg());
+        for id in ids {
+            inv.arg(*id);
+        }
+        let reply = array(self.invoke(&inv).await?)?;
+        Ok(count(&reply, 1)?)
     }
 
     /// Clears delivered dead letters from the queue's outbox.

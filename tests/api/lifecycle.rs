@@ -734,3 +734,56 @@ async fn single_messages_can_be_read_listed_and_deleted_in_any_state() {
         3
     );
 }
+
+#[tokio::test]
+async fn redrive_moves_dead_letters_back_to_their_source_with_attempts_reset() {
+    let app = spawn_app().await;
+    let orders = app.create_queue("orders").await;
+    let billing = app.create_queue("billing").await;
+    let dlq = app.create_queue("dead").await;
+    for queue in [&orders, &billing] {
+        consumer(&app, queue, json!({"type": "http_pull", "dead_letter_queue": "dead", "settings": {"max_retries": 0}})).await;
+    }
+    app.push_numbered(&orders, 3).await;
+    app.push(&billing, json!({"body": "invoice"}))
+        .await
+        .assert_ok();
+    for queue in [&orders, &billing] {
+        let got = app.pull_messages(queue, json!({"batch_size": 10})).await;
+        let retries: Vec<Value> = got
+            .iter()
+            .map(|m| json!({"lease_id": m["lease_id"]}))
+            .collect();
+        app.ack(queue, json!({"retries": retries}))
+            .await
+            .assert_ok();
+    }
+    assert_eq!(app.metrics(&dlq).await["backlog_count"], 4);
+
+    let path = format!("/queues/{dlq}/redrive");
+    let only_billing = app.post(&path, json!({"source_queue_id": billing})).await;
+    assert_eq!(only_billing.assert_ok(), &json!({"redriven": 1}));
+    let back = app.pull_messages(&billing, json!({})).await;
+    assert_eq!(back[0]["body"], "invoice");
+    assert_eq!(back[0]["attempts"], 1, "attempts start over");
+
+    let rest = app.post(&path, json!({"max_messages": 2})).await;
+    assert_eq!(rest.assert_ok(), &json!({"redriven": 2}));
+    let rest = app.post(&path, json!({})).await;
+    assert_eq!(rest.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(app.metrics(&dlq).await["backlog_count"], 0);
+    let mut bodies: Vec<String> = app
+        .pull_messages(&orders, json!({"batch_size": 10}))
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().expect("body").to_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["0", "1", "2"]);
+    app.post(&path, json!({"source_queue_id": "nope"}))
+        .await
+        .assert_error(400, 10207);
+    app.post(&path, json!({"max_messages": 0}))
+        .await
+        .assert_error(400, 10207);
+}

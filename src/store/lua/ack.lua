@@ -43,6 +43,7 @@ if ack_count > 0 then
     redis.call('ZREM', K_DELAYED, unpack(gone))
     redis.call('HINCRBY', K_META, 'bytes', -bytes)
     forget_ages(K_AGE, K_AGE_COUNT, ages)
+    redis.call('HDEL', K_ORIGIN, unpack(gone))
   end
 end
 

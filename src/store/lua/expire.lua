@@ -34,6 +34,7 @@ for _, ts in ipairs(due) do
       redis.call('HDEL', K_MSG, unpack(live))
       redis.call('ZREM', K_LEASED, unpack(live))
       redis.call('ZREM', K_DELAYED, unpack(live))
+      redis.call('HDEL', K_ORIGIN, unpack(live))
       expired = expired + #live
     end
   end

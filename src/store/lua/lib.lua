@@ -45,7 +45,7 @@ end
 -- The message scripts take the queue's keys in this order (keys.rs, QueueKeys::all).
 local K_META, K_MSG, K_READY, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_AGE_IDS, K_DEDUP = KEYS[9], KEYS[10]
+local K_AGE_IDS, K_DEDUP, K_ORIGIN = KEYS[9], KEYS[10], KEYS[11]
 
 -- Messages whose last allowed delivery failed leave the queue: into the `dead` outbox
 -- when the consumer has a dead-letter queue (the broker then copies them there by id

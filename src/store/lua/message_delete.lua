@@ -14,4 +14,5 @@ redis.call('ZREM', K_LEASED, id)
 redis.call('ZREM', K_DELAYED, id)
 redis.call('HINCRBY', K_META, 'bytes', -(#rec - offset + 1))
 forget_ages(K_AGE, K_AGE_COUNT, {[ts] = 1})
+redis.call('HDEL', K_ORIGIN, id)
 return {1}
