@@ -787,3 +787,39 @@ async fn redrive_moves_dead_letters_back_to_their_source_with_attempts_reset() {
         .await
         .assert_error(400, 10207);
 }
+
+#[tokio::test]
+async fn idle_queues_are_not_due_for_a_retention_sweep() {
+    let app = spawn_app().await;
+    for i in 0..50 {
+        let queue = app.create_queue(&format!("idle-{i}")).await;
+        if i % 10 == 0 {
+            app.push(&queue, json!({"body": "resting"}))
+                .await
+                .assert_ok();
+        }
+    }
+    let client = redis::Client::open(app.redis_url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let schedule = format!("{}:sweep", app.prefix);
+    let scheduled: u64 = redis::cmd("ZCARD")
+        .arg(&schedule)
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD");
+    assert_eq!(scheduled, 50, "every queue has one entry");
+    let due: u64 = redis::cmd("ZCOUNT")
+        .arg(&schedule)
+        .arg("-inf")
+        .arg(leaseq::model::now_ms())
+        .query_async(&mut conn)
+        .await
+        .expect("ZCOUNT");
+    assert_eq!(
+        due, 0,
+        "nothing for a sweep to look at until a retention period has passed"
+    );
+}
