@@ -27,6 +27,7 @@ pub struct Settings {
     pub limits: Limits,
     pub rate_limits: RateLimitSettings,
     pub retention: RetentionSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -65,6 +66,13 @@ pub struct AuthSettings {
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     pub leeway_secs: u64,
     pub lease_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// How long per-queue figures read from Redis are reused between scrapes, ms.
+    pub cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

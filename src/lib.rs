@@ -10,6 +10,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod model;
 pub mod reaper;
 pub mod startup;

@@ -8,11 +8,16 @@ use actix_web::{App, HttpServer, web};
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
+use std::sync::Arc;
+
+use actix_web::dev::Service;
+
 use crate::api::{self, BodyLimit};
 use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
 use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
+use crate::metrics::Metrics;
 use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -27,6 +32,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("could not set up metrics: {0}")]
+    Metrics(String),
 }
 
 pub struct Application {
@@ -37,12 +44,19 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings, secrets: &Secrets) -> Result<Self, StartupError> {
+        let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
             url: settings.redis.url.clone(),
             key_prefix: settings.redis.key_prefix.clone(),
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,
-        })?;
+        })?
+        .with_metrics(metrics.clone());
+        let scrape = web::Data::new(api::Scrape::new(
+            metrics.clone(),
+            store.clone(),
+            Duration::from_millis(settings.metrics.cache_ms),
+        ));
         let broker = Broker::new(
             store,
             LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
@@ -70,8 +84,31 @@ impl Application {
         let mut server = HttpServer::new(move || {
             // Runs once per worker, on the worker's own runtime.
             let broker = web::Data::new(shared_broker.with_own_connection());
+            let metrics = metrics.clone();
             App::new()
+                // Inner: runs inside the request span, which TracingLogger opens.
+                .wrap_fn(move |req, srv| {
+                    let started = std::time::Instant::now();
+                    let method = req.method().as_str().to_owned();
+                    // The route template, never the raw path, so labels stay few.
+                    let route = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let request_id = api::request_id(&req);
+                    let call = srv.call(req);
+                    let metrics = metrics.clone();
+                    async move {
+                        let mut response = call.await?;
+                        let status = response.status().as_u16();
+                        metrics.observe_http(&method, &route, status, started.elapsed());
+                        if let Some(id) = request_id {
+                            response.headers_mut().insert(api::REQUEST_ID, id);
+                        }
+                        Ok(response)
+                    }
+                })
                 .wrap(TracingLogger::default())
+                .app_data(scrape.clone())
                 .app_data(broker)
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())

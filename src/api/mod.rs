@@ -4,11 +4,13 @@ mod consumers;
 mod envelope;
 mod health;
 mod messages;
+mod metrics;
 mod queues;
 
 use actix_web::{HttpResponse, web};
 
 pub use envelope::{ApiError, BodyLimit, parse_json};
+pub use metrics::{REQUEST_ID, Scrape, request_id};
 
 use crate::broker::BrokerError;
 
@@ -74,6 +76,7 @@ async fn no_route() -> Result<HttpResponse, ApiError> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(web::scope("/client/v4").configure(accounts))
         .configure(accounts)
         .default_service(web::to(no_route));

@@ -142,6 +142,7 @@ pub enum ConsumerWrite {
 
 #[derive(Clone)]
 pub struct Store {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     conn: ConnectionManager,
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -163,6 +164,7 @@ impl Store {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
         Ok(Self {
+            metrics: None,
             conn,
             client,
             config,
@@ -171,6 +173,14 @@ impl Store {
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
         })
+    }
+
+    /// This store, reporting script latency and Redis errors to `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     /// Starts this process's wake-up listener (see [`Wakeups`]) on the current runtime.
@@ -197,15 +207,31 @@ impl Store {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => Ok(result?),
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(StoreError::from),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
+        };
+        if result.is_err()
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.redis_error();
         }
+        result
     }
 
-    async fn invoke(&self, inv: &redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    /// Runs one script, timing it (and counting failures) under `name`.
+    async fn invoke(
+        &self,
+        name: &'static str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Value, StoreError> {
         let mut conn = self.conn.clone();
-        self.run(inv.invoke_async::<Value>(&mut conn)).await
+        let started = std::time::Instant::now();
+        let result = self.run(inv.invoke_async::<Value>(&mut conn)).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_script(name, started.elapsed());
+        }
+        result
     }
 
     /// The Redis keys of one queue by role (`meta`, `msg`, …), for diagnostics.
@@ -240,7 +266,7 @@ impl Store {
         for (field, value) in codec::queue_fields(queue) {
             inv.arg(field).arg(value);
         }
-        let created = int(&self.invoke(&inv).await?)?;
+        let created = int(&self.invoke("create_queue", &inv).await?)?;
         if created != 1 {
             return Err(CorruptData(format!("queue id {} already in use", queue.id)).into());
         }
@@ -278,7 +304,7 @@ impl Store {
                 .arg(name.as_str())
                 .arg(id.to_string())
                 .arg(&takeover);
-            let holder = text(&self.invoke(&inv).await?)?;
+            let holder = text(&self.invoke("claim_name", &inv).await?)?;
             if holder.is_empty() {
                 return Ok(true);
             }
@@ -312,7 +338,7 @@ impl Store {
         inv.key(self.keys.account_queues(account))
             .arg(name.as_str())
             .arg(id.to_string());
-        self.invoke(&inv).await.map(|_| ())
+        self.invoke("release_name", &inv).await.map(|_| ())
     }
 
     /// Number of names the account holds (an upper bound on its queues).
@@ -402,7 +428,7 @@ impl Store {
         for (field, value) in codec::settings_fields(settings, now_ms) {
             inv.arg(field).arg(value);
         }
-        let reply = self.invoke(&inv).await?;
+        let reply = self.invoke("update_queue", &inv).await?;
         let Some(fields) = status_then_fields(reply)? else {
             return Ok(UpdateQueue::NotFound);
         };
@@ -423,7 +449,7 @@ impl Store {
             inv.key(key);
         }
         inv.arg(access.script_arg());
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("delete_queue", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(false);
         }
@@ -457,7 +483,7 @@ impl Store {
         {
             inv.arg(field).arg(value);
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("consumer_upsert", &inv).await?)?;
         match int(first(&reply)?)? {
             1 => {
                 let fields = pairs(&reply[1..])?;
@@ -481,7 +507,7 @@ impl Store {
             .arg(access.script_arg())
             .arg(consumer.to_string())
             .arg(now_ms);
-        match int(&self.invoke(&inv).await?)? {
+        match int(&self.invoke("consumer_delete", &inv).await?)? {
             1 => Ok(Some(true)),
             0 => Ok(Some(false)),
             _ => Ok(None),
@@ -516,7 +542,7 @@ impl Store {
                 ))
                 .arg(message.dedup_id.as_deref().unwrap_or(""));
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("push", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -540,7 +566,7 @@ impl Store {
             .arg(batch_size.unwrap_or(0))
             .arg(visibility_timeout_ms.unwrap_or(0))
             .arg(self.reveal_batch);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("pull", &inv).await?)?;
         match int(first(&reply)?)? {
             1 => Ok(PullReply::Pulled(decode_pulled(&reply)?)),
             -2 => Ok(PullReply::DeliveryPaused),
@@ -563,7 +589,7 @@ impl Store {
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
             .arg(self.reveal_batch);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("peek", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -592,7 +618,7 @@ impl Store {
                 .arg(*generation)
                 .arg(delay.map_or(-1, i64::from));
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("ack", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -638,7 +664,7 @@ impl Store {
                 .arg(*generation)
                 .arg(timeout.unwrap_or(0));
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("extend", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -654,6 +680,91 @@ impl Store {
             .collect::<Result<Vec<_>, CorruptData>>()
             .map(Some)
             .map_err(StoreError::from)
+    }
+
+    /// Every queue's figures for a metrics scrape, in pipelines of a few hundred queues.
+    pub async fn queue_stats(&self) -> Result<Vec<crate::metrics::QueueStats>, StoreError> {
+        const CHUNK: usize = 250;
+        const FIELDS: [&str; 11] = [
+            "account",
+            "name",
+            "bytes",
+            "pushed",
+            "delivered",
+            "acked",
+            "retried",
+            "lease_expired",
+            "dead_lettered",
+            "dead_dropped",
+            "expired",
+        ];
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = self
+            .run(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.sweep_schedule())
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let ids: Vec<QueueId> = ids.iter().filter_map(|id| QueueId::parse(id)).collect();
+        let mut stats = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                let k = self.keys.queue(*id);
+                pipe.cmd("HMGET").arg(&k.meta).arg(&FIELDS[..]);
+                pipe.cmd("HLEN").arg(&k.msg);
+                pipe.cmd("ZCARD").arg(&k.leased);
+                pipe.cmd("ZCARD").arg(&k.delayed);
+                pipe.cmd("ZRANGE")
+                    .arg(&k.age)
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES");
+            }
+            let replies: Vec<Value> = self.run(pipe.query_async(&mut conn)).await?;
+            for per_queue in replies.chunks_exact(5) {
+                let Value::Array(meta) = &per_queue[0] else {
+                    continue;
+                };
+                let field = |i: usize| meta.get(i).and_then(|v| text(v).ok());
+                let number = |i: usize| field(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                let (Some(account), Some(name)) = (
+                    field(0).and_then(|a| AccountId::parse(&a)),
+                    field(1).and_then(|n| QueueName::parse(&n)),
+                ) else {
+                    continue; // deleted since it was listed
+                };
+                let oldest = match &per_queue[4] {
+                    Value::Array(pair) => pair
+                        .get(1)
+                        .and_then(|v| text(v).ok())
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .map_or(0, |f| f as u64),
+                    _ => 0,
+                };
+                let card = |v: &Value| int(v).ok().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                stats.push(crate::metrics::QueueStats {
+                    account,
+                    queue: name,
+                    backlog_messages: card(&per_queue[1]),
+                    backlog_bytes: number(2),
+                    oldest_timestamp_ms: oldest,
+                    inflight_messages: card(&per_queue[2]),
+                    delayed_messages: card(&per_queue[3]),
+                    pushed: number(3),
+                    delivered: number(4),
+                    acked: number(5),
+                    retried: number(6),
+                    lease_expired: number(7),
+                    dead_lettered: number(8) + number(9),
+                    expired: number(10),
+                });
+            }
+        }
+        Ok(stats)
     }
 
     /// Schedules the queue's next retention sweep at `at_ms`.
@@ -692,7 +803,7 @@ impl Store {
             .arg(now_ms)
             .arg(max)
             .arg(hold_ms);
-        let ids = array(self.invoke(&inv).await?)?;
+        let ids = array(self.invoke("sweep_claim", &inv).await?)?;
         Ok(ids
             .iter()
             .filter_map(|v| text(v).ok())
@@ -712,7 +823,7 @@ impl Store {
         let mut inv = self.scripts.expire.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(now_ms).arg(max_timestamps).arg(min_retention_secs);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("expire", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -738,7 +849,7 @@ impl Store {
         let mut inv = self.scripts.message_get.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(id.to_string());
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("message_get", &inv).await?)?;
         match int(first(&reply)?)? {
             1 => {
                 let message = codec::decode_record(
@@ -763,7 +874,7 @@ impl Store {
         let mut inv = self.scripts.message_delete.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(id.to_string());
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("message_delete", &inv).await?)?;
         match int(first(&reply)?)? {
             1 => Ok(Some(true)),
             0 => Ok(Some(false)),
@@ -784,7 +895,7 @@ impl Store {
         let mut inv = self.scripts.message_list.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(cursor).arg(per_page);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("message_list", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -818,7 +929,7 @@ impl Store {
         let mut inv = self.scripts.purge.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(now_ms);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("purge", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -836,7 +947,7 @@ impl Store {
         let mut inv = self.scripts.dead_outbox.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(max);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("dead_outbox", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -870,7 +981,7 @@ impl Store {
         for (id, record) in entries {
             inv.arg(id).arg(record);
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("dead_receive", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -892,7 +1003,7 @@ impl Store {
         inv.arg(access.script_arg())
             .arg(source.map(|q| q.to_string()).unwrap_or_default())
             .arg(max);
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("redrive_take", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
@@ -920,7 +1031,7 @@ impl Store {
         for id in ids {
             inv.arg(*id);
         }
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("redrive_release", &inv).await?)?;
         Ok(count(&reply, 1)?)
     }
 
@@ -938,7 +1049,7 @@ impl Store {
         for id in ids {
             inv.arg(*id);
         }
-        self.invoke(&inv).await.map(|_| ())
+        self.invoke("dead_forget", &inv).await.map(|_| ())
     }
 
     /// The live queue holding `name` in the account, if any.
@@ -976,7 +1087,7 @@ impl Store {
         let mut inv = self.scripts.metrics.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg());
-        let reply = array(self.invoke(&inv).await?)?;
+        let reply = array(self.invoke("metrics", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }

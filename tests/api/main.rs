@@ -7,4 +7,5 @@ mod helpers;
 mod leases;
 mod lifecycle;
 mod messages;
+mod observability;
 mod queues;

@@ -44,6 +44,7 @@ if ack_count > 0 then
     redis.call('HINCRBY', K_META, 'bytes', -bytes)
     forget_ages(K_AGE, K_AGE_COUNT, ages)
     redis.call('HDEL', K_ORIGIN, unpack(gone))
+    redis.call('HINCRBY', K_META, 'acked', #gone)
   end
 end
 
@@ -82,4 +83,6 @@ if #ready > 0 then
 end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
+local retried = #ready + #delayed / 2 + #dead
+if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end
 return out

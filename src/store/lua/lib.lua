@@ -87,6 +87,7 @@ local function make_due_visible(now, limit, max_deliveries, has_dlq)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, limit)
   if #expired == 0 then return 0 end
   redis.call('ZREM', K_LEASED, unpack(expired))
+  redis.call('HINCRBY', K_META, 'lease_expired', #expired)
   local records = redis.call('HMGET', K_MSG, unpack(expired))
   local alive, dead, dead_records = {}, {}, {}
   for i, id in ipairs(expired) do

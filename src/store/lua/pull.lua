@@ -48,6 +48,7 @@ if #ids == 0 then
 end
 
 local last_gen = redis.call('HINCRBY', K_META, 'lease_seq', #ids)
+redis.call('HINCRBY', K_META, 'delivered', #ids)
 local expiry = now + timeout
 local updated, leases = {}, {}
 local out = {1, 0, 0, 0, buried, 0}

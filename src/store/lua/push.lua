@@ -54,6 +54,7 @@ if #records > 0 then
   local ids = {}
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids), #ids)
+  redis.call('HINCRBY', K_META, 'pushed', #ids)
 end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
 if #ready > 0 then

@@ -1,0 +1,87 @@
+//! `GET /metrics` (Prometheus text) and the request-id header.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServiceRequest;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpResponse, web};
+use tracing_actix_web::RequestId;
+
+use crate::metrics::{Metrics, QueueStats};
+use crate::store::Store;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id to echo in `x-request-id`: the client's, when it sent a sane one, else the
+/// one the request span was given.
+pub fn request_id(req: &ServiceRequest) -> Option<HeaderValue> {
+    let sent = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
+        .cloned();
+    sent.or_else(|| {
+        req.extensions()
+            .get::<RequestId>()
+            .and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
+    })
+}
+
+/// What a scrape needs, with the per-queue figures cached for a moment.
+pub struct Scrape {
+    metrics: Arc<Metrics>,
+    store: Store,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<Vec<QueueStats>>)>>,
+}
+
+impl Scrape {
+    pub fn new(metrics: Arc<Metrics>, store: Store, ttl: Duration) -> Self {
+        Self {
+            metrics,
+            store,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    async fn queue_stats(&self) -> Arc<Vec<QueueStats>> {
+        let fresh = {
+            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            cached
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < self.ttl)
+                .map(|(_, s)| s.clone())
+        };
+        if let Some(stats) = fresh {
+            return stats;
+        }
+        match self.store.queue_stats().await {
+            Ok(stats) => {
+                let stats = Arc::new(stats);
+                *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), stats.clone()));
+                stats
+            }
+            // Redis is down: the process families still tell the story (errors, 503s).
+            Err(e) => {
+                tracing::warn!(error = %e, "per-queue metrics unavailable");
+                Arc::new(Vec::new())
+            }
+        }
+    }
+}
+
+pub async fn metrics(scrape: web::Data<Scrape>) -> HttpResponse {
+    let stats = scrape.queue_stats().await;
+    match scrape.metrics.render(&stats) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "could not render metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
