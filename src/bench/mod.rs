@@ -34,6 +34,8 @@ pub enum Scenario {
     Backlog,
     /// Redis memory per queued message.
     Memory,
+    /// Time of a `GET /metrics` scrape with many queues.
+    Scrape,
     /// Everything `make bench` records in docs/benchmarks.md.
     Standard,
 }
@@ -92,6 +94,9 @@ pub struct BenchArgs {
     /// Pulls measured at each backlog size.
     #[arg(long, default_value_t = 3000)]
     pub backlog_samples: usize,
+    /// Queues (each holding one message) for the scrape scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub scrape_queues: usize,
     /// Messages queued for the memory scenario.
     #[arg(long, default_value_t = 100_000)]
     pub memory_messages: u64,
@@ -140,6 +145,16 @@ pub struct Results {
     pub throughput: Vec<ThroughputResult>,
     pub backlog: Vec<BacklogResult>,
     pub memory: Option<MemoryResult>,
+    pub scrape: Option<ScrapeResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrapeResult {
+    pub queues: usize,
+    /// Each scrape's time, ms (metrics cache off, so every one reads Redis).
+    pub scrapes_ms: Vec<f64>,
+    pub median_ms: f64,
+    pub bytes: usize,
 }
 
 /// What the benchmark talks to: Redis (always) and a broker.
@@ -210,12 +225,14 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         }
         Scenario::Backlog => results.backlog = bench.backlog().await?,
         Scenario::Memory => results.memory = Some(bench.memory().await?),
+        Scenario::Scrape => results.scrape = Some(bench.scrape().await?),
         Scenario::Standard => {
             results.memory = Some(bench.memory().await?);
             results.throughput = bench.throughput(bench.workload(100, args.messages)).await?;
             let single = bench.workload(1, (args.messages / 10).max(1));
             results.throughput.extend(bench.throughput(single).await?);
             results.backlog = bench.backlog().await?;
+            results.scrape = Some(bench.scrape().await?);
         }
     }
 
@@ -253,6 +270,8 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
 fn start_broker(settings: &Settings, account: &AccountId) -> Result<(String, String), String> {
     let mut settings = settings.clone();
     settings.server.bind = "127.0.0.1:0".into();
+    // Every scrape of the scrape scenario reads Redis.
+    settings.metrics.cache_ms = 0;
     let secrets = Secrets {
         jwt: JwtKey::Secret(SecretString::from(
             uuid::Uuid::now_v7().simple().to_string(),
@@ -448,6 +467,90 @@ impl Bench {
             });
         }
         Ok(out)
+    }
+
+    /// Creates `scrape_queues` queues holding one message each, then times five scrapes.
+    async fn scrape(&self) -> Result<ScrapeResult, String> {
+        let (url, _) = self.http.clone().ok_or("no broker to scrape")?;
+        let count = self.args.scrape_queues;
+        eprintln!("scrape: creating {count} queues with one message each");
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, account, next) = (self.store.clone(), self.account.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                    let now = crate::model::now_ms();
+                    let queue = crate::model::Queue {
+                        id: QueueId::generate(),
+                        account: account.clone(),
+                        name: crate::model::QueueName::parse(&format!(
+                            "scrape-{}",
+                            &uuid::Uuid::now_v7().simple().to_string()[16..]
+                        ))
+                        .ok_or("bad name")?,
+                        created_ms: now,
+                        modified_ms: now,
+                        settings: Default::default(),
+                        consumer: None,
+                        purged_ms: None,
+                    };
+                    store
+                        .create_queue(&queue)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    store
+                        .schedule_sweep(queue.id, now + 3_600_000)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let message = crate::model::NewMessage {
+                        content_type: crate::model::ContentType::Text,
+                        body: "x".repeat(64),
+                        delay_ms: None,
+                        dedup_id: None,
+                    };
+                    store
+                        .push(&Access::account(account.clone()), queue.id, &[message], now)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ids.push(queue.id);
+                }
+                Ok::<_, String>(ids)
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.extend(t.await.map_err(|e| e.to_string())??);
+        }
+        let mut scrapes_ms = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let text = self
+                .client
+                .get(format!("{url}/metrics"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            scrapes_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            bytes = text.len();
+        }
+        eprintln!("scrape: deleting the queues");
+        for id in ids {
+            self.drop_queue(id).await?;
+        }
+        let mut sorted = scrapes_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        Ok(ScrapeResult {
+            queues: count,
+            median_ms: sorted[sorted.len() / 2],
+            scrapes_ms,
+            bytes,
+        })
     }
 
     async fn memory(&self) -> Result<MemoryResult, String> {

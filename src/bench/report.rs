@@ -71,6 +71,17 @@ pub fn checks(results: &Results) -> Vec<Check> {
             met: m.overhead_per_message <= 300.0,
         });
     }
+    if let Some(s) = &results.scrape {
+        out.push(Check {
+            what: format!(
+                "GET /metrics with {} queues (median of 5 scrapes)",
+                s.queues
+            ),
+            target: "< 1000 ms".into(),
+            measured: format!("{:.0} ms ({} kB)", s.median_ms, s.bytes / 1024),
+            met: s.median_ms < 1000.0,
+        });
+    }
     for t in results.throughput.iter().filter(|t| t.target == "http") {
         out.push(Check {
             what: format!("Redis script calls per API request (B={})", t.batch),
