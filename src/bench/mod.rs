@@ -363,8 +363,12 @@ impl Bench {
     /// Gives the queue a consumer allowing `max_retries` redeliveries.
     async fn allow_retries(&self, id: QueueId, max_retries: u32) -> Result<(), String> {
         let (url, token) = self.http.clone().ok_or("no broker to talk to")?;
-        let consumers = format!("{url}/client/v4/accounts/{}/queues/{id}/consumers", self.account);
-        let body = serde_json::json!({"type": "http_pull", "settings": {"max_retries": max_retries}});
+        let consumers = format!(
+            "{url}/client/v4/accounts/{}/queues/{id}/consumers",
+            self.account
+        );
+        let body =
+            serde_json::json!({"type": "http_pull", "settings": {"max_retries": max_retries}});
         let response = self
             .client
             .post(&consumers)
