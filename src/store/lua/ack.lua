@@ -24,26 +24,19 @@ if ack_count > 0 then
   local ids = {}
   for i = 4, 3 + ack_count do ids[#ids + 1] = ARGV[i] end
   local records = redis.call('HMGET', K_MSG, unpack(ids))
-  local gone, bytes, ages = {}, 0, {}
+  local gone, gone_records = {}, {}
   for i, id in ipairs(ids) do
     if records[i] and not deleted[id] then
       deleted[id] = true
       gone[#gone + 1] = id
-      local _, ts, _, _, offset = parse_record(records[i])
-      bytes = bytes + #records[i] - offset + 1
-      ages[ts] = (ages[ts] or 0) + 1
+      gone_records[#gone_records + 1] = records[i]
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
     end
   end
   if #gone > 0 then
-    redis.call('HDEL', K_MSG, unpack(gone))
-    redis.call('ZREM', K_LEASED, unpack(gone))
-    redis.call('ZREM', K_DELAYED, unpack(gone))
-    redis.call('HINCRBY', K_META, 'bytes', -bytes)
-    forget_ages(K_AGE, K_AGE_COUNT, ages)
-    redis.call('HDEL', K_ORIGIN, unpack(gone))
+    delete_messages(gone, gone_records)
     redis.call('HINCRBY', K_META, 'acked', #gone)
   end
 end
@@ -56,13 +49,12 @@ for i = 4 + ack_count, #ARGV, 3 do
   if not rec then
     out[#out + 1] = 0
   else
-    local _, _, attempts, current_gen = parse_record(rec)
-    local expiry = tonumber(redis.call('ZSCORE', K_LEASED, id) or '0')
-    if current_gen ~= gen or expiry <= now then
+    if not lease_current(id, rec, gen, now) then
       out[#out + 1] = 2
     else
       if delay < 0 then delay = default_delay end
       redis.call('ZREM', K_LEASED, id)
+      local _, _, attempts = parse_record(rec)
       if attempts >= max_deliveries then
         deleted[id] = true
         dead[#dead + 1] = id

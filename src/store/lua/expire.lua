@@ -14,38 +14,29 @@ local now = tonumber(ARGV[1])
 local retention_ms = math.max(tonumber(meta[2] or '345600'), tonumber(ARGV[3])) * 1000
 local cutoff = now - retention_ms
 local due = redis.call('ZRANGEBYSCORE', K_AGE, '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
-local expired, bytes = 0, 0
+local expired = 0
 for _, ts in ipairs(due) do
   local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
   local ids = {}
   for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
   if #ids > 0 then
     local records = redis.call('HMGET', K_MSG, unpack(ids))
-    local live = {}
+    local live, live_records = {}, {}
     for i, id in ipairs(ids) do
       if records[i] then
         live[#live + 1] = id
-        local _, _, _, _, offset = parse_record(records[i])
-        bytes = bytes + #records[i] - offset + 1
+        live_records[#live_records + 1] = records[i]
       end
     end
-    if #live > 0 then
-      -- Ids on the ready list stay behind; pulls skip ids without a record.
-      redis.call('HDEL', K_MSG, unpack(live))
-      redis.call('ZREM', K_LEASED, unpack(live))
-      redis.call('ZREM', K_DELAYED, unpack(live))
-      redis.call('HDEL', K_ORIGIN, unpack(live))
-      expired = expired + #live
-    end
+    delete_messages(live, live_records)
+    expired = expired + #live
   end
+  -- Acked ids may remain in the list; the whole timestamp is gone now.
   redis.call('HDEL', K_AGE_IDS, ts)
   redis.call('HDEL', K_AGE_COUNT, ts)
   redis.call('ZREM', K_AGE, ts)
 end
-if expired > 0 then
-  redis.call('HINCRBY', K_META, 'bytes', -bytes)
-  redis.call('HINCRBY', K_META, 'expired', expired)
-end
+if expired > 0 then redis.call('HINCRBY', K_META, 'expired', expired) end
 local oldest = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')
 local next_due = now + retention_ms
 if oldest[2] then next_due = tonumber(oldest[2]) + retention_ms end

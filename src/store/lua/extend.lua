@@ -18,9 +18,7 @@ for i = 3, #ARGV, 3 do
   if not rec then
     out[#out + 1] = 0
   else
-    local _, _, _, current_gen = parse_record(rec)
-    local expiry = tonumber(redis.call('ZSCORE', K_LEASED, id) or '0')
-    if current_gen ~= gen or expiry <= now then
+    if not lease_current(id, rec, gen, now) then
       out[#out + 1] = 2
     else
       if timeout == 0 then timeout = default_timeout end

@@ -47,24 +47,45 @@ local K_META, K_MSG, K_READY, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_AGE_IDS, K_DEDUP, K_ORIGIN = KEYS[9], KEYS[10], KEYS[11]
 
+-- Deletes live messages `ids` (whose `records` are given) from every structure and
+-- from the backlog accounting. Ids on the ready list stay behind (removing them would
+-- be O(N)); pulls skip ids without a record.
+local function delete_messages(ids, records)
+  if #ids == 0 then return end
+  local bytes, ages = 0, {}
+  for i = 1, #ids do
+    local _, ts, _, _, offset = parse_record(records[i])
+    bytes = bytes + #records[i] - offset + 1
+    ages[ts] = (ages[ts] or 0) + 1
+  end
+  redis.call('HDEL', K_MSG, unpack(ids))
+  redis.call('ZREM', K_LEASED, unpack(ids))
+  redis.call('ZREM', K_DELAYED, unpack(ids))
+  redis.call('HDEL', K_ORIGIN, unpack(ids))
+  redis.call('HINCRBY', K_META, 'bytes', -bytes)
+  forget_ages(K_AGE, K_AGE_COUNT, ages)
+end
+
+-- Whether `gen` names the message's current lease, not yet expired at `now`.
+local function lease_current(id, rec, gen, now)
+  local _, _, _, current_gen = parse_record(rec)
+  local expiry = tonumber(redis.call('ZSCORE', K_LEASED, id) or '0')
+  return current_gen == gen and expiry > now
+end
+
 -- Messages whose last allowed delivery failed leave the queue: into the `dead` outbox
 -- when the consumer has a dead-letter queue (the broker then copies them there by id
 -- and clears the outbox, so a crash in between loses nothing), else they are deleted.
 -- Either way they stop counting in this queue's backlog. Returns how many.
 local function bury(ids, records, has_dlq)
   if #ids == 0 then return 0 end
-  local outbox, bytes, ages = {}, 0, {}
-  for i, id in ipairs(ids) do
-    local _, ts, _, _, offset = parse_record(records[i])
-    bytes = bytes + #records[i] - offset + 1
-    ages[ts] = (ages[ts] or 0) + 1
-    outbox[#outbox + 1] = id
-    outbox[#outbox + 1] = records[i]
-  end
-  redis.call('HDEL', K_MSG, unpack(ids))
-  redis.call('HINCRBY', K_META, 'bytes', -bytes)
-  forget_ages(K_AGE, K_AGE_COUNT, ages)
+  delete_messages(ids, records)
   if has_dlq then
+    local outbox = {}
+    for i, id in ipairs(ids) do
+      outbox[#outbox + 1] = id
+      outbox[#outbox + 1] = records[i]
+    end
     redis.call('HSET', K_DEAD, unpack(outbox))
     redis.call('HINCRBY', K_META, 'dead_lettered', #ids)
   else
