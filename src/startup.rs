@@ -20,6 +20,7 @@ use crate::config::{ConfigError, Secrets, Settings};
 use crate::metrics::Metrics;
 use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::telemetry::RequestSpan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -107,7 +108,7 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(scrape.clone())
                 .app_data(broker)
                 .app_data(tokens.clone())

@@ -58,6 +58,16 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
             S::SCOPE
         )));
     }
+    // For the request's log line (the span declares these fields).
+    let span = tracing::Span::current();
+    span.record("account", account.as_str());
+    if let Some(queue) = req
+        .match_info()
+        .get("queue_id")
+        .filter(|q| QueueId::parse(q).is_some())
+    {
+        span.record("queue", queue);
+    }
     if let Some(limiter) = req.app_data::<web::Data<RateLimiter>>() {
         // Only well-formed ids get a bucket; anything else is refused later anyway.
         let queue = req

@@ -247,12 +247,20 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .env("LEASEQ__REDIS__KEY_PREFIX", &prefix)
         .env("LEASEQ__AUTH__JWT_SECRET", "sigterm-test-secret")
         .env("LEASEQ__AUTH__LEASE_SECRET", "sigterm-lease-secret")
+        .env("LEASEQ__LOG__FORMAT", "json")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("broker starts");
     let stdout = child.stdout.take().expect("stdout");
+    // Read the logs as they come, so a full pipe never blocks the broker.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut logs).await;
+        logs
+    });
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let base = loop {
         let line = lines
@@ -321,4 +329,15 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .expect("exits")
         .expect("status");
     assert!(exit.success(), "graceful exit: {exit:?}");
+    // One log line per request, with its route, status, account and queue; never the token.
+    let logs = logs.await.expect("logs");
+    let pull_line = logs
+        .lines()
+        .find(|l| l.contains("/messages/pull") && l.contains(r#""message":"close""#))
+        .unwrap_or_else(|| panic!("no request line for the pull in:\n{logs}"));
+    let line: serde_json::Value = serde_json::from_str(pull_line).expect("a JSON log line");
+    assert_eq!(line["span"]["account"], ACCOUNT, "{pull_line}");
+    assert_eq!(line["span"]["queue"], queue.as_str(), "{pull_line}");
+    assert_eq!(line["span"]["http.status_code"], 200, "{pull_line}");
+    assert!(!logs.contains(&token), "a token was logged");
 }
