@@ -19,18 +19,7 @@ for _, ts in ipairs(due) do
   local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
   local ids = {}
   for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
-  if #ids > 0 then
-    local records = redis.call('HMGET', K_MSG, unpack(ids))
-    local live, live_records = {}, {}
-    for i, id in ipairs(ids) do
-      if records[i] then
-        live[#live + 1] = id
-        live_records[#live_records + 1] = records[i]
-      end
-    end
-    delete_messages(live, live_records)
-    expired = expired + #live
-  end
+  expired = expired + delete_live(ids)
   -- Acked ids may remain in the list; the whole timestamp is gone now.
   redis.call('HDEL', K_AGE_IDS, ts)
   redis.call('HDEL', K_AGE_COUNT, ts)

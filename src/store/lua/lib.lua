@@ -66,6 +66,21 @@ local function delete_messages(ids, records)
   forget_ages(K_AGE, K_AGE_COUNT, ages)
 end
 
+-- Deletes those of `ids` that are still live messages; returns how many were.
+local function delete_live(ids)
+  if #ids == 0 then return 0 end
+  local records = redis.call('HMGET', K_MSG, unpack(ids))
+  local live, live_records = {}, {}
+  for i, id in ipairs(ids) do
+    if records[i] then
+      live[#live + 1] = id
+      live_records[#live_records + 1] = records[i]
+    end
+  end
+  delete_messages(live, live_records)
+  return #live
+end
+
 -- Whether `gen` names the message's current lease, not yet expired at `now`.
 local function lease_current(id, rec, gen, now)
   local _, _, _, current_gen = parse_record(rec)

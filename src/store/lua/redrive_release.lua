@@ -7,14 +7,6 @@ if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NO
 local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return {1, 0} end
-local records = redis.call('HMGET', K_MSG, unpack(ids))
-local gone, gone_records = {}, {}
-for i, id in ipairs(ids) do
-  if records[i] then
-    gone[#gone + 1] = id
-    gone_records[#gone_records + 1] = records[i]
-  end
-end
-delete_messages(gone, gone_records)
+local gone = delete_live(ids)
 redis.call('HDEL', K_ORIGIN, unpack(ids))
-return {1, #gone}
+return {1, gone}
