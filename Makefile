@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: run test compat lint redis build bench
+.PHONY: run test compat lint redis build bench reliability
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -40,3 +40,11 @@ lint:
 bench: redis
 	$(CARGO) build --release --quiet
 	./target/release/leaseq bench --scenario standard --runs 3 --write docs/benchmarks.md
+
+## The full reliability runs (docs/reliability.md): 200 000 messages through 3 brokers,
+## one SIGKILLed every 2 s; then Redis SIGKILLed twice under load. `make test` runs a
+## short form (20 000 messages) of the same tests.
+RELIABILITY_MESSAGES ?= 200000
+reliability: redis
+	LEASEQ_RELIABILITY_MESSAGES=$(RELIABILITY_MESSAGES) LEASEQ_RELIABILITY_REPORT=target/reliability.jsonl \
+	  $(CARGO) test --release --test reliability -- --nocapture --test-threads 1
