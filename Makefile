@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .venv
+FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test compat lint redis build bench reliability
+.PHONY: run test compat lint redis build bench reliability fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -48,3 +49,16 @@ RELIABILITY_MESSAGES ?= 200000
 reliability: redis
 	LEASEQ_RELIABILITY_MESSAGES=$(RELIABILITY_MESSAGES) LEASEQ_RELIABILITY_REPORT=target/reliability.jsonl \
 	  $(CARGO) test --release --test reliability -- --nocapture --test-threads 1
+
+$(FUZZ_VENV)/.installed: tests/fuzz/requirements.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt
+	touch $@
+
+## HTTP fuzzing of a release broker (docs/reliability.md): schemathesis against
+## /openapi.json (FUZZ_EXAMPLES per operation, two passes) and hand-written hostile
+## requests; fails on any 5xx, hang, or unbounded memory. Figures: target/fuzz-report.json.
+FUZZ_EXAMPLES ?= 300
+fuzz: redis $(FUZZ_VENV)/.installed
+	$(CARGO) build --release --quiet
+	$(FUZZ_VENV)/bin/python tests/fuzz/run.py --binary target/release/leaseq --examples $(FUZZ_EXAMPLES)
