@@ -10,6 +10,8 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod metrics;
 pub mod model;
 pub mod reaper;

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use super::error::BrokerError;
 use super::input::{
     AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
-    QueueSettingsInput,
+    QueueSettingsInput, RedriveInput,
 };
-use crate::model::{ConsumerSettings, ContentType, NewMessage, QueueName, QueueSettings};
+use crate::model::{ConsumerSettings, ContentType, NewMessage, QueueId, QueueName, QueueSettings};
 
 pub const PULL_BATCH_SIZE: RangeInclusive<u64> = 1..=100;
 pub const VISIBILITY_TIMEOUT_MS: RangeInclusive<u64> = 1..=43_200_000;
@@ -388,6 +388,25 @@ pub fn queue_name(raw: Option<&str>) -> Result<QueueName, BrokerError> {
     QueueName::parse(raw).ok_or_else(|| {
         BrokerError::schema("queue_name must be 1 to 63 characters of a-z, 0-9 and -")
     })
+}
+
+/// A redrive's source queue (`None`: every source) and most messages to move (default 1 000).
+pub fn redrive(input: &RedriveInput) -> Result<(Option<QueueId>, u32), BrokerError> {
+    let source = input
+        .source_queue_id
+        .as_deref()
+        .map(|raw| {
+            QueueId::parse(raw)
+                .ok_or_else(|| BrokerError::schema("source_queue_id must be a queue id"))
+        })
+        .transpose()?;
+    let max = input
+        .max_messages
+        .map(|v| whole(v, "max_messages", &(1..=10_000)))
+        .transpose()
+        .map_err(BrokerError::InvalidSchema)?
+        .unwrap_or(1_000);
+    Ok((source, max as u32))
 }
 
 /// A consumer's dead-letter queue and settings; unset settings take their defaults.

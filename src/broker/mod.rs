@@ -740,23 +740,10 @@ impl Broker {
         queue: QueueId,
         input: &RedriveInput,
     ) -> Result<u64, BrokerError> {
-        let source = input
-            .source_queue_id
-            .as_deref()
-            .map(|raw| {
-                QueueId::parse(raw)
-                    .ok_or_else(|| BrokerError::schema("source_queue_id must be a queue id"))
-            })
-            .transpose()?;
-        let max = input
-            .max_messages
-            .map(|v| limits::whole(v, "max_messages", &(1..=10_000)))
-            .transpose()
-            .map_err(BrokerError::InvalidSchema)?
-            .unwrap_or(1_000);
+        let (source, max) = limits::redrive(input)?;
         let entries = self
             .store
-            .redrivable(access, queue, source, max as u32)
+            .redrivable(access, queue, source, max)
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         let mut by_source: BTreeMap<QueueId, Vec<(String, Vec<u8>)>> = BTreeMap::new();
