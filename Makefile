@@ -5,7 +5,7 @@ VENV := .venv
 FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test compat lint redis build bench reliability fuzz
+.PHONY: run test compat lint redis build bench reliability fuzz cargo-fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -62,3 +62,8 @@ FUZZ_EXAMPLES ?= 300
 fuzz: redis $(FUZZ_VENV)/.installed
 	$(CARGO) build --release --quiet
 	$(FUZZ_VENV)/bin/python tests/fuzz/run.py --binary target/release/leaseq --examples $(FUZZ_EXAMPLES)
+
+## cargo fuzz (nightly): the lease_id and request_body targets, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 300
+cargo-fuzz:
+	scripts/cargo-fuzz.sh $(FUZZ_SECONDS)
