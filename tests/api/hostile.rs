@@ -767,7 +767,11 @@ async fn json_nested_a_hundred_thousand_deep_is_refused_wherever_it_is() {
         (Method::POST, "/queues".to_owned()),
     ];
     for (method, path) in &routes {
-        for (what, body) in [("a bare array", deep_array())] {
+        for (what, body) in [
+            ("a bare array", deep_array()),
+            ("an unclosed array", "[".repeat(LEVELS)),
+            ("an unclosed object", r#"{"a":"#.repeat(LEVELS)),
+        ] {
             let reply = send_bytes(&app, method.clone(), path, body).await;
             let code = if what == "a bare array" { 10207 } else { 10208 };
             refused(&reply, 400, code, &format!("{method} {path}, {what}"));
@@ -982,6 +986,122 @@ async fn brackets_inside_strings_are_not_nesting_and_come_back_verbatim() {
 }
 
 // ---- encodings --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn invalid_utf8_anywhere_in_a_body_is_10208_on_every_route() {
+    let app = spawn_app().await;
+    let sentinel = Sentinel::plant(&app, "sentinel").await;
+    let q = format!("/queues/{}", sentinel.queue);
+    let consumer = uuid::Uuid::now_v7().simple().to_string();
+    let bad: [&[u8]; 6] = [
+        b"\xff\xfe",
+        b"\xc0\x80",         // an overlong NUL
+        b"\xed\xa0\x80",     // a surrogate, encoded as if it were a character
+        b"\xe2\x82",         // a truncated character
+        b"\xf4\x90\x80\x80", // past U+10FFFF
+        b"ok\x80",
+    ];
+    let templates: Vec<(Method, String, &[u8])> = vec![
+        (Method::POST, format!("{q}/messages"), br#"{"body":"@"}"#),
+        (
+            Method::POST,
+            format!("{q}/messages"),
+            br#"{"body":{"@":1},"content_type":"json"}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages"),
+            br#"{"body":"x","content_type":"@"}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages"),
+            br#"{"body":"x","dedup_id":"@"}"#,
+        ),
+        // Even in a field nobody reads: the request as a whole is not JSON.
+        (
+            Method::POST,
+            format!("{q}/messages"),
+            br#"{"body":"x","extra":"@"}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages"),
+            br#"{"body":"x","@":1}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/batch"),
+            br#"{"messages":[{"body":"x"},{"body":"@"}]}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/pull"),
+            br#"{"batch_size":1,"extra":"@"}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/ack"),
+            br#"{"acks":[{"lease_id":"@"}]}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/ack"),
+            br#"{"retries":[{"lease_id":"@"}]}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/extend"),
+            br#"{"leases":[{"lease_id":"@"}]}"#,
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/peek"),
+            br#"{"note":"@"}"#,
+        ),
+        (Method::POST, format!("{q}/consumers"), br#"{"type":"@"}"#),
+        (
+            Method::PUT,
+            format!("{q}/consumers/{consumer}"),
+            br#"{"dead_letter_queue":"@"}"#,
+        ),
+        (Method::PATCH, q.clone(), br#"{"queue_name":"@"}"#),
+        (
+            Method::PATCH,
+            q.clone(),
+            br#"{"settings":{"delivery_paused":false,"x":"@"}}"#,
+        ),
+        (
+            Method::POST,
+            "/queues".to_owned(),
+            br#"{"queue_name":"fine","comment":"@"}"#,
+        ),
+        (Method::POST, format!("{q}/purge"), br#"{"why":"@"}"#),
+    ];
+    for (method, path, template) in &templates {
+        for bytes in bad {
+            let at = find(template, b"@").expect("@");
+            let body = [&template[..at], bytes, &template[at + 1..]].concat();
+            let case = format!("{method} {path} {}", String::from_utf8_lossy(&body));
+            refused(
+                &send_bytes(&app, method.clone(), path, body).await,
+                400,
+                10208,
+                &case,
+            );
+        }
+    }
+    // A body that is valid JSON followed by junk, or a byte-order mark, is not JSON either.
+    for body in [
+        &b"{\"body\":\"x\"}\xff"[..],
+        b"\xef\xbb\xbf{\"body\":\"x\"}",
+        b"{\"body\":\"x\"}\0",
+    ] {
+        let reply = send_bytes(&app, Method::POST, &format!("{q}/messages"), body).await;
+        refused(&reply, 400, 10208, &String::from_utf8_lossy(body));
+    }
+    sentinel.assert_delivered_intact(&app).await;
+}
 
 #[tokio::test]
 async fn lone_surrogates_and_raw_control_bytes_are_refused_and_escaped_nul_round_trips() {
