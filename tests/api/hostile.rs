@@ -565,6 +565,7 @@ async fn hostile_query_strings_on_both_lists_are_400_envelopes() {
         "%7B%7D",
         "*",
         "",
+        "99999999999999999999",
         "184467440737095516150",
         "%ff%fe",
         "0%200",
