@@ -735,6 +735,77 @@ async fn null_in_an_optional_field_means_absent_and_in_a_required_one_is_10207()
     );
 }
 
+#[tokio::test]
+async fn arrays_are_not_objects_even_with_every_field_in_order() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("arrays").await;
+    let q = format!("/queues/{queue}");
+    app.push(&queue, json!({"body": "leased"}))
+        .await
+        .assert_ok();
+    let lease = app.pull_messages(&queue, json!({})).await[0]["lease_id"]
+        .as_str()
+        .expect("lease")
+        .to_owned();
+    let consumer = uuid::Uuid::now_v7().simple().to_string();
+    let before = snapshot(&app, &queue).await;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("{q}/messages/batch"),
+            json!({"messages": [["x", "text", 0, null, null]]}),
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/ack"),
+            json!({"acks": [[lease]]}),
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/ack"),
+            json!({"retries": [[lease, 0]]}),
+        ),
+        (
+            Method::POST,
+            format!("{q}/messages/extend"),
+            json!({"leases": [[lease, 60_000]]}),
+        ),
+        (
+            Method::POST,
+            "/queues".to_owned(),
+            json!({"queue_name": "arr", "settings": [5, false, 60, 300]}),
+        ),
+        (
+            Method::PATCH,
+            q.clone(),
+            json!({"settings": [5, true, 60, 300]}),
+        ),
+        (
+            Method::POST,
+            format!("{q}/consumers"),
+            json!({"settings": [5, 3, 0, 30_000]}),
+        ),
+        (
+            Method::PUT,
+            format!("{q}/consumers/{consumer}"),
+            json!({"settings": [5, 3, 0, 30_000]}),
+        ),
+    ] {
+        let case = format!("{method} {path} {body}");
+        refused(
+            &app.request(method, &path, Some(body)).await,
+            400,
+            10207,
+            &case,
+        );
+    }
+    assert_eq!(snapshot(&app, &queue).await, before);
+    let acked = app
+        .ack(&queue, json!({"acks": [{"lease_id": lease}]}))
+        .await;
+    assert_eq!(acked.assert_ok()["ackCount"], 1);
+}
+
 // ---- nesting ----------------------------------------------------------------------------
 
 const LEVELS: usize = 100_000;
