@@ -1780,6 +1780,27 @@ async fn hostile_header_values_and_counts_get_401_or_a_parser_refusal_never_a_5x
                 ("authorization", bearer(&token)),
             ],
         ),
+        (
+            "the good token, then a junk one",
+            vec![
+                ("authorization", bearer(&token)),
+                ("authorization", bearer(b"junk")),
+            ],
+        ),
+        (
+            "two good tokens",
+            vec![
+                ("authorization", bearer(&token)),
+                ("authorization", bearer(&token)),
+            ],
+        ),
+        (
+            "two API keys",
+            vec![
+                ("x-api-key", token.clone()),
+                ("x-api-key", b"junk".to_vec()),
+            ],
+        ),
     ] {
         refused(&send(headers).await, 401, 10000, what);
     }
@@ -1794,6 +1815,9 @@ async fn hostile_header_values_and_counts_get_401_or_a_parser_refusal_never_a_5x
         .chain([("authorization", bearer(&token))])
         .collect();
     assert_eq!(send(many).await.assert_ok(), &sentinel.before.metrics);
+    let many: Vec<(&str, Vec<u8>)> =
+        std::iter::repeat_n(("authorization", bearer(&token)), 90).collect();
+    refused(&send(many).await, 401, 10000, "90 Authorization headers");
     // Past the parser's limits, or malformed: actix-http answers before any handler, with
     // a bare status, and closes the connection.
     let target = format!(
