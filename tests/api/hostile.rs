@@ -1284,6 +1284,174 @@ async fn a_ten_megabyte_body_is_413_at_once_and_the_app_and_its_clients_carry_on
         started.elapsed()
     );
 
+    // Chunked, without Content-Length: refused once the limit is crossed, and the
+    // connection closed rather than the rest drained for as long as the client sends.
+    let stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        addr(&app),
+        app.token
+    );
+    let started = Instant::now();
+    let writing = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = [b' '; 64 * 1024];
+        for _ in 0..TEN_MB / chunk.len() {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    // Reset or EOF, either way the server hung up.
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer))
+        .await
+        .expect("the server hangs up within 10 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = writing.await.expect("writer");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains(r#""code":10209"#), "{text}");
+
+    sentinel.assert_delivered_intact(&app).await;
+}
+
+// ---- slow clients ----------------------------------------------------------------------
+
+/// Sends `head` then `body` one byte every `gap`, until the server hangs up; returns
+/// what the server answered and how long after the first byte.
+async fn trickle(addr: String, head: Vec<u8>, body: Vec<u8>, gap: Duration) -> (String, Duration) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    let writing = tokio::spawn(async move {
+        writer.write_all(&head).await?;
+        for byte in body {
+            tokio::time::sleep(gap).await;
+            writer.write_all(&[byte]).await?;
+        }
+        std::io::Result::Ok(())
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(8), reader.read_to_end(&mut answer)).await;
+    let elapsed = started.elapsed();
+    writing.abort();
+    assert!(
+        read.is_ok(),
+        "the server neither answered nor hung up within 8 s: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    (String::from_utf8_lossy(&answer).into_owned(), elapsed)
+}
+
+/// The ways a client can be slow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slow {
+    /// Its body, a byte at a time (`Content-Length`): our 408 envelope.
+    Body,
+    /// Its body, a one-byte chunk at a time: our 408 envelope.
+    ChunkedBody,
+    /// Its head, a byte at a time: actix-http's bare 408.
+    Head,
+    /// A chunked body, a byte at a time, to a route that reads none: answered at once.
+    UnreadChunkedBody,
+}
+
+#[tokio::test]
+async fn slowloris_bodies_and_heads_are_cut_off_within_the_client_timeout_while_others_are_served()
+{
+    let app = spawn_app_with(|s| s.server.client_timeout_secs = 1).await;
+    let sentinel = Sentinel::plant(&app, "sentinel").await;
+    let queue = format!("/client/v4/accounts/{ACCOUNT}/queues/{}", sentinel.queue);
+    let (host, token) = (addr(&app), app.token.clone());
+    let body = br#"{"body":"this arrives one byte at a time, far too slowly"}"#.to_vec();
+    let head = format!(
+        "POST {queue}/messages HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let chunked_head = |method: &str, path: &str| {
+        format!("{method} {queue}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes()
+    };
+    let chunked_body: Vec<u8> = body
+        .iter()
+        .flat_map(|b| [b"1\r\n".as_slice(), std::slice::from_ref(b), b"\r\n"].concat())
+        .collect();
+    let gap = Duration::from_millis(50);
+
+    // Many slow clients at once, in every way, while ordinary requests go on. Each
+    // would take seconds more to finish sending.
+    let mut slow = Vec::new();
+    for (i, kind) in [
+        Slow::Body,
+        Slow::ChunkedBody,
+        Slow::Head,
+        Slow::UnreadChunkedBody,
+    ]
+    .into_iter()
+    .cycle()
+    .take(40)
+    .enumerate()
+    {
+        let (head, body) = match kind {
+            Slow::Body => (head.clone().into_bytes(), body.clone()),
+            Slow::ChunkedBody => (chunked_head("POST", "/messages"), chunked_body.clone()),
+            Slow::Head => (Vec::new(), [head.as_bytes(), &body].concat()),
+            Slow::UnreadChunkedBody => (chunked_head("GET", "/metrics"), chunked_body.clone()),
+        };
+        let host = host.clone();
+        // Staggered, so the cut-offs do not all land at once.
+        let gap = gap + Duration::from_millis(i as u64 % 7);
+        slow.push(tokio::spawn(async move {
+            (kind, trickle(host, head, body, gap).await)
+        }));
+    }
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_millis(700) {
+        let asked = Instant::now();
+        assert_eq!(app.metrics(&sentinel.queue).await["backlog_count"], 2);
+        assert!(
+            asked.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            asked.elapsed()
+        );
+        served += 1;
+    }
+    assert!(
+        served >= 5,
+        "only {served} requests served alongside the slow clients"
+    );
+    for handle in slow {
+        let (kind, (answer, elapsed)) = handle.await.expect("slow client");
+        assert!(
+            elapsed < Duration::from_millis(2500),
+            "{kind:?}: cut off after {elapsed:?}: {answer}"
+        );
+        match kind {
+            Slow::Body | Slow::ChunkedBody => {
+                assert!(answer.starts_with("HTTP/1.1 408"), "{kind:?}: {answer}");
+                assert!(answer.contains(r#""code":10210"#), "{kind:?}: {answer}");
+            }
+            Slow::Head => assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+                "{kind:?}: {answer}"
+            ),
+            Slow::UnreadChunkedBody => {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{kind:?}: {answer}");
+                assert!(answer.contains("connection: close"), "{kind:?}: {answer}");
+            }
+        }
+    }
     sentinel.assert_delivered_intact(&app).await;
 }
 
