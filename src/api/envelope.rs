@@ -174,24 +174,35 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
 /// Parses a body: empty or whitespace is the default value; broken JSON is 10208;
 /// JSON of the wrong shape is 10207.
 pub fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => return Ok(T::default()),
+    // JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks the strings it decodes but
+    // not those it skips, such as an unknown field's, so the whole body is checked here.
+    let body = std::str::from_utf8(body).map_err(|e| {
+        BrokerError::MalformedJson(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+    })?;
+    // JSON's whitespace, which is not all of ASCII's (no form feed).
+    match body
+        .bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        None => Ok(T::default()),
+        Some(b'{') => serde_json::from_str(body).map_err(json_error),
         // serde would read a struct from an array too; Cloudflare's bodies are objects.
-        Some(b'{') => {}
-        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
-            return Err(BrokerError::schema("request body must be a JSON object").into());
-        }
-        Some(_) => {}
+        // Whether this is JSON at all decides the code, not how far `T` got into it.
+        Some(_) => Err(match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+            Ok(_) => BrokerError::schema("request body must be a JSON object").into(),
+            Err(e) => json_error(e),
+        }),
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let error = match e.classify() {
-            serde_json::error::Category::Data => {
-                BrokerError::schema(format!("request body does not match the schema: {e}"))
-            }
-            _ => BrokerError::MalformedJson(e.to_string()),
-        };
-        error.into()
-    })
+}
+
+fn json_error(e: serde_json::Error) -> ApiError {
+    let error = match e.classify() {
+        serde_json::error::Category::Data => {
+            BrokerError::schema(format!("request body does not match the schema: {e}"))
+        }
+        _ => BrokerError::MalformedJson(e.to_string()),
+    };
+    error.into()
 }
 
 #[cfg(test)]
@@ -219,6 +230,21 @@ mod tests {
                 .err(),
             Some(10207)
         );
+    }
+
+    #[test]
+    fn what_is_not_json_is_10208_even_where_nothing_reads_it() {
+        let code = |body: &[u8]| parse_json::<PullInput>(body).map_err(|e| e.0.code()).err();
+        assert_eq!(code(b"{\"batch_size\":1,\"note\":\"\xff\"}"), Some(10208));
+        assert_eq!(code(b"{\"\xc0\x80\":1}"), Some(10208));
+        assert_eq!(code("{\"note\":\"\u{e9}\"}".as_bytes()), None);
+        // Not JSON is 10208 whatever the route expects; JSON that is not an object is 10207.
+        assert_eq!(code(b"[[[1"), Some(10208));
+        assert_eq!(code(b"[[[1]]]"), Some(10207));
+        assert_eq!(code(b"nul"), Some(10208));
+        // A form feed is ASCII whitespace, not JSON whitespace.
+        assert_eq!(code(b"\x0c"), Some(10208));
+        assert_eq!(code(b" \t\r\n"), None);
     }
 
     #[test]

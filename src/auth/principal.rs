@@ -22,6 +22,9 @@ pub struct Principal<S> {
     scope: PhantomData<S>,
 }
 
+/// The headers that may carry the token, in the order they are looked at.
+const TOKEN_HEADERS: [&str; 3] = ["authorization", "x-auth-key", "x-api-key"];
+
 /// The token from `Authorization: Bearer`, or from `X-Auth-Key` / `X-API-KEY`
 /// (discue-style clients).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -29,7 +32,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         let (scheme, token) = value.trim().split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
-    ["x-auth-key", "x-api-key"]
+    TOKEN_HEADERS[1..]
         .iter()
         .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
         .map(str::trim)
@@ -39,6 +42,17 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
     let keys = req
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
+    // Two credentials are ambiguous (Authorization is not a list field, RFC 9110 §5.3),
+    // and a proxy that checks the last while we use the first would let a forged token
+    // ride along with a good one: refuse rather than pick.
+    if let Some(name) = TOKEN_HEADERS
+        .iter()
+        .find(|name| req.headers().get_all(**name).nth(1).is_some())
+    {
+        return Err(BrokerError::Unauthenticated(format!(
+            "more than one {name} header"
+        )));
+    }
     let token = bearer(req.headers())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| BrokerError::Unauthenticated("missing bearer token".into()))?;

@@ -718,13 +718,17 @@ impl Broker {
         per_page: u32,
     ) -> Result<(Vec<(StoredMessage, MessageState)>, String), BrokerError> {
         let cursor = cursor.unwrap_or("0");
-        if cursor.is_empty() || cursor.len() > 20 || !cursor.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BrokerError::schema(
-                "cursor must be the next_cursor of the previous page",
-            ));
-        }
+        // HSCAN cursors are u64: a larger number would be a Redis error, hence a 503.
+        let cursor = cursor
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| cursor.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| {
+                BrokerError::schema("cursor must be the next_cursor of the previous page")
+            })?;
         self.store
-            .list_messages(access, queue, cursor, per_page)
+            .list_messages(access, queue, &cursor.to_string(), per_page)
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }

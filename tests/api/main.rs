@@ -4,6 +4,7 @@ mod auth;
 mod consumers;
 mod errors;
 mod helpers;
+mod hostile;
 mod leases;
 mod lifecycle;
 mod messages;
