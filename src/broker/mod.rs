@@ -750,7 +750,7 @@ impl Broker {
             .transpose()?;
         let max = input
             .max_messages
-            .map(|v| limits::whole(v, "max_messages", &(1..=10_000)))
+            .map(|v| limits::whole(v, "max_messages", &limits::REDRIVE_MESSAGES))
             .transpose()
             .map_err(BrokerError::InvalidSchema)?
             .unwrap_or(1_000);
