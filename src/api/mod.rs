@@ -5,6 +5,7 @@ mod envelope;
 mod health;
 mod messages;
 mod metrics;
+pub mod openapi;
 mod queues;
 
 use actix_web::{HttpResponse, web};
