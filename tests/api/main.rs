@@ -8,4 +8,5 @@ mod leases;
 mod lifecycle;
 mod messages;
 mod observability;
+mod openapi;
 mod queues;
