@@ -378,7 +378,7 @@ pub async fn delete(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// `result_info.cursor` of the previous page; "0" or none for the first.
+    /// `result_info.cursor` of the previous page (a u64); "0" or none for the first.
     #[param(pattern = "^[0-9]{1,20}$")]
     pub cursor: Option<String>,
     /// Messages per page, a hint: Redis may return a few more (100 when not given).

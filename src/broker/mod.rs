@@ -718,7 +718,9 @@ impl Broker {
         per_page: u32,
     ) -> Result<(Vec<(StoredMessage, MessageState)>, String), BrokerError> {
         let cursor = cursor.unwrap_or("0");
-        if cursor.is_empty() || cursor.len() > 20 || !cursor.bytes().all(|b| b.is_ascii_digit()) {
+        // HSCAN cursors are u64s: Redis refuses a larger one with an error, which would
+        // come back as a 503.
+        if !cursor.bytes().all(|b| b.is_ascii_digit()) || cursor.parse::<u64>().is_err() {
             return Err(BrokerError::schema(
                 "cursor must be the next_cursor of the previous page",
             ));
