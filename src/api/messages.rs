@@ -379,7 +379,7 @@ pub async fn delete(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `result_info.cursor` of the previous page (a u64); "0" or none for the first.
-    #[param(pattern = "^[0-9]{1,20}$")]
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
     /// Messages per page, a hint: Redis may return a few more (100 when not given).
     #[param(minimum = 1, maximum = 1000)]

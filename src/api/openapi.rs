@@ -7,7 +7,9 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
@@ -15,7 +17,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 use super::envelope::ErrorEnvelope;
 use super::{consumers, health, messages, metrics, queues};
 use crate::broker::BrokerError;
-use crate::broker::input::QueueInput;
+use crate::broker::input::{MessageInput, QueueInput};
 
 /// The `{account_id}` every `/accounts` route starts with. The `Principal` extractor
 /// reads it from the match info; this type only documents it.
@@ -278,6 +280,44 @@ impl Modify for OptionalBodies {
     }
 }
 
+/// What `Limits::message` checks across a message's fields (10203), which struct
+/// derives cannot say: `delay_seconds` and `deliver_at_ms` are not both set, and a
+/// "text" message's body is a string. `MessageInput` becomes `allOf: [its fields, …]`.
+struct MessageRules;
+
+impl Modify for MessageRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(RefOr::T(schema)) = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut(MessageInput::name().as_ref()))
+        else {
+            return;
+        };
+        let field = |name: &str, schema: ObjectBuilder| ObjectBuilder::new().property(name, schema);
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one_delay = AnyOfBuilder::new()
+            .item(field("delay_seconds", null()))
+            .item(field("deliver_at_ms", null()))
+            .description(Some("delay_seconds and deliver_at_ms cannot both be set."));
+        let not_text = ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .enum_values(Some([Some("json"), None]));
+        let text_is_a_string = AnyOfBuilder::new()
+            .item(field("content_type", not_text))
+            .item(field(
+                "body",
+                ObjectBuilder::new().schema_type(Type::String),
+            ))
+            .description(Some("With content_type \"text\", the body is a string."));
+        *schema = AllOfBuilder::new()
+            .item(schema.clone())
+            .item(one_delay)
+            .item(text_is_a_string)
+            .into();
+    }
+}
+
 /// utoipa inlines the type argument of a generic schema (`Envelope<Queue>` holds a copy
 /// of `Queue`). This puts back a `$ref` wherever a copy of a struct's component stands,
 /// so clients generated from the document share one `Queue` type.
@@ -406,7 +446,13 @@ impl Modify for ReferenceComponents {
             Unavailable,
         ),
     ),
-    modifiers(&SecuritySchemes, &SharedErrors, &OptionalBodies, &ReferenceComponents),
+    modifiers(
+        &SecuritySchemes,
+        &SharedErrors,
+        &OptionalBodies,
+        &MessageRules,
+        &ReferenceComponents,
+    ),
     tags(
         (name = "queues", description = "Queues: create, list, update, delete, purge, backlog."),
         (name = "consumers", description = "A queue's `http_pull` consumer (at most one)."),
@@ -459,8 +505,11 @@ mod tests {
         serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON")
     }
 
+    /// A field of a component, looking into the first part of an `allOf`.
     fn property<'d>(doc: &'d Value, schema: &str, field: &str) -> &'d Value {
-        &doc["components"]["schemas"][schema]["properties"][field]
+        let schema = &doc["components"]["schemas"][schema];
+        let object = schema["allOf"].get(0).unwrap_or(schema);
+        &object["properties"][field]
     }
 
     #[test]
