@@ -60,6 +60,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })
         }
+        Command::Openapi => {
+            let document = leaseq::api::openapi::document().map_err(|e| e.to_string())?;
+            println!("{document}");
+            Ok(())
+        }
         Command::Bench(args) => {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,6 +8,16 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+/// What an account id looks like, for the API document.
+pub const ACCOUNT_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// What queue, consumer and message ids look like, for the API document.
+pub const HEX32_PATTERN: &str = "^[0-9a-f]{32}$";
+/// What a queue name looks like, for the API document.
+pub const QUEUE_NAME_PATTERN: &str = "^[a-z0-9-]{1,63}$";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -105,7 +115,27 @@ macro_rules! hex_id {
                 s.collect_str(self)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                hex32_schema()
+            }
+        }
+
+        impl ToSchema for $name {}
     };
+}
+
+/// The schema shared by the 32-hex ids.
+fn hex32_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(HEX32_PATTERN))
+        .description(Some(
+            "32 lowercase hex characters (a UUIDv7 in simple form)",
+        ))
+        .examples(["01936d3e8a2b7c4d9e0f112233445566"])
+        .into()
 }
 
 hex_id!(
@@ -186,7 +216,8 @@ impl Access {
 }
 
 /// How a message body is to be interpreted by consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ContentType {
     Text,
     Json,
@@ -202,10 +233,11 @@ impl ContentType {
 }
 
 /// Queue-level settings, as Cloudflare names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct QueueSettings {
     /// Seconds every message waits before its first delivery, unless it says otherwise.
     pub delivery_delay: u32,
+    /// Paused queues accept pushes and refuse pulls.
     pub delivery_paused: bool,
     /// Seconds after which an unacked message is deleted.
     pub message_retention_period: u32,
@@ -226,12 +258,15 @@ impl Default for QueueSettings {
 }
 
 /// Settings of an `http_pull` consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ConsumerSettings {
+    /// Messages a pull leases when it does not say.
     pub batch_size: u32,
+    /// Redeliveries before a message is dead-lettered (or deleted without a DLQ).
     pub max_retries: u32,
     /// Seconds a retried message waits when the retry does not say.
     pub retry_delay: u32,
+    /// How long a pulled message stays leased when the pull does not say, ms.
     pub visibility_timeout_ms: u64,
 }
 
@@ -244,6 +279,13 @@ impl Default for ConsumerSettings {
             visibility_timeout_ms: 30_000,
         }
     }
+}
+
+/// The only kind of consumer there is: consumers pull over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum ConsumerType {
+    #[serde(rename = "http_pull")]
+    HttpPull,
 }
 
 /// The single consumer a queue may have.
@@ -270,11 +312,15 @@ pub struct Queue {
     pub purged_ms: Option<u64>,
 }
 
-/// Exact backlog figures of one queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Exact backlog figures of one queue: every unacked message, ready, delayed or leased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Metrics)]
 pub struct BacklogMetrics {
+    /// Unacked messages.
     pub backlog_count: u64,
+    /// Sum of their body sizes, bytes.
     pub backlog_bytes: u64,
+    /// Smallest `timestamp_ms` among them; 0 when there are none.
     pub oldest_message_timestamp_ms: u64,
 }
 

@@ -43,6 +43,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("could not set up metrics: {0}")]
     Metrics(String),
+    #[error("could not render the OpenAPI document: {0}")]
+    OpenApi(#[from] serde_json::Error),
 }
 
 pub struct Application {
@@ -90,6 +92,8 @@ impl Application {
             timeout: client_timeout,
         });
         let rate_limiter = web::Data::new(RateLimiter::new(&settings.rate_limits));
+        // Rendered once here, not per request.
+        let openapi = web::Data::new(api::openapi::OpenApiJson::new()?);
         let mut server = HttpServer::new(move || {
             // Runs once per worker, on the worker's own runtime.
             let broker = web::Data::new(shared_broker.with_own_connection());
@@ -127,6 +131,7 @@ impl Application {
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())
                 .app_data(rate_limiter.clone())
+                .app_data(openapi.clone())
                 .app_data(api::query_config())
                 .app_data(api::path_config())
                 .configure(api::routes)

@@ -1,33 +1,76 @@
 //! `/accounts/{account_id}/queues/{queue_id}/consumers…`: the queue's `http_pull` consumer.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::envelope::{ApiError, JsonBody, ok, ok_empty, ok_page};
+use super::envelope::{
+    ApiError, Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page,
+};
+use super::openapi::{AccountPath, Conflict, NotFound};
 use super::queues::QueuePath;
 use crate::auth::{Principal, QueuesRead, QueuesWrite};
 use crate::broker::input::ConsumerInput;
 use crate::broker::{Broker, parse_consumer_id, parse_queue_id};
-use crate::model::{Consumer, QueueName, rfc3339_ms};
+use crate::model::{Consumer, ConsumerId, ConsumerSettings, ConsumerType, QueueName, rfc3339_ms};
 
-pub fn consumer_json(queue_name: &QueueName, consumer: &Consumer) -> Value {
-    json!({
-        "consumer_id": consumer.id,
-        "type": "http_pull",
-        "queue_name": queue_name.as_str(),
-        "created_on": rfc3339_ms(consumer.created_ms),
-        "dead_letter_queue": consumer.dead_letter_queue.as_ref().map(QueueName::as_str).unwrap_or(""),
-        "settings": consumer.settings,
-    })
+/// A consumer as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Consumer)]
+pub struct ConsumerView {
+    consumer_id: ConsumerId,
+    #[serde(rename = "type")]
+    kind: ConsumerType,
+    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
+    queue_name: String,
+    #[schema(format = DateTime)]
+    created_on: String,
+    /// Name of the dead-letter queue, or "" for none.
+    #[schema(pattern = "^[a-z0-9-]{0,63}$")]
+    dead_letter_queue: String,
+    settings: ConsumerSettings,
 }
 
-#[derive(Debug, Deserialize)]
+impl ConsumerView {
+    pub fn new(queue_name: &QueueName, consumer: &Consumer) -> Self {
+        Self {
+            consumer_id: consumer.id,
+            kind: ConsumerType::HttpPull,
+            queue_name: queue_name.as_str().to_owned(),
+            created_on: rfc3339_ms(consumer.created_ms),
+            dead_letter_queue: consumer
+                .dead_letter_queue
+                .as_ref()
+                .map_or_else(String::new, |q| q.as_str().to_owned()),
+            settings: consumer.settings,
+        }
+    }
+}
+
+/// The `{queue_id}` and `{consumer_id}` of a route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ConsumerPath {
+    #[param(pattern = "^[0-9a-f]{32}$")]
     pub queue_id: String,
+    #[param(pattern = "^[0-9a-f]{32}$")]
     pub consumer_id: String,
 }
 
+/// Creates the queue's consumer (a queue has at most one).
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/consumers",
+    operation_id = "create_consumer",
+    tag = "consumers",
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<ConsumerInput>, description = "May be empty."),
+    responses(
+        (status = 200, description = "The new consumer.", body = Envelope<ConsumerView>),
+        (status = 409, response = Conflict),
+    ),
+)]
 pub async fn create(
     broker: web::Data<Broker>,
     who: Principal<QueuesWrite>,
@@ -38,9 +81,19 @@ pub async fn create(
     let (name, consumer) = broker
         .write_consumer(&who.access, queue, None, &input)
         .await?;
-    Ok(ok(consumer_json(&name, &consumer)))
+    Ok(ok(ConsumerView::new(&name, &consumer)))
 }
 
+/// Lists the queue's consumers: none or one.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/queues/{queue_id}/consumers",
+    operation_id = "list_consumers",
+    tag = "consumers",
+    security(("bearer" = ["queues:read"]), ("x_auth_key" = ["queues:read"]), ("x_api_key" = ["queues:read"])),
+    params(AccountPath, QueuePath),
+    responses((status = 200, description = "The consumers, all on one page.", body = Page<ConsumerView, ResultInfo>)),
+)]
 pub async fn list(
     broker: web::Data<Broker>,
     who: Principal<QueuesRead>,
@@ -49,14 +102,28 @@ pub async fn list(
     let queue = broker
         .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
         .await?;
-    let consumers: Vec<Value> = queue
+    let consumers: Vec<ConsumerView> = queue
         .consumer
         .iter()
-        .map(|c| consumer_json(&queue.name, c))
+        .map(|c| ConsumerView::new(&queue.name, c))
         .collect();
-    Ok(ok_page(&consumers, 1, consumers.len(), consumers.len()))
+    let count = consumers.len();
+    Ok(ok_page(consumers, 1, count, count))
 }
 
+/// Gets the consumer.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/queues/{queue_id}/consumers/{consumer_id}",
+    operation_id = "get_consumer",
+    tag = "consumers",
+    security(("bearer" = ["queues:read"]), ("x_auth_key" = ["queues:read"]), ("x_api_key" = ["queues:read"])),
+    params(AccountPath, ConsumerPath),
+    responses(
+        (status = 200, description = "The consumer.", body = Envelope<ConsumerView>),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub async fn get(
     broker: web::Data<Broker>,
     who: Principal<QueuesRead>,
@@ -65,10 +132,24 @@ pub async fn get(
     let queue = parse_queue_id(&path.queue_id)?;
     let id = parse_consumer_id(&path.consumer_id)?;
     let (name, consumer) = broker.get_consumer(&who.access, queue, id).await?;
-    Ok(ok(consumer_json(&name, &consumer)))
+    Ok(ok(ConsumerView::new(&name, &consumer)))
 }
 
 /// Replaces the consumer with this id, or creates it when the queue has none.
+#[utoipa::path(
+    put,
+    path = "/accounts/{account_id}/queues/{queue_id}/consumers/{consumer_id}",
+    operation_id = "put_consumer",
+    tag = "consumers",
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
+    params(AccountPath, ConsumerPath),
+    request_body(content = Option<ConsumerInput>, description = "May be empty."),
+    responses(
+        (status = 200, description = "The consumer as written.", body = Envelope<ConsumerView>),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ),
+)]
 pub async fn put(
     broker: web::Data<Broker>,
     who: Principal<QueuesWrite>,
@@ -80,9 +161,22 @@ pub async fn put(
     let (name, consumer) = broker
         .write_consumer(&who.access, queue, Some(id), &input)
         .await?;
-    Ok(ok(consumer_json(&name, &consumer)))
+    Ok(ok(ConsumerView::new(&name, &consumer)))
 }
 
+/// Deletes the consumer; the queue keeps its messages.
+#[utoipa::path(
+    delete,
+    path = "/accounts/{account_id}/queues/{queue_id}/consumers/{consumer_id}",
+    operation_id = "delete_consumer",
+    tag = "consumers",
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
+    params(AccountPath, ConsumerPath),
+    responses(
+        (status = 200, description = "Deleted.", body = Envelope<Null>),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub async fn delete(
     broker: web::Data<Broker>,
     who: Principal<QueuesWrite>,

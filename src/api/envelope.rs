@@ -9,23 +9,140 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payl
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::broker::BrokerError;
 
+/// An entry of `errors` (and of `messages`, which leaseq always leaves empty).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResponseInfo {
+    pub code: u32,
+    pub message: String,
+}
+
+/// JSON `null`: the `result` of deletes and of every error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Null;
+
+impl Serialize for Null {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl utoipa::PartialSchema for Null {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Null).into()
+    }
+}
+
+impl ToSchema for Null {}
+
+/// `{"success": true, "errors": [], "messages": [], "result": …}`.
+#[derive(Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always true.
+    success: bool,
+    /// Always empty.
+    errors: Vec<ResponseInfo>,
+    /// Always empty.
+    messages: Vec<ResponseInfo>,
+    result: T,
+}
+
+/// A list: the envelope with Cloudflare's `result_info`.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T, I> {
+    /// Always true.
+    success: bool,
+    /// Always empty.
+    errors: Vec<ResponseInfo>,
+    /// Always empty.
+    messages: Vec<ResponseInfo>,
+    result: Vec<T>,
+    result_info: I,
+}
+
+/// Where a page of a list is.
+#[derive(Serialize, ToSchema)]
+pub struct ResultInfo {
+    pub page: usize,
+    pub per_page: usize,
+    /// Items on this page.
+    pub count: usize,
+    pub total_count: usize,
+    pub total_pages: usize,
+}
+
+/// Non-2xx status, always: `{"success": false, "errors": [{code, message}], "messages": [],
+/// "result": null}`. Clients read the status, not `success`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always false.
+    success: bool,
+    /// One entry: the Cloudflare code and what went wrong.
+    #[schema(min_items = 1)]
+    errors: Vec<ResponseInfo>,
+    /// Always empty.
+    messages: Vec<ResponseInfo>,
+    result: Null,
+}
+
+impl ErrorEnvelope {
+    pub fn new(code: u32, message: String) -> Self {
+        Self {
+            success: false,
+            errors: vec![ResponseInfo { code, message }],
+            messages: Vec::new(),
+            result: Null,
+        }
+    }
+}
+
+/// A JSON response. It goes through `serde_json::Value`, whose maps are sorted, so every
+/// response keeps the alphabetical key order it had before the bodies were typed.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    match serde_json::to_value(body) {
+        Ok(value) => HttpResponse::build(status).json(value),
+        Err(e) => ApiError(BrokerError::Internal(format!(
+            "response did not serialize: {e}"
+        )))
+        .error_response(),
+    }
+}
+
 /// `{"success": true, "errors": [], "messages": [], "result": …}`.
 pub fn ok<T: Serialize>(result: T) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "success": true,
-        "errors": [],
-        "messages": [],
-        "result": result,
-    }))
+    json_response(
+        StatusCode::OK,
+        &Envelope {
+            success: true,
+            errors: Vec::new(),
+            messages: Vec::new(),
+            result,
+        },
+    )
+}
+
+/// A list with `result_info` of any shape.
+pub fn ok_list<T: Serialize, I: Serialize>(result: Vec<T>, result_info: I) -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &Page {
+            success: true,
+            errors: Vec::new(),
+            messages: Vec::new(),
+            result,
+            result_info,
+        },
+    )
 }
 
 /// A list with Cloudflare's `result_info`.
 pub fn ok_page<T: Serialize>(
-    items: &[T],
+    items: Vec<T>,
     page: usize,
     per_page: usize,
     total_count: usize,
@@ -35,24 +152,19 @@ pub fn ok_page<T: Serialize>(
     } else {
         total_count.div_ceil(per_page)
     };
-    HttpResponse::Ok().json(json!({
-        "success": true,
-        "errors": [],
-        "messages": [],
-        "result": items,
-        "result_info": {
-            "page": page,
-            "per_page": per_page,
-            "count": items.len(),
-            "total_count": total_count,
-            "total_pages": total_pages,
-        },
-    }))
+    let info = ResultInfo {
+        page,
+        per_page,
+        count: items.len(),
+        total_count,
+        total_pages,
+    };
+    ok_list(items, info)
 }
 
 /// An envelope with `result: null`, for deletes.
 pub fn ok_empty() -> HttpResponse {
-    ok(serde_json::Value::Null)
+    ok(Null)
 }
 
 /// Every error response goes through here.
@@ -104,12 +216,13 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static(if retry { "true" } else { "false" }),
             ));
         }
-        response.json(json!({
-            "success": false,
-            "errors": [{"code": self.0.code(), "message": self.0.to_string()}],
-            "messages": [],
-            "result": null,
-        }))
+        // Built by hand rather than through `json_response`, which reports its own
+        // failures through here.
+        let body = ErrorEnvelope::new(self.0.code(), self.0.to_string());
+        match serde_json::to_value(&body) {
+            Ok(value) => response.json(value),
+            Err(_) => response.finish(),
+        }
     }
 }
 

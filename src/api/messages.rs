@@ -4,39 +4,56 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::envelope::{ApiError, JsonBody, ok};
+use super::envelope::{ApiError, Envelope, JsonBody, Null, Page, ok, ok_list};
+use super::openapi::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge};
 use super::queues::QueuePath;
 use crate::auth::{MessagesPull, MessagesPush, Principal};
 use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
-use crate::model::{BacklogMetrics, MessageState, StoredMessage};
+use crate::model::{BacklogMetrics, ContentType, MessageId, MessageState, StoredMessage};
 
-#[derive(Serialize)]
-struct MetricsMetadata {
+#[derive(Serialize, ToSchema)]
+pub struct MetricsMetadata {
     metrics: BacklogMetrics,
 }
 
-#[derive(Serialize)]
-struct PushResult {
+/// The queue's backlog after the push.
+#[derive(Serialize, ToSchema)]
+pub struct PushResult {
     metadata: MetricsMetadata,
 }
 
-#[derive(Serialize)]
-struct MessageMetadata {
-    #[serde(rename = "CF-Content-Type")]
-    content_type: &'static str,
-    #[serde(rename = "CF-sourceMessageSource")]
-    source: &'static str,
+/// Where a message came from: always the API.
+#[derive(Serialize, ToSchema)]
+pub enum MessageSource {
+    #[serde(rename = "api")]
+    Api,
 }
 
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    id: String,
+#[derive(Serialize, ToSchema)]
+pub struct MessageMetadata {
+    #[serde(rename = "CF-Content-Type")]
+    content_type: ContentType,
+    #[serde(rename = "CF-sourceMessageSource")]
+    source: MessageSource,
+}
+
+/// A message as delivered.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Message)]
+pub struct MessageOut<'a> {
+    id: MessageId,
+    /// Text as it was pushed; JSON as its JSON text.
     body: &'a str,
+    /// Deliveries so far; the first delivery is 1.
     attempts: u32,
+    /// Only on pulled messages: what acks, retries and extends name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     lease_id: Option<&'a str>,
+    /// When the message was first pushed, Unix ms.
     timestamp_ms: u64,
     metadata: MessageMetadata,
 }
@@ -44,32 +61,38 @@ struct MessageOut<'a> {
 impl<'a> MessageOut<'a> {
     fn new(message: &'a StoredMessage, lease_id: Option<&'a str>) -> Self {
         Self {
-            id: message.id.to_string(),
+            id: message.id,
             body: &message.body,
             attempts: message.attempts,
             lease_id,
             timestamp_ms: message.timestamp_ms,
             metadata: MessageMetadata {
-                content_type: message.content_type.as_str(),
-                source: "api",
+                content_type: message.content_type,
+                source: MessageSource::Api,
             },
         }
     }
 }
 
-#[derive(Serialize)]
-struct PullResult<'a> {
+/// Messages with the queue's backlog (pull and peek; peeked messages have no `lease_id`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = PullResult)]
+pub struct PullResult<'a> {
+    /// Unacked messages in the queue, these included.
     message_backlog_count: u64,
     messages: Vec<MessageOut<'a>>,
     metadata: MetricsMetadata,
 }
 
-#[derive(Serialize)]
-struct AckResult {
+#[derive(Serialize, ToSchema)]
+pub struct AckResult {
+    /// Messages deleted.
     #[serde(rename = "ackCount")]
     ack_count: usize,
+    /// Messages made visible again.
     #[serde(rename = "retryCount")]
     retry_count: usize,
+    /// Why a lease counted in neither, by lease id (unknown, forged, stale…).
     warnings: BTreeMap<String, String>,
 }
 
@@ -79,6 +102,20 @@ fn push_result(metrics: BacklogMetrics) -> HttpResponse {
     })
 }
 
+/// Pushes one message.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages",
+    operation_id = "push_message",
+    tag = "messages",
+    security(("bearer" = ["messages:push"]), ("x_auth_key" = ["messages:push"]), ("x_api_key" = ["messages:push"])),
+    params(AccountPath, QueuePath),
+    request_body = MessageInput,
+    responses(
+        (status = 200, description = "Stored (or, with a repeated `dedup_id`, already stored).", body = Envelope<PushResult>),
+        (status = 413, response = PayloadTooLarge),
+    ),
+)]
 pub async fn push(
     broker: web::Data<Broker>,
     who: Principal<MessagesPush>,
@@ -89,6 +126,20 @@ pub async fn push(
     Ok(push_result(broker.push(&who.access, queue, &input).await?))
 }
 
+/// Pushes a batch of messages, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/batch",
+    operation_id = "push_batch",
+    tag = "messages",
+    security(("bearer" = ["messages:push"]), ("x_auth_key" = ["messages:push"]), ("x_api_key" = ["messages:push"])),
+    params(AccountPath, QueuePath),
+    request_body = BatchInput,
+    responses(
+        (status = 200, description = "All stored.", body = Envelope<PushResult>),
+        (status = 413, response = PayloadTooLarge),
+    ),
+)]
 pub async fn push_batch(
     broker: web::Data<Broker>,
     who: Principal<MessagesPush>,
@@ -101,6 +152,20 @@ pub async fn push_batch(
     ))
 }
 
+/// Leases up to `batch_size` visible messages, oldest first, for `visibility_timeout_ms`.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/pull",
+    operation_id = "pull_messages",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<PullInput>, description = "May be empty: the consumer's settings apply."),
+    responses(
+        (status = 200, description = "The leased messages; none when the queue has no visible message.", body = Envelope<PullResult>),
+        (status = 409, response = Conflict),
+    ),
+)]
 pub async fn pull(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -122,6 +187,17 @@ pub async fn pull(
     }))
 }
 
+/// Extension: shows up to `batch_size` visible messages without leasing them.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/peek",
+    operation_id = "peek_messages",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<PeekInput>, description = "May be empty."),
+    responses((status = 200, description = "The messages, without `lease_id`.", body = Envelope<PullResult>)),
+)]
 pub async fn peek(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -143,6 +219,17 @@ pub async fn peek(
     }))
 }
 
+/// Acks (deletes) and retries leased messages.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/ack",
+    operation_id = "ack_messages",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<AckInput>, description = "May be empty."),
+    responses((status = 200, description = "What was done; leases that did nothing are in `warnings`.", body = Envelope<AckResult>)),
+)]
 pub async fn ack(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -158,14 +245,26 @@ pub async fn ack(
     }))
 }
 
-#[derive(Serialize)]
-struct ExtendResult {
+#[derive(Serialize, ToSchema)]
+pub struct ExtendResult {
+    /// Leases extended.
     #[serde(rename = "extendCount")]
     extend_count: usize,
+    /// Why a lease was not extended, by lease id.
     warnings: BTreeMap<String, String>,
 }
 
-/// Extension: `POST …/messages/extend {leases: [{lease_id, visibility_timeout_ms?}]}`.
+/// Extension: extends leases, a heartbeat for long jobs.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/extend",
+    operation_id = "extend_leases",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<ExtendInput>, description = "May be empty."),
+    responses((status = 200, description = "What was extended; leases that were not are in `warnings`.", body = Envelope<ExtendResult>)),
+)]
 pub async fn extend(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -180,22 +279,34 @@ pub async fn extend(
     }))
 }
 
+/// Where a message is in its lifecycle.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStateName {
+    Ready,
+    Delayed,
+    Leased,
+}
+
 /// A message as the single-message routes show it: its state and, when it is hidden,
 /// when it becomes visible.
-#[derive(Serialize)]
-struct MessageView<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageView)]
+pub struct MessageView<'a> {
     #[serde(flatten)]
     message: MessageOut<'a>,
-    state: &'static str,
+    state: MessageStateName,
+    /// When a delayed or leased message becomes visible, Unix ms; null when ready.
+    #[schema(required = true)]
     visible_at_ms: Option<u64>,
 }
 
 impl<'a> MessageView<'a> {
     fn new(message: &'a StoredMessage, state: MessageState) -> Self {
         let (state, visible_at_ms) = match state {
-            MessageState::Ready => ("ready", None),
-            MessageState::Delayed { until_ms } => ("delayed", Some(until_ms)),
-            MessageState::Leased { until_ms } => ("leased", Some(until_ms)),
+            MessageState::Ready => (MessageStateName::Ready, None),
+            MessageState::Delayed { until_ms } => (MessageStateName::Delayed, Some(until_ms)),
+            MessageState::Leased { until_ms } => (MessageStateName::Leased, Some(until_ms)),
         };
         Self {
             message: MessageOut::new(message, None),
@@ -205,13 +316,29 @@ impl<'a> MessageView<'a> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The `{queue_id}` and `{message_id}` of a route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct MessagePath {
+    #[param(pattern = "^[0-9a-f]{32}$")]
     pub queue_id: String,
+    #[param(pattern = "^[0-9a-f]{32}$")]
     pub message_id: String,
 }
 
-/// Extension: `GET …/messages/{message_id}`.
+/// Extension: one message, whatever its state, without leasing it.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/{message_id}",
+    operation_id = "get_message",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, MessagePath),
+    responses(
+        (status = 200, description = "The message.", body = Envelope<MessageView>),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub async fn get(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -222,7 +349,19 @@ pub async fn get(
     Ok(ok(MessageView::new(&message, state)))
 }
 
-/// Extension: `DELETE …/messages/{message_id}`, whatever the message's state.
+/// Extension: deletes one message, whatever its state.
+#[utoipa::path(
+    delete,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/{message_id}",
+    operation_id = "delete_message",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, MessagePath),
+    responses(
+        (status = 200, description = "Deleted.", body = Envelope<Null>),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub async fn delete(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -232,16 +371,44 @@ pub async fn delete(
     broker
         .delete_message(&who.access, queue, &path.message_id)
         .await?;
-    Ok(ok(serde_json::Value::Null))
+    Ok(ok(Null))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Query of `GET …/messages`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `result_info.cursor` of the previous page (a u64); "0" or none for the first.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
+    /// Messages per page, a hint: Redis may return a few more (100 when not given).
+    #[param(minimum = 1, maximum = 1000)]
     pub per_page: Option<u32>,
 }
 
-/// Extension: `GET …/messages?cursor=&per_page=`, a page at a time, nothing leased.
+/// Where a page of messages is.
+#[derive(Serialize, ToSchema)]
+pub struct CursorInfo {
+    /// Messages on this page.
+    count: usize,
+    per_page: u32,
+    /// Where the next page starts; "0" when this is the last.
+    cursor: String,
+}
+
+/// Extension: every message, a page at a time, in no particular order, nothing leased.
+#[utoipa::path(
+    get,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages",
+    operation_id = "list_messages",
+    tag = "messages",
+    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    params(AccountPath, QueuePath, ListQuery),
+    responses(
+        (status = 200, description = "A page of messages.", body = Page<MessageView, CursorInfo>),
+        (status = 400, response = BadRequest),
+    ),
+)]
 pub async fn list(
     broker: web::Data<Broker>,
     who: Principal<MessagesPull>,
@@ -260,11 +427,10 @@ pub async fn list(
         .iter()
         .map(|(m, s)| MessageView::new(m, *s))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "success": true,
-        "errors": [],
-        "messages": [],
-        "result": views,
-        "result_info": {"count": views.len(), "per_page": per_page, "cursor": next_cursor},
-    })))
+    let info = CursorInfo {
+        count: views.len(),
+        per_page,
+        cursor: next_cursor,
+    };
+    Ok(ok_list(views, info))
 }

@@ -73,6 +73,17 @@ impl Scrape {
     }
 }
 
+/// Prometheus text exposition: per-queue gauges and counters, HTTP and Redis series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The exposition.", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 500, description = "The exposition could not be rendered (empty body)."),
+    ),
+)]
 pub async fn metrics(scrape: web::Data<Scrape>) -> HttpResponse {
     let stats = scrape.queue_stats().await;
     match scrape.metrics.render(&stats) {

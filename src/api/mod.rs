@@ -5,6 +5,7 @@ mod envelope;
 mod health;
 mod messages;
 mod metrics;
+pub mod openapi;
 mod queues;
 
 use actix_web::{HttpResponse, web};
@@ -77,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/openapi.json", web::get().to(openapi::serve))
         .service(web::scope("/client/v4").configure(accounts))
         .configure(accounts)
         .default_service(web::to(no_route));

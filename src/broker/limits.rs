@@ -20,6 +20,8 @@ pub const MAX_RETRIES: RangeInclusive<u64> = 0..=100;
 pub const RETENTION_SECONDS: RangeInclusive<u64> = 60..=1_209_600;
 pub const WAIT_TIME_MS: RangeInclusive<u64> = 0..=20_000;
 pub const DEDUP_WINDOW_SECONDS: RangeInclusive<u64> = 1..=86_400;
+/// `max_messages` of one redrive.
+pub const REDRIVE_MESSAGES: RangeInclusive<u64> = 1..=10_000;
 pub const DEDUP_ID_BYTES: usize = 128;
 /// Deepest nesting accepted in a JSON message body (serde_json's own default limit),
 /// so no consumer's parser is handed a stack-overflow bomb.
@@ -402,7 +404,7 @@ pub fn redrive(input: &RedriveInput) -> Result<(Option<QueueId>, u32), BrokerErr
         .transpose()?;
     let max = input
         .max_messages
-        .map(|v| whole(v, "max_messages", &(1..=10_000)))
+        .map(|v| whole(v, "max_messages", &REDRIVE_MESSAGES))
         .transpose()
         .map_err(BrokerError::InvalidSchema)?
         .unwrap_or(1_000);

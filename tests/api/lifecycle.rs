@@ -717,6 +717,12 @@ async fn single_messages_can_be_read_listed_and_deleted_in_any_state() {
     app.get(&format!("/queues/{queue}/messages?cursor=x"))
         .await
         .assert_error(400, 10207);
+    // One past u64::MAX: refused here, not handed to HSCAN (a Redis error, so a 503).
+    app.get(&format!(
+        "/queues/{queue}/messages?cursor=18446744073709551616"
+    ))
+    .await
+    .assert_error(400, 10207);
     // The lease of the deleted message acks nothing; the rest pull normally.
     assert_eq!(
         app.ack(

@@ -9,4 +9,5 @@ mod leases;
 mod lifecycle;
 mod messages;
 mod observability;
+mod openapi;
 mod queues;

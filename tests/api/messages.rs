@@ -64,6 +64,37 @@ async fn a_pushed_message_is_pulled_with_every_cloudflare_field() {
 }
 
 #[tokio::test]
+async fn empty_bodies_can_be_acked_and_deleted() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("empties").await;
+    for _ in 0..2 {
+        app.push(&queue, json!({"body": ""})).await.assert_ok();
+    }
+    let pulled = app.pull_messages(&queue, json!({"batch_size": 1})).await;
+    let acked = app
+        .ack(
+            &queue,
+            json!({"acks": [{"lease_id": pulled[0]["lease_id"]}]}),
+        )
+        .await;
+    assert_eq!(acked.assert_ok()["ackCount"], 1);
+    let listed = app.get(&format!("/queues/{queue}/messages")).await;
+    let id = listed.assert_ok()[0]["id"].as_str().expect("id").to_owned();
+    app.request(
+        reqwest::Method::DELETE,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await
+    .assert_ok();
+    let metrics = app.metrics(&queue).await;
+    assert_eq!(
+        (&metrics["backlog_count"], &metrics["backlog_bytes"]),
+        (&json!(0), &json!(0))
+    );
+}
+
+#[tokio::test]
 async fn json_bodies_are_delivered_as_their_json_text() {
     let app = spawn_app().await;
     let queue = app.create_queue("orders").await;

@@ -62,7 +62,8 @@ local function delete_messages(ids, records)
   redis.call('ZREM', K_LEASED, unpack(ids))
   redis.call('ZREM', K_DELAYED, unpack(ids))
   redis.call('HDEL', K_ORIGIN, unpack(ids))
-  redis.call('HINCRBY', K_META, 'bytes', -bytes)
+  -- Not when it is 0: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.
+  if bytes > 0 then redis.call('HINCRBY', K_META, 'bytes', -bytes) end
   forget_ages(K_AGE, K_AGE_COUNT, ages)
 end
 
