@@ -55,13 +55,15 @@ $(FUZZ_VENV)/.installed: tests/fuzz/requirements.txt
 	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/fuzz/requirements.txt
 	touch $@
 
-## HTTP fuzzing of a release broker (docs/reliability.md): schemathesis against
+## HTTP fuzzing of a broker process (docs/reliability.md): schemathesis against
 ## /openapi.json (FUZZ_EXAMPLES per operation, two passes) and hand-written hostile
 ## requests; fails on any 5xx, hang, or unbounded memory. Figures: target/fuzz-report.json.
+## CI runs a short form on the debug build: FUZZ_EXAMPLES=20 FUZZ_PROFILE=debug.
 FUZZ_EXAMPLES ?= 300
+FUZZ_PROFILE ?= release
 fuzz: redis $(FUZZ_VENV)/.installed
-	$(CARGO) build --release --quiet
-	$(FUZZ_VENV)/bin/python tests/fuzz/run.py --binary target/release/leaseq --examples $(FUZZ_EXAMPLES)
+	$(CARGO) build $(if $(filter release,$(FUZZ_PROFILE)),--release) --quiet
+	$(FUZZ_VENV)/bin/python tests/fuzz/run.py --binary target/$(FUZZ_PROFILE)/leaseq --examples $(FUZZ_EXAMPLES)
 
 ## cargo fuzz (nightly): the lease_id and request_body targets, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 300
