@@ -59,7 +59,7 @@ $(FUZZ_VENV)/.installed: tests/fuzz/requirements.txt
 ## /openapi.json (FUZZ_EXAMPLES per operation, two passes) and hand-written hostile
 ## requests; fails on any 5xx, hang, or unbounded memory. Figures: target/fuzz-report.json.
 ## CI runs a short form on the debug build: FUZZ_EXAMPLES=20 FUZZ_PROFILE=debug.
-FUZZ_EXAMPLES ?= 300
+FUZZ_EXAMPLES ?= 200
 FUZZ_PROFILE ?= release
 fuzz: redis $(FUZZ_VENV)/.installed
 	$(CARGO) build $(if $(filter release,$(FUZZ_PROFILE)),--release) --quiet
