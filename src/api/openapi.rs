@@ -185,6 +185,19 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The operations of a path, for the methods the API serves.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    let PathItem {
+        get,
+        put,
+        post,
+        delete,
+        patch,
+        ..
+    } = item;
+    [get, put, post, delete, patch].into_iter().flatten()
+}
+
 /// The errors every handler can meet before its own code runs, added to each operation
 /// from what it declares, so no annotation can forget one:
 /// - a token (the `Principal` extractor): 401, 403, 429, and 503 because every such
@@ -232,15 +245,7 @@ impl SharedErrors {
 impl Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let PathItem {
-                get,
-                put,
-                post,
-                delete,
-                patch,
-                ..
-            } = item;
-            for operation in [get, put, post, delete, patch].into_iter().flatten() {
+            for operation in operations(item) {
                 Self::operation(path, operation);
             }
         }
@@ -254,18 +259,7 @@ struct OptionalBodies;
 impl Modify for OptionalBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            let PathItem {
-                get,
-                put,
-                post,
-                delete,
-                patch,
-                ..
-            } = item;
-            let bodies = [get, put, post, delete, patch]
-                .into_iter()
-                .flatten()
-                .filter_map(|operation| operation.request_body.as_mut());
+            let bodies = operations(item).filter_map(|operation| operation.request_body.as_mut());
             for body in bodies {
                 for content in body.content.values_mut() {
                     if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema

@@ -32,6 +32,14 @@ fn log_file(path: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
+/// Kills the process with SIGKILL (what `start_kill` sends on Unix) and reaps it.
+async fn sigkill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
 /// The broker binary: `LEASEQ_BIN` when set, else the one cargo built for this test.
 fn broker_binary() -> PathBuf {
     std::env::var_os("LEASEQ_BIN")
@@ -78,10 +86,7 @@ impl BrokerProcess {
 
     /// SIGKILL: no shutdown hook runs, in-flight requests are cut.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
+        sigkill(&mut self.child).await;
     }
 
     /// Starts the process (again) on its port and waits until it answers `/healthz`.
@@ -164,10 +169,7 @@ impl RedisProcess {
     }
 
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
+        sigkill(&mut self.child).await;
     }
 
     pub async fn restart(&mut self) {
