@@ -47,7 +47,8 @@ bench: redis
 ## short form (20 000 messages) of the same tests.
 RELIABILITY_MESSAGES ?= 200000
 reliability: redis
-	LEASEQ_RELIABILITY_MESSAGES=$(RELIABILITY_MESSAGES) LEASEQ_RELIABILITY_REPORT=target/reliability.jsonl \
+	LEASEQ_RELIABILITY_MESSAGES=$(RELIABILITY_MESSAGES) LEASEQ_RELIABILITY_KILL_EVERY_MS=2000 \
+	LEASEQ_RELIABILITY_REPORT=target/reliability.jsonl \
 	  $(CARGO) test --release --test reliability -- --nocapture --test-threads 1
 
 $(FUZZ_VENV)/.installed: tests/fuzz/requirements.txt

@@ -28,7 +28,7 @@ async fn brokers_killed_mid_load_lose_no_acknowledged_message() {
     )
     .await;
 
-    let kill_every = Duration::from_millis(env_u64("LEASEQ_RELIABILITY_KILL_EVERY_MS", 2_000));
+    let kill_every = Duration::from_millis(env_u64("LEASEQ_RELIABILITY_KILL_EVERY_MS", 1_000));
     let started = Instant::now();
     let run = tokio::spawn(load.clone().drive());
     let mut kills = 0u64;

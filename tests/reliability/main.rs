@@ -10,8 +10,9 @@
 //!
 //! Sizes come from the environment, so CI runs a short form and `make reliability` the
 //! full one (see docs/reliability.md):
-//! `LEASEQ_RELIABILITY_MESSAGES` (default 10 000), `LEASEQ_RELIABILITY_KILL_EVERY_MS`
-//! (default 2 000), `LEASEQ_RELIABILITY_REPORT` (a file to append each run's figures to,
+//! `LEASEQ_RELIABILITY_MESSAGES` (default 20 000), `LEASEQ_RELIABILITY_KILL_EVERY_MS`
+//! (default 1 000, so even a fast short run sees several kills; `make reliability`
+//! uses 2 000), `LEASEQ_RELIABILITY_REPORT` (a file to append each run's figures to,
 //! as JSON lines).
 
 mod broker_kills;
