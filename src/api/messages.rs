@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::envelope::{ApiError, Envelope, JsonBody, Null, Page, ok, ok_list};
 use super::openapi::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge};
 use super::queues::QueuePath;
-use crate::auth::{MessagesPull, MessagesPush, Principal};
+use crate::auth::{MessagesPull, MessagesPush, Principal, QueuesWrite};
 use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{BacklogMetrics, ContentType, MessageId, MessageState, StoredMessage};
@@ -349,13 +349,14 @@ pub async fn get(
     Ok(ok(MessageView::new(&message, state)))
 }
 
-/// Extension: deletes one message, whatever its state.
+/// Extension: deletes one message, whatever its state. Needs `queues:write`: it bypasses
+/// leases, so a pull-only consumer must not hold it.
 #[utoipa::path(
     delete,
     path = "/accounts/{account_id}/queues/{queue_id}/messages/{message_id}",
     operation_id = "delete_message",
     tag = "messages",
-    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
     params(AccountPath, MessagePath),
     responses(
         (status = 200, description = "Deleted.", body = Envelope<Null>),
@@ -364,7 +365,7 @@ pub async fn get(
 )]
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
+    who: Principal<QueuesWrite>,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
     let queue = parse_queue_id(&path.queue_id)?;
@@ -397,12 +398,13 @@ pub struct CursorInfo {
 }
 
 /// Extension: every message, a page at a time, in no particular order, nothing leased.
+/// Needs `queues:write`: it reads every body without a lease.
 #[utoipa::path(
     get,
     path = "/accounts/{account_id}/queues/{queue_id}/messages",
     operation_id = "list_messages",
     tag = "messages",
-    security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
     params(AccountPath, QueuePath, ListQuery),
     responses(
         (status = 200, description = "A page of messages.", body = Page<MessageView, CursorInfo>),
@@ -411,7 +413,7 @@ pub struct CursorInfo {
 )]
 pub async fn list(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
+    who: Principal<QueuesWrite>,
     path: web::Path<QueuePath>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {

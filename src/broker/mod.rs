@@ -77,6 +77,7 @@ const WARN_NOT_CURRENT: &str =
     "lease is no longer current: it expired or the message was redelivered";
 
 const FORBIDDEN_QUEUE_NAME: &str = "the token does not grant this queue name";
+const FORBIDDEN_DLQ_NAME: &str = "the token does not grant the dead_letter_queue named";
 
 pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
     QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
@@ -267,12 +268,17 @@ impl Broker {
         input: &ConsumerInput,
     ) -> Result<(QueueName, Consumer), BrokerError> {
         let (dead_letter_queue, settings) = limits::consumer(input)?;
-        if let Some(dlq) = &dead_letter_queue
-            && self.get_queue(access, queue).await?.name == *dlq
-        {
-            return Err(BrokerError::schema(
-                "dead_letter_queue must be another queue",
-            ));
+        if let Some(dlq) = &dead_letter_queue {
+            // Dead letters move (and a missing dead-letter queue is created) with the
+            // account's rights, so a token may only name a queue it could reach itself.
+            if !access.allows(dlq) {
+                return Err(BrokerError::Forbidden(FORBIDDEN_DLQ_NAME.into()));
+            }
+            if self.get_queue(access, queue).await?.name == *dlq {
+                return Err(BrokerError::schema(
+                    "dead_letter_queue must be another queue",
+                ));
+            }
         }
         let consumer = Consumer {
             id: id.unwrap_or_else(ConsumerId::generate),
@@ -745,6 +751,11 @@ impl Broker {
         input: &RedriveInput,
     ) -> Result<u64, BrokerError> {
         let (source, max) = limits::redrive(input)?;
+        // The messages go back into their source queues: a named source the token cannot
+        // reach does not exist for it (unnamed ones out of reach are left where they are).
+        if let Some(source) = source {
+            self.get_queue(access, source).await?;
+        }
         let entries = self
             .store
             .redrivable(access, queue, source, max)

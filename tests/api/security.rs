@@ -1,0 +1,248 @@
+//! Regression tests of the security review (issue 19): each reproduces a finding.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ACCOUNT, Reply, TestApp, spawn_app};
+
+const ALL_SCOPES: &str = "queues:read queues:write messages:push messages:pull";
+
+/// A request with `token` instead of the app's own.
+async fn send_as(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    app.send_raw(request).await
+}
+
+/// Pulls everything from `queue` with `token` and retries it, so that with
+/// `max_retries: 0` every message is dead-lettered.
+async fn pull_and_retry_all(app: &TestApp, token: &str, queue: &str) {
+    let pulled = send_as(
+        app,
+        token,
+        Method::POST,
+        &format!("/queues/{queue}/messages/pull"),
+        Some(json!({"batch_size": 100})),
+    )
+    .await;
+    let retries: Vec<Value> = pulled.assert_ok()["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| json!({"lease_id": m["lease_id"]}))
+        .collect();
+    assert!(!retries.is_empty());
+    let acked = send_as(
+        app,
+        token,
+        Method::POST,
+        &format!("/queues/{queue}/messages/ack"),
+        Some(json!({"retries": retries})),
+    )
+    .await;
+    assert_eq!(acked.assert_ok()["retryCount"], retries.len());
+}
+
+#[tokio::test]
+async fn a_queue_limited_token_cannot_name_a_dead_letter_queue_outside_its_queues() {
+    let app = spawn_app().await;
+    let a = app.create_queue("a").await;
+    let payments = app.create_queue("payments").await;
+    let limited = app.mint(&[ACCOUNT], ALL_SCOPES, Some(&["a"]));
+
+    // Into an existing queue the token cannot see, by create and by replace.
+    let create = send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &format!("/queues/{a}/consumers"),
+        Some(json!({"type": "http_pull", "dead_letter_queue": "payments", "settings": {"max_retries": 0}})),
+    )
+    .await;
+    create.assert_error(403, 9109);
+    let consumer = app
+        .post(
+            &format!("/queues/{a}/consumers"),
+            json!({"type": "http_pull"}),
+        )
+        .await;
+    let consumer_id = consumer.assert_ok()["consumer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let replace = send_as(
+        &app,
+        &limited,
+        Method::PUT,
+        &format!("/queues/{a}/consumers/{consumer_id}"),
+        Some(json!({"type": "http_pull", "dead_letter_queue": "payments", "settings": {"max_retries": 0}})),
+    )
+    .await;
+    replace.assert_error(403, 9109);
+
+    // Nothing it does can then move a message into `payments`.
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &format!("/queues/{a}/messages"),
+        Some(json!({"body": "x"})),
+    )
+    .await
+    .assert_ok();
+    pull_and_retry_all(&app, &limited, &a).await;
+    assert_eq!(app.metrics(&payments).await["backlog_count"], 0);
+}
+
+#[tokio::test]
+async fn a_queue_limited_token_cannot_create_a_queue_through_a_dead_letter_queue_name() {
+    let app = spawn_app().await;
+    let a = app.create_queue("a").await;
+    let limited = app.mint(&[ACCOUNT], ALL_SCOPES, Some(&["a"]));
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        "/queues",
+        Some(json!({"queue_name": "evil-new-queue"})),
+    )
+    .await
+    .assert_error(403, 9109);
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &format!("/queues/{a}/consumers"),
+        Some(json!({"type": "http_pull", "dead_letter_queue": "evil-new-queue", "settings": {"max_retries": 0}})),
+    )
+    .await
+    .assert_error(403, 9109);
+    let names: Vec<Value> = app
+        .get("/queues")
+        .await
+        .assert_ok()
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| q["queue_name"].clone())
+        .collect();
+    assert_eq!(names, [json!("a")]);
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_inside_the_tokens_queues_is_accepted() {
+    let app = spawn_app().await;
+    let a = app.create_queue("a").await;
+    let limited = app.mint(&[ACCOUNT], ALL_SCOPES, Some(&["a", "a-dead"]));
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &format!("/queues/{a}/consumers"),
+        Some(json!({"type": "http_pull", "dead_letter_queue": "a-dead", "settings": {"max_retries": 0}})),
+    )
+    .await
+    .assert_ok();
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &format!("/queues/{a}/messages"),
+        Some(json!({"body": "x"})),
+    )
+    .await
+    .assert_ok();
+    pull_and_retry_all(&app, &limited, &a).await;
+    let queues = send_as(&app, &limited, Method::GET, "/queues", None).await;
+    let dead = queues
+        .assert_ok()
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue_name"] == "a-dead")
+        .expect("the dead-letter queue was created")["queue_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 1);
+}
+
+#[tokio::test]
+async fn a_redrive_never_writes_into_a_queue_outside_the_tokens_queues() {
+    let app = spawn_app().await;
+    let payments = app.create_queue("payments").await;
+    let dead = app.create_queue("dead").await;
+    app.post(
+        &format!("/queues/{payments}/consumers"),
+        json!({"type": "http_pull", "dead_letter_queue": "dead", "settings": {"max_retries": 0}}),
+    )
+    .await
+    .assert_ok();
+    app.push(&payments, json!({"body": "invoice"}))
+        .await
+        .assert_ok();
+    pull_and_retry_all(&app, &app.token, &payments).await;
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 1);
+
+    let limited = app.mint(&[ACCOUNT], ALL_SCOPES, Some(&["dead"]));
+    let path = format!("/queues/{dead}/redrive");
+    send_as(
+        &app,
+        &limited,
+        Method::POST,
+        &path,
+        Some(json!({"source_queue_id": payments})),
+    )
+    .await
+    .assert_error(404, 10104);
+    let any = send_as(&app, &limited, Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(any.assert_ok(), &json!({"redriven": 0}));
+    assert_eq!(app.metrics(&payments).await["backlog_count"], 0);
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 1);
+
+    // The whole account may.
+    let all = app.post(&path, json!({"source_queue_id": payments})).await;
+    assert_eq!(all.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(app.metrics(&payments).await["backlog_count"], 1);
+}
+
+#[tokio::test]
+async fn a_pull_only_token_can_neither_list_bodies_nor_delete_messages_without_a_lease() {
+    let app = spawn_app().await;
+    let q = app.create_queue("jobs").await;
+    app.push(&q, json!({"body": "secret"})).await.assert_ok();
+    let message = app
+        .post(&format!("/queues/{q}/messages/peek"), json!({}))
+        .await;
+    let id = message.assert_ok()["messages"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let consumer = app.mint(&[ACCOUNT], "messages:pull", None);
+    let list = format!("/queues/{q}/messages");
+    let one = format!("/queues/{q}/messages/{id}");
+    send_as(&app, &consumer, Method::GET, &list, None)
+        .await
+        .assert_error(403, 9109);
+    send_as(&app, &consumer, Method::DELETE, &one, None)
+        .await
+        .assert_error(403, 9109);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 1);
+
+    let admin = app.mint(&[ACCOUNT], "queues:write", None);
+    let page = send_as(&app, &admin, Method::GET, &list, None).await;
+    assert_eq!(page.assert_ok()[0]["body"], "secret");
+    send_as(&app, &admin, Method::DELETE, &one, None)
+        .await
+        .assert_ok();
+    assert_eq!(app.metrics(&q).await["backlog_count"], 0);
+}
