@@ -348,7 +348,7 @@ impl Bench {
                 purged_ms: None,
             };
             self.store
-                .create_queue(&queue)
+                .create_queue(&queue, 0)
                 .await
                 .map_err(|e| e.to_string())?;
             let target = RawTarget {
@@ -526,7 +526,7 @@ impl Bench {
                         purged_ms: None,
                     };
                     store
-                        .create_queue(&queue)
+                        .create_queue(&queue, 0)
                         .await
                         .map_err(|e| e.to_string())?;
                     store

@@ -25,7 +25,8 @@ use crate::model::{
     QueueName, QueueSettings, StoredMessage, now_ms,
 };
 use crate::store::{
-    Acked, ConsumerWrite, PullReply, RetryOutcome, Store, StoreError, UpdateQueue, Wakeups,
+    Acked, ConsumerWrite, CreateQueue, PullReply, RetryOutcome, Store, StoreError, UpdateQueue,
+    Wakeups,
 };
 
 impl From<StoreError> for BrokerError {
@@ -143,11 +144,6 @@ impl Broker {
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
         }
-        if self.store.count_queues(&access.account).await? >= self.limits.queues_per_account {
-            return Err(BrokerError::TooManyQueues {
-                limit: self.limits.queues_per_account,
-            });
-        }
         let now = now_ms();
         let queue = Queue {
             id: QueueId::generate(),
@@ -159,8 +155,11 @@ impl Broker {
             consumer: None,
             purged_ms: None,
         };
-        if !self.store.create_queue(&queue).await? {
-            return Err(BrokerError::QueueNameTaken);
+        let limit = self.limits.queues_per_account;
+        match self.store.create_queue(&queue, limit).await? {
+            CreateQueue::Created => {}
+            CreateQueue::NameTaken => return Err(BrokerError::QueueNameTaken),
+            CreateQueue::TooManyQueues => return Err(BrokerError::TooManyQueues { limit }),
         }
         // No message can expire before a retention period from now.
         let retention_ms = u64::from(queue.settings.message_retention_period) * 1000;

@@ -258,8 +258,13 @@ impl Store {
 
     // ---- queues ------------------------------------------------------------------
 
-    /// Writes a new queue and claims its name. `Ok(false)` when the name is taken.
-    pub async fn create_queue(&self, queue: &Queue) -> Result<bool, StoreError> {
+    /// Writes a new queue and claims its name, unless the account already holds
+    /// `max_queues` names.
+    pub async fn create_queue(
+        &self,
+        queue: &Queue,
+        max_queues: usize,
+    ) -> Result<CreateQueue, StoreError> {
         let keys = self.keys.queue(queue.id);
         let mut inv = self.scripts.create_queue.prepare_invoke();
         inv.key(&keys.meta);
@@ -272,12 +277,14 @@ impl Store {
         }
         // The metadata exists before the name points at it, so a name whose queue has
         // no metadata can only be left over from an interrupted delete.
-        if self
-            .claim_name(&queue.account, &queue.name, queue.id)
+        let outcome = match self
+            .claim_name(&queue.account, &queue.name, queue.id, max_queues)
             .await?
         {
-            return Ok(true);
-        }
+            Claim::Claimed => return Ok(CreateQueue::Created),
+            Claim::Taken => CreateQueue::NameTaken,
+            Claim::AccountFull => CreateQueue::TooManyQueues,
+        };
         let mut conn = self.conn.clone();
         self.run(
             redis::cmd("UNLINK")
@@ -285,16 +292,18 @@ impl Store {
                 .query_async::<()>(&mut conn),
         )
         .await?;
-        Ok(false)
+        Ok(outcome)
     }
 
-    /// Points `name` at `id`, taking it over from a queue that no longer exists.
+    /// Points `name` at `id`, taking it over from a queue that no longer exists. A new
+    /// name is refused once the account holds `max_names` (0: no limit).
     async fn claim_name(
         &self,
         account: &AccountId,
         name: &QueueName,
         id: QueueId,
-    ) -> Result<bool, StoreError> {
+        max_names: usize,
+    ) -> Result<Claim, StoreError> {
         let index = self.keys.account_queues(account);
         let mut takeover = String::new();
         // Two rounds: the second may take over a stale holder found by the first.
@@ -303,11 +312,15 @@ impl Store {
             inv.key(&index)
                 .arg(name.as_str())
                 .arg(id.to_string())
-                .arg(&takeover);
-            let holder = text(&self.invoke("claim_name", &inv).await?)?;
-            if holder.is_empty() {
-                return Ok(true);
+                .arg(&takeover)
+                .arg(max_names);
+            let reply = array(self.invoke("claim_name", &inv).await?)?;
+            match int(first(&reply)?)? {
+                1 => return Ok(Claim::Claimed),
+                2 => return Ok(Claim::AccountFull),
+                _ => {}
             }
+            let holder = reply.get(1).map(text).transpose()?.unwrap_or_default();
             let Some(holder_id) = QueueId::parse(&holder) else {
                 takeover = holder;
                 continue;
@@ -321,11 +334,11 @@ impl Store {
                 )
                 .await?;
             if exists {
-                return Ok(false);
+                return Ok(Claim::Taken);
             }
             takeover = holder;
         }
-        Ok(false)
+        Ok(Claim::Taken)
     }
 
     async fn release_name(
@@ -339,17 +352,6 @@ impl Store {
             .arg(name.as_str())
             .arg(id.to_string());
         self.invoke("release_name", &inv).await.map(|_| ())
-    }
-
-    /// Number of names the account holds (an upper bound on its queues).
-    pub async fn count_queues(&self, account: &AccountId) -> Result<usize, StoreError> {
-        let mut conn = self.conn.clone();
-        self.run(
-            redis::cmd("HLEN")
-                .arg(self.keys.account_queues(account))
-                .query_async(&mut conn),
-        )
-        .await
     }
 
     /// Every queue of the account, oldest first, in two round trips.
@@ -416,7 +418,13 @@ impl Store {
         now_ms: u64,
     ) -> Result<UpdateQueue, StoreError> {
         let renaming = *name != current.name;
-        if renaming && !self.claim_name(&current.account, name, current.id).await? {
+        // A rename holds both names for a moment: not a new queue, so no limit.
+        if renaming
+            && self
+                .claim_name(&current.account, name, current.id, 0)
+                .await?
+                != Claim::Claimed
+        {
             return Ok(UpdateQueue::NameTaken);
         }
         let keys = self.keys.queue(current.id);
@@ -1093,6 +1101,23 @@ impl Store {
         }
         Ok(Some(backlog(&reply)?))
     }
+}
+
+/// The outcome of [`Store::create_queue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateQueue {
+    Created,
+    NameTaken,
+    /// The account already holds as many queue names as it may.
+    TooManyQueues,
+}
+
+/// The outcome of claiming a queue name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Claimed,
+    Taken,
+    AccountFull,
 }
 
 /// The outcome of [`Store::update_queue`].

@@ -246,3 +246,17 @@ async fn a_pull_only_token_can_neither_list_bodies_nor_delete_messages_without_a
         .assert_ok();
     assert_eq!(app.metrics(&q).await["backlog_count"], 0);
 }
+
+#[tokio::test]
+async fn concurrent_creates_never_overshoot_the_queues_per_account_limit() {
+    let app = crate::helpers::spawn_app_with(|s| s.limits.queues_per_account = 20).await;
+    let creates = (0..80).map(|i| app.post("/queues", json!({"queue_name": format!("q-{i}")})));
+    let replies = futures_util::future::join_all(creates).await;
+    let created = replies.iter().filter(|r| r.status.is_success()).count();
+    for refused in replies.iter().filter(|r| !r.status.is_success()) {
+        refused.assert_error(409, 10110);
+    }
+    assert_eq!(created, 20);
+    let listed = app.get("/queues").await;
+    assert_eq!(listed.assert_ok().as_array().expect("queues").len(), 20);
+}
