@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
-use crate::store::Store;
+use crate::store::{LeaseOutcome, Store};
 
 /// One delivered message: the handle to ack it with, and its body.
 pub struct Delivery {
@@ -172,7 +172,7 @@ impl Target {
                     .messages
                     .into_iter()
                     .map(|m| Delivery {
-                        handle: m.id.to_string(),
+                        handle: format!("{}:{}", m.id, m.lease_generation),
                         body: m.body,
                     })
                     .collect())
@@ -194,9 +194,16 @@ impl Target {
                 Ok(envelope.result.ack_count + envelope.result.retry_count)
             }
             Target::Raw(raw) => {
-                let ids = handles
+                // A raw handle is `<message id>:<lease generation>`.
+                let leases = handles
                     .iter()
-                    .map(|h| MessageId::parse(h).ok_or_else(|| format!("bad message id {h}")))
+                    .map(|h| {
+                        h.split_once(':')
+                            .and_then(|(id, generation)| {
+                                Some((MessageId::parse(id)?, generation.parse().ok()?))
+                            })
+                            .ok_or_else(|| format!("bad raw handle {h}"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 // A raw retry needs the lease generation; the backlog scenario only retries over HTTP.
                 if retry {
@@ -204,11 +211,15 @@ impl Target {
                 }
                 let acked = raw
                     .store
-                    .ack(&raw.access, raw.queue, &ids, &[], now_ms())
+                    .ack(&raw.access, raw.queue, &leases, &[], now_ms())
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "queue not found".to_owned())?;
-                Ok(acked.acked.into_iter().filter(|&a| a).count())
+                Ok(acked
+                    .acked
+                    .into_iter()
+                    .filter(|&a| a == LeaseOutcome::Applied)
+                    .count())
             }
         }
     }

@@ -25,7 +25,7 @@ use crate::model::{
     QueueName, QueueSettings, StoredMessage, now_ms,
 };
 use crate::store::{
-    Acked, ConsumerWrite, CreateQueue, PullReply, RetryOutcome, Store, StoreError, UpdateQueue,
+    Acked, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, Store, StoreError, UpdateQueue,
     Wakeups,
 };
 
@@ -79,6 +79,24 @@ const WARN_NOT_CURRENT: &str =
 
 const FORBIDDEN_QUEUE_NAME: &str = "the token does not grant this queue name";
 const FORBIDDEN_DLQ_NAME: &str = "the token does not grant the dead_letter_queue named";
+
+/// Counts an applied lease operation, or records why `lease_id` changed nothing.
+fn tally(
+    result: LeaseOutcome,
+    lease_id: String,
+    applied: &mut usize,
+    warnings: &mut BTreeMap<String, String>,
+) {
+    let why = match result {
+        LeaseOutcome::Applied => {
+            *applied += 1;
+            return;
+        }
+        LeaseOutcome::NoSuchMessage => WARN_NO_MESSAGE,
+        LeaseOutcome::LeaseNotCurrent => WARN_NOT_CURRENT,
+    };
+    warnings.insert(lease_id, why.into());
+}
 
 pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
     QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
@@ -456,7 +474,7 @@ impl Broker {
         for lease_id in request.acks {
             match self.leases.verify(&access.account, queue, &lease_id) {
                 Some(lease) => {
-                    acks.push(lease.message_id);
+                    acks.push((lease.message_id, lease.generation));
                     ack_lease_ids.push(lease_id);
                 }
                 None => {
@@ -488,23 +506,21 @@ impl Broker {
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         self.after_burial(access, queue, buried).await;
-        for (lease_id, deleted) in ack_lease_ids.into_iter().zip(acked) {
-            if deleted {
-                outcome.ack_count += 1;
-            } else {
-                outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
-            }
+        for (lease_id, result) in ack_lease_ids.into_iter().zip(acked) {
+            tally(
+                result,
+                lease_id,
+                &mut outcome.ack_count,
+                &mut outcome.warnings,
+            );
         }
         for (lease_id, result) in retry_lease_ids.into_iter().zip(retried) {
-            match result {
-                RetryOutcome::Retried => outcome.retry_count += 1,
-                RetryOutcome::NoSuchMessage => {
-                    outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
-                }
-                RetryOutcome::LeaseNotCurrent => {
-                    outcome.warnings.insert(lease_id, WARN_NOT_CURRENT.into());
-                }
-            }
+            tally(
+                result,
+                lease_id,
+                &mut outcome.retry_count,
+                &mut outcome.warnings,
+            );
         }
         Ok(outcome)
     }
@@ -537,15 +553,12 @@ impl Broker {
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         for (lease_id, result) in lease_ids.into_iter().zip(results) {
-            match result {
-                RetryOutcome::Retried => outcome.extend_count += 1,
-                RetryOutcome::NoSuchMessage => {
-                    outcome.warnings.insert(lease_id, WARN_NO_MESSAGE.into());
-                }
-                RetryOutcome::LeaseNotCurrent => {
-                    outcome.warnings.insert(lease_id, WARN_NOT_CURRENT.into());
-                }
-            }
+            tally(
+                result,
+                lease_id,
+                &mut outcome.extend_count,
+                &mut outcome.warnings,
+            );
         }
         Ok(outcome)
     }

@@ -12,32 +12,50 @@ use crate::model::{
 #[error("corrupt data in Redis: {0}")]
 pub struct CorruptData(pub String);
 
-/// A message record: `<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>`.
-/// The Lua scripts read and rewrite the same header (see `lua/lib.lua`).
+/// A message record, version 2:
+/// `2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>`.
+///
+/// `entry_generation` is the queue's lease sequence when the message entered the queue
+/// (0 for a push; a fresh value when a dead-letter move or a redrive brings it back), so
+/// leases from an earlier life, all numbered at or below it, ack nothing. Version 1
+/// records (`<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>`, written before
+/// the field existed) read as entry generation 0. The Lua scripts read and rewrite the
+/// same header (`parse_record` and `record` in `lua/lib.lua`).
 pub fn encode_record(content_type: ContentType, timestamp_ms: u64, body: &str) -> String {
-    let tag = match content_type {
-        ContentType::Text => 't',
-        ContentType::Json => 'j',
-    };
-    let mut rec = String::with_capacity(body.len() + 24);
-    rec.push(tag);
+    let mut rec = String::with_capacity(body.len() + 26);
+    rec.push(RECORD_V2);
+    rec.push(content_tag(content_type));
     rec.push_str(&timestamp_ms.to_string());
-    rec.push_str(":0:0:");
+    rec.push_str(":0:0:0:");
     rec.push_str(body);
     rec
+}
+
+const RECORD_V2: char = '2';
+
+fn content_tag(content_type: ContentType) -> char {
+    match content_type {
+        ContentType::Text => 't',
+        ContentType::Json => 'j',
+    }
 }
 
 pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData> {
     let corrupt = || CorruptData(format!("message record {id:?}"));
     let id = MessageId::parse(id).ok_or_else(corrupt)?;
+    // Version 2 has one more number (the entry generation) than version 1.
+    let (rec, fields) = match rec.first() {
+        Some(b'2') => (&rec[1..], 4),
+        _ => (rec, 3),
+    };
     let content_type = match rec.first() {
         Some(b't') => ContentType::Text,
         Some(b'j') => ContentType::Json,
         _ => return Err(corrupt()),
     };
     let mut rest = &rec[1..];
-    let mut numbers = [0u64; 3];
-    for n in &mut numbers {
+    let mut numbers = [0u64; 4];
+    for n in &mut numbers[..fields] {
         let colon = rest.iter().position(|&b| b == b':').ok_or_else(corrupt)?;
         *n = std::str::from_utf8(&rest[..colon])
             .ok()
@@ -155,7 +173,7 @@ mod tests {
     fn records_round_trip() {
         let id = MessageId::generate();
         let rec = encode_record(ContentType::Json, 1_710_950_954_154, r#"{"a":"b:c"}"#);
-        assert_eq!(rec, r#"j1710950954154:0:0:{"a":"b:c"}"#);
+        assert_eq!(rec, r#"2j1710950954154:0:0:0:{"a":"b:c"}"#);
         let msg = decode_record(&id.to_string(), rec.as_bytes()).expect("decodes");
         assert_eq!(msg.id, id);
         assert_eq!(msg.content_type, ContentType::Json);
@@ -165,9 +183,31 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_are_still_read() {
+        let id = MessageId::generate();
+        let msg = decode_record(&id.to_string(), b"t1710950954154:3:42:1:2:body").expect("decodes");
+        assert_eq!(msg.content_type, ContentType::Text);
+        assert_eq!((msg.attempts, msg.lease_generation), (3, 42));
+        assert_eq!(msg.body, "1:2:body");
+        let v2 =
+            decode_record(&id.to_string(), b"2t1710950954154:3:42:7:1:2:body").expect("decodes");
+        assert_eq!((v2.attempts, v2.lease_generation), (3, 42));
+        assert_eq!(v2.body, "1:2:body");
+    }
+
+    #[test]
     fn corrupt_records_are_errors_not_panics() {
         let id = MessageId::generate().to_string();
-        for bad in ["", "x1:0:0:", "t1:0:", "tx:0:0:", "t1:99999999999:0:b"] {
+        for bad in [
+            "",
+            "x1:0:0:",
+            "t1:0:",
+            "tx:0:0:",
+            "t1:99999999999:0:b",
+            "2t1:0:0:",
+            "2x1:0:0:0:",
+            "2",
+        ] {
             assert!(decode_record(&id, bad.as_bytes()).is_err(), "{bad:?}");
         }
     }

@@ -7,7 +7,7 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `P:{Q}:meta` | HASH | `account`, `name`, `created_ms`, `modified_ms`, `delivery_delay`, `delivery_paused`, `retention`, `bytes` (sum of body sizes), `lease_seq` (last lease generation), consumer `c_*` fields |
-//! | `P:{Q}:msg` | HASH | message id → record `<t\|j><timestamp_ms>:<attempts>:<lease_generation>:<body>` |
+//! | `P:{Q}:msg` | HASH | message id → record `2<t\|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>` (see `codec.rs`) |
 //! | `P:{Q}:ready` | LIST | ids visible now, oldest first (may hold ids of messages acked after their lease expired; skipped when popped) |
 //! | `P:{Q}:delayed` | ZSET | id → time (ms) the message becomes visible |
 //! | `P:{Q}:leased` | ZSET | id → lease expiry (ms) |
@@ -95,10 +95,10 @@ pub enum PullReply {
 /// What an ack request did.
 #[derive(Debug, Clone)]
 pub struct Acked {
-    /// Whether each ack deleted a message, in order.
-    pub acked: Vec<bool>,
+    /// The outcome of each ack, in order (applied: the message was deleted).
+    pub acked: Vec<LeaseOutcome>,
     /// The outcome of each retry, in order.
-    pub retried: Vec<RetryOutcome>,
+    pub retried: Vec<LeaseOutcome>,
     /// Retried messages that had used up their deliveries and left the queue.
     pub buried: u64,
 }
@@ -124,12 +124,25 @@ pub struct DeadLetters {
     pub entries: Vec<(String, Vec<u8>)>,
 }
 
-/// The outcome of one retry in an ack request.
+/// What one ack, retry or extension of a lease did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryOutcome {
-    Retried,
+pub enum LeaseOutcome {
+    Applied,
     NoSuchMessage,
+    /// Expired or superseded (a retry or extension), or from before the message was
+    /// dead-lettered or redriven back (any of them).
     LeaseNotCurrent,
+}
+
+impl LeaseOutcome {
+    /// The status the scripts return: 1 applied, 2 not current, anything else no message.
+    fn from_status(status: i64) -> Self {
+        match status {
+            1 => LeaseOutcome::Applied,
+            2 => LeaseOutcome::LeaseNotCurrent,
+            _ => LeaseOutcome::NoSuchMessage,
+        }
+    }
 }
 
 /// Whether a consumer write went through.
@@ -610,7 +623,7 @@ impl Store {
         &self,
         access: &Access,
         queue: QueueId,
-        acks: &[MessageId],
+        acks: &[(MessageId, u64)],
         retries: &[(MessageId, u64, Option<u32>)],
         now_ms: u64,
     ) -> Result<Option<Acked>, StoreError> {
@@ -618,8 +631,8 @@ impl Store {
         let mut inv = self.scripts.ack.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg()).arg(now_ms).arg(acks.len());
-        for id in acks {
-            inv.arg(id.to_string());
+        for (id, generation) in acks {
+            inv.arg(id.to_string()).arg(*generation);
         }
         for (id, generation, delay) in retries {
             inv.arg(id.to_string())
@@ -638,14 +651,13 @@ impl Store {
             );
         }
         let (ack_statuses, retry_statuses) = statuses.split_at(acks.len());
-        let acked = ack_statuses.iter().map(|&s| s == 1).collect();
+        let acked = ack_statuses
+            .iter()
+            .map(|&s| LeaseOutcome::from_status(s))
+            .collect();
         let retried = retry_statuses
             .iter()
-            .map(|&s| match s {
-                1 => RetryOutcome::Retried,
-                2 => RetryOutcome::LeaseNotCurrent,
-                _ => RetryOutcome::NoSuchMessage,
-            })
+            .map(|&s| LeaseOutcome::from_status(s))
             .collect();
         Ok(Some(Acked {
             acked,
@@ -662,7 +674,7 @@ impl Store {
         queue: QueueId,
         leases: &[(MessageId, u64, Option<u64>)],
         now_ms: u64,
-    ) -> Result<Option<Vec<RetryOutcome>>, StoreError> {
+    ) -> Result<Option<Vec<LeaseOutcome>>, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.extend.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
@@ -678,13 +690,7 @@ impl Store {
         }
         reply[1..]
             .iter()
-            .map(|v| {
-                Ok(match int(v)? {
-                    1 => RetryOutcome::Retried,
-                    2 => RetryOutcome::LeaseNotCurrent,
-                    _ => RetryOutcome::NoSuchMessage,
-                })
-            })
+            .map(|v| Ok(LeaseOutcome::from_status(int(v)?)))
             .collect::<Result<Vec<_>, CorruptData>>()
             .map(Some)
             .map_err(StoreError::from)

@@ -260,3 +260,93 @@ async fn concurrent_creates_never_overshoot_the_queues_per_account_limit() {
     let listed = app.get("/queues").await;
     assert_eq!(listed.assert_ok().as_array().expect("queues").len(), 20);
 }
+
+#[tokio::test]
+async fn a_lease_from_before_a_dead_letter_move_and_redrive_acks_nothing() {
+    let app = spawn_app().await;
+    let q = app.create_queue("jobs").await;
+    let dead = app.create_queue("jobs-dead").await;
+    app.post(
+        &format!("/queues/{q}/consumers"),
+        json!({"type": "http_pull", "dead_letter_queue": "jobs-dead", "settings": {"max_retries": 0}}),
+    )
+    .await
+    .assert_ok();
+    app.push(&q, json!({"body": "work"})).await.assert_ok();
+    let first = app
+        .pull_messages(&q, json!({"visibility_timeout_ms": 1}))
+        .await;
+    let old_lease = first[0]["lease_id"].clone();
+    // The lease expires; the next pull finds the last delivery failed and dead-letters it.
+    crate::helpers::eventually(std::time::Duration::from_secs(5), || async {
+        assert!(app.pull_messages(&q, json!({})).await.is_empty());
+        (app.metrics(&dead).await["backlog_count"] == 1).then_some(())
+    })
+    .await;
+    let redriven = app
+        .post(&format!("/queues/{dead}/redrive"), json!({}))
+        .await;
+    assert_eq!(redriven.assert_ok(), &json!({"redriven": 1}));
+
+    let stale = app
+        .ack(&q, json!({"acks": [{"lease_id": old_lease}]}))
+        .await;
+    let stale = stale.assert_ok();
+    assert_eq!(
+        (stale["ackCount"].clone(), stale["retryCount"].clone()),
+        (json!(0), json!(0))
+    );
+    assert!(stale["warnings"][old_lease.as_str().expect("lease")].is_string());
+    assert_eq!(
+        app.metrics(&q).await["backlog_count"],
+        1,
+        "the redriven message stays"
+    );
+
+    let again = app.pull_messages(&q, json!({})).await;
+    assert_eq!(
+        (again[0]["body"].clone(), again[0]["attempts"].clone()),
+        (json!("work"), json!(1))
+    );
+    let fresh = app
+        .ack(&q, json!({"acks": [{"lease_id": again[0]["lease_id"]}]}))
+        .await;
+    assert_eq!(fresh.assert_ok()["ackCount"], 1);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 0);
+}
+
+#[tokio::test]
+async fn records_written_before_the_entry_generation_existed_still_pull_and_ack() {
+    let app = spawn_app().await;
+    let q = app.create_queue("jobs").await;
+    app.push(&q, json!({"body": "a:1:b"})).await.assert_ok();
+    let peeked = app
+        .post(&format!("/queues/{q}/messages/peek"), json!({}))
+        .await;
+    let peeked = &peeked.assert_ok()["messages"][0];
+    let (id, timestamp) = (peeked["id"].as_str().expect("id"), &peeked["timestamp_ms"]);
+    // Rewrite the record in the version 1 layout: no version byte, no entry generation.
+    let client = redis::Client::open(app.redis_url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{}:{{{q}}}:msg", app.prefix))
+        .arg(id)
+        .arg(format!("t{timestamp}:0:0:a:1:b"))
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+
+    let pulled = app.pull_messages(&q, json!({})).await;
+    assert_eq!(
+        (pulled[0]["body"].clone(), pulled[0]["attempts"].clone()),
+        (json!("a:1:b"), json!(1))
+    );
+    let acked = app
+        .ack(&q, json!({"acks": [{"lease_id": pulled[0]["lease_id"]}]}))
+        .await;
+    assert_eq!(acked.assert_ok()["ackCount"], 1);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 0);
+}

@@ -2,10 +2,10 @@
 -- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
 --       age_count, dead); see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
--- ARGV[4 .. 3+A]: ids to ack
+-- ARGV[4 .. 3+2A]: per ack, 2 values: id, lease generation
 -- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
 -- Returns: {NOT_FOUND} or {1, buried, status per ack..., status per retry...}
---   ack status:   1 deleted, 0 no such message
+--   ack status:   1 deleted, 0 no such message, 2 lease from before the message re-entered
 --   retry status: 1 retried (or, after its last allowed delivery, buried),
 --                 0 no such message, 2 lease no longer current
 
@@ -17,22 +17,30 @@ local default_delay = tonumber(meta[2] or '0')
 local max_deliveries = tonumber(meta[3] or '3') + 1
 local out = {1, 0}
 
--- An ack needs only an authentic lease and a live message: even an expired lease acks
--- (Cloudflare's rule: the work was done).
+-- An ack needs only an authentic lease of the message's present life: even an expired
+-- lease acks (Cloudflare's rule: the work was done), but not one issued before the
+-- message was dead-lettered or redriven back (its generation is at most the entry's).
 local deleted = {}
+local first_retry = 4 + 2 * ack_count
 if ack_count > 0 then
-  local ids = {}
-  for i = 4, 3 + ack_count do ids[#ids + 1] = ARGV[i] end
+  local ids, gens = {}, {}
+  for i = 4, first_retry - 1, 2 do
+    ids[#ids + 1] = ARGV[i]
+    gens[#gens + 1] = tonumber(ARGV[i + 1])
+  end
   local records = redis.call('HMGET', K_MSG, unpack(ids))
   local gone, gone_records = {}, {}
   for i, id in ipairs(ids) do
-    if records[i] and not deleted[id] then
+    local rec = records[i]
+    if not rec or deleted[id] then
+      out[#out + 1] = 0
+    elseif gens[i] <= select(6, parse_record(rec)) then
+      out[#out + 1] = 2
+    else
       deleted[id] = true
       gone[#gone + 1] = id
-      gone_records[#gone_records + 1] = records[i]
+      gone_records[#gone_records + 1] = rec
       out[#out + 1] = 1
-    else
-      out[#out + 1] = 0
     end
   end
   if #gone > 0 then
@@ -43,7 +51,7 @@ end
 
 -- A retry needs the lease to be current: same generation and not yet expired.
 local ready, delayed, dead, dead_records = {}, {}, {}, {}
-for i = 4 + ack_count, #ARGV, 3 do
+for i = first_retry, #ARGV, 3 do
   local id, gen, delay = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local rec = (not deleted[id]) and redis.call('HGET', K_MSG, id)
   if not rec then

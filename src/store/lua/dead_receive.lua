@@ -10,6 +10,9 @@
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local records, ready, ages, ages_ids, bytes = {}, {}, {}, {}, 0
 local origins = {}
+-- Leases of the message's earlier lives (here or elsewhere) are numbered below this, so
+-- they cannot ack it now (ack.lua).
+local entry = redis.call('HINCRBY', K_META, 'lease_seq', 1)
 for i = 3, #ARGV, 2 do
   local id, rec = ARGV[i], ARGV[i + 1]
   if redis.call('HEXISTS', K_MSG, id) == 0 then
@@ -17,7 +20,7 @@ for i = 3, #ARGV, 2 do
     local ct, ts, _, _, offset = parse_record(rec)
     local body = string.sub(rec, offset)
     records[#records + 1] = id
-    records[#records + 1] = ct .. ts .. ':0:0:' .. body
+    records[#records + 1] = record(ct, ts, 0, 0, entry, body)
     ready[#ready + 1] = id
     if ARGV[2] ~= '' then
       origins[#origins + 1] = id

@@ -1,12 +1,25 @@
 -- Shared helpers, prepended to every script by scripts.rs.
 --
--- Message record (a field of the `msg` hash):
---   "<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>"
--- The header is tiny and the body is stored once, verbatim.
-
+-- Message record (a field of the `msg` hash), version 2 (see codec.rs):
+--   "2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>"
+-- The header is tiny and the body is stored once, verbatim. entry_generation is the
+-- queue's lease_seq when the message entered it (0 for a push), so leases from a life
+-- before a dead-letter move or a redrive are recognisably older. Version 1 records
+-- ("<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>") read as entry 0.
+-- Returns content tag, timestamp (text), attempts, lease generation, body offset, entry.
 local function parse_record(rec)
-  local ct, ts, attempts, gen, offset = string.match(rec, '^([tj])(%d+):(%d+):(%d+):()')
-  return ct, ts, tonumber(attempts), tonumber(gen), offset
+  local ct, ts, attempts, gen, entry, offset =
+    string.match(rec, '^2([tj])(%d+):(%d+):(%d+):(%d+):()')
+  if not ct then
+    ct, ts, attempts, gen, offset = string.match(rec, '^([tj])(%d+):(%d+):(%d+):()')
+    entry = '0'
+  end
+  return ct, ts, tonumber(attempts), tonumber(gen), offset, tonumber(entry)
+end
+
+-- A version 2 record.
+local function record(ct, ts, attempts, gen, entry, body)
+  return '2' .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
 end
 
 -- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.

@@ -53,9 +53,9 @@ local expiry = now + timeout
 local updated, leases = {}, {}
 local out = {1, 0, 0, 0, buried, 0}
 for i, id in ipairs(ids) do
-  local ct, ts, attempts, _, offset = parse_record(records[i])
+  local ct, ts, attempts, _, offset, entry = parse_record(records[i])
   local gen = last_gen - #ids + i
-  local rec = ct .. ts .. ':' .. (attempts + 1) .. ':' .. gen .. ':' .. string.sub(records[i], offset)
+  local rec = record(ct, ts, attempts + 1, gen, entry, string.sub(records[i], offset))
   updated[#updated + 1] = id
   updated[#updated + 1] = rec
   leases[#leases + 1] = expiry
