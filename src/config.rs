@@ -181,6 +181,9 @@ impl Settings {
                 "limits must satisfy 0 < message_bytes <= batch_bytes <= request_bytes",
             );
         }
+        if l.reply_bytes < l.message_bytes {
+            return invalid("limits.reply_bytes must be at least limits.message_bytes");
+        }
         if l.batch_messages == 0 || l.queues_per_account == 0 || l.ack_entries == 0 {
             return invalid(
                 "limits.batch_messages, queues_per_account and ack_entries must be at least 1",

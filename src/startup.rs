@@ -61,6 +61,7 @@ impl Application {
             key_prefix: settings.redis.key_prefix.clone(),
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,
+            reply_bytes: settings.limits.reply_bytes,
         })?
         .with_metrics(metrics.clone());
         let scrape = web::Data::new(api::Scrape::new(

@@ -182,6 +182,7 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         key_prefix: settings.redis.key_prefix.clone(),
         timeout: Duration::from_secs(30),
         reveal_batch: settings.redis.reveal_batch,
+        reply_bytes: settings.limits.reply_bytes,
     })
     .map_err(|e| e.to_string())?;
     let redis = redis::Client::open(settings.redis.url.as_str())

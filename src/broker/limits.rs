@@ -74,6 +74,9 @@ pub struct Limits {
     pub ack_entries: usize,
     /// Shortest `message_retention_period` accepted, seconds (Cloudflare: 60).
     pub min_retention_period: u64,
+    /// Most message bytes one reply carries (pull, peek, list), and one dead-letter or
+    /// redrive step moves; at least one message always fits.
+    pub reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +89,7 @@ impl Default for Limits {
             queues_per_account: 10_000,
             ack_entries: 1_000,
             min_retention_period: 60,
+            reply_bytes: 4 * 1024 * 1024,
         }
     }
 }

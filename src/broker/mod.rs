@@ -625,7 +625,7 @@ impl Broker {
             let ids: Vec<&str> = letters.entries.iter().map(|(id, _)| id.as_str()).collect();
             self.store.forget_dead_letters(access, queue, &ids).await?;
             moved += ids.len() as u64;
-            if letters.entries.len() < PAGE as usize {
+            if !letters.more {
                 return Ok(moved);
             }
         }

@@ -69,6 +69,9 @@ pub struct StoreOptions {
     pub timeout: Duration,
     /// Most delayed messages, and most expired leases, made visible per pull.
     pub reveal_batch: u32,
+    /// Most message-record bytes one script reply carries (pull, peek, list, dead-letter
+    /// and redrive moves); at least one message always fits.
+    pub reply_bytes: usize,
 }
 
 /// What a pull found.
@@ -122,6 +125,8 @@ pub struct DeadLetters {
     pub dead_letter_queue: Option<QueueName>,
     /// `(message id, record)` as the source queue held them.
     pub entries: Vec<(String, Vec<u8>)>,
+    /// More dead letters wait beyond these.
+    pub more: bool,
 }
 
 /// What one ack, retry or extension of a lease did.
@@ -163,6 +168,7 @@ pub struct Store {
     scripts: Arc<Scripts>,
     timeout: Duration,
     reveal_batch: u32,
+    reply_bytes: usize,
 }
 
 impl Store {
@@ -185,6 +191,7 @@ impl Store {
             scripts: Arc::new(Scripts::load()),
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
+            reply_bytes: options.reply_bytes,
         })
     }
 
@@ -586,7 +593,8 @@ impl Store {
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
             .arg(visibility_timeout_ms.unwrap_or(0))
-            .arg(self.reveal_batch);
+            .arg(self.reveal_batch)
+            .arg(self.reply_bytes);
         let reply = array(self.invoke("pull", &inv).await?)?;
         match int(first(&reply)?)? {
             1 => Ok(PullReply::Pulled(decode_pulled(&reply)?)),
@@ -609,7 +617,8 @@ impl Store {
         inv.arg(access.script_arg())
             .arg(now_ms)
             .arg(batch_size.unwrap_or(0))
-            .arg(self.reveal_batch);
+            .arg(self.reveal_batch)
+            .arg(self.reply_bytes);
         let reply = array(self.invoke("peek", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
@@ -908,7 +917,10 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.message_list.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(access.script_arg()).arg(cursor).arg(per_page);
+        inv.arg(access.script_arg())
+            .arg(cursor)
+            .arg(per_page)
+            .arg(self.reply_bytes);
         let reply = array(self.invoke("message_list", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
@@ -960,19 +972,21 @@ impl Store {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.dead_outbox.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(access.script_arg()).arg(max);
+        inv.arg(access.script_arg()).arg(max).arg(self.reply_bytes);
         let reply = array(self.invoke("dead_outbox", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);
         }
         let name = reply.get(1).map(text).transpose()?.unwrap_or_default();
-        let entries = reply[2..]
+        let more = count(&reply, 2)? == 1;
+        let entries = reply[3..]
             .chunks_exact(2)
             .map(|pair| Ok((text(&pair[0])?, bytes(&pair[1])?.to_vec())))
             .collect::<Result<Vec<_>, CorruptData>>()?;
         Ok(Some(DeadLetters {
             dead_letter_queue: QueueName::parse(&name),
             entries,
+            more,
         }))
     }
 
@@ -1016,7 +1030,8 @@ impl Store {
         Self::message_keys(&mut inv, &keys);
         inv.arg(access.script_arg())
             .arg(source.map(|q| q.to_string()).unwrap_or_default())
-            .arg(max);
+            .arg(max)
+            .arg(self.reply_bytes);
         let reply = array(self.invoke("redrive_take", &inv).await?)?;
         if int(first(&reply)?)? != 1 {
             return Ok(None);

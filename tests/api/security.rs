@@ -350,3 +350,152 @@ async fn records_written_before_the_entry_generation_existed_still_pull_and_ack(
     assert_eq!(acked.assert_ok()["ackCount"], 1);
     assert_eq!(app.metrics(&q).await["backlog_count"], 0);
 }
+
+/// Bodies of `size` bytes, numbered, `n` of them, pushed two per batch.
+async fn push_large(app: &TestApp, queue: &str, n: usize, size: usize) {
+    for pair in (0..n).collect::<Vec<_>>().chunks(2) {
+        let messages: Vec<Value> = pair
+            .iter()
+            .map(|i| json!({"body": format!("{i:04}{}", "x".repeat(size - 4))}))
+            .collect();
+        app.push_batch(queue, json!({"messages": messages}))
+            .await
+            .assert_ok();
+    }
+}
+
+fn body_bytes(messages: &[Value]) -> usize {
+    messages
+        .iter()
+        .map(|m| m["body"].as_str().expect("body").len())
+        .sum()
+}
+
+#[tokio::test]
+async fn pull_peek_and_list_replies_are_capped_by_bytes_and_lose_nothing() {
+    const BUDGET: usize = 300_000;
+    const SIZE: usize = 30_000;
+    let app = crate::helpers::spawn_app_with(|s| s.limits.reply_bytes = BUDGET).await;
+    let q = app.create_queue("big").await;
+    push_large(&app, &q, 40, SIZE).await;
+
+    let peeked = app
+        .post(
+            &format!("/queues/{q}/messages/peek"),
+            json!({"batch_size": 100}),
+        )
+        .await;
+    let peeked = peeked.assert_ok()["messages"]
+        .as_array()
+        .expect("messages")
+        .clone();
+    assert!(
+        !peeked.is_empty() && body_bytes(&peeked) <= BUDGET,
+        "peek: {}",
+        peeked.len()
+    );
+
+    // Pages of the listing stay near the budget and, followed by cursor, cover everything once.
+    let mut listed = Vec::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = app
+            .get(&format!(
+                "/queues/{q}/messages?per_page=1000&cursor={cursor}"
+            ))
+            .await;
+        let messages = page.assert_ok().as_array().expect("page").clone();
+        assert!(
+            body_bytes(&messages) <= BUDGET + SIZE,
+            "a page of {} messages",
+            messages.len()
+        );
+        listed.extend(
+            messages
+                .iter()
+                .map(|m| m["body"].as_str().expect("body")[..4].to_owned()),
+        );
+        cursor = page.body["result_info"]["cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), 40);
+
+    // Pulls return at most the budget; what does not fit stays at the head, in order.
+    let mut pulled = Vec::new();
+    while pulled.len() < 40 {
+        let batch = app.pull_messages(&q, json!({"batch_size": 100})).await;
+        assert!(
+            !batch.is_empty() && body_bytes(&batch) <= BUDGET,
+            "pull: {}",
+            batch.len()
+        );
+        pulled.extend(
+            batch
+                .iter()
+                .map(|m| m["body"].as_str().expect("body")[..4].to_owned()),
+        );
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("{i:04}")).collect();
+    assert_eq!(pulled, expected);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 40);
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_reply_budget_is_still_delivered_alone() {
+    let app = crate::helpers::spawn_app_with(|s| s.limits.reply_bytes = 128_000).await;
+    let q = app.create_queue("big").await;
+    push_large(&app, &q, 2, 127_990).await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.pull_messages(&q, json!({"batch_size": 10})).await.len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn dead_letter_moves_and_redrives_go_in_capped_steps_and_move_everything() {
+    const BUDGET: usize = 300_000;
+    let app = crate::helpers::spawn_app_with(|s| s.limits.reply_bytes = BUDGET).await;
+    let q = app.create_queue("big").await;
+    let dead = app.create_queue("big-dead").await;
+    app.post(
+        &format!("/queues/{q}/consumers"),
+        json!({"type": "http_pull", "dead_letter_queue": "big-dead", "settings": {"max_retries": 0}}),
+    )
+    .await
+    .assert_ok();
+    push_large(&app, &q, 40, 30_000).await;
+    // Lease everything, then retry it all in one ack: 40 dead letters (1.2 MB) at once.
+    let mut leases = Vec::new();
+    while leases.len() < 40 {
+        let batch = app.pull_messages(&q, json!({"batch_size": 100})).await;
+        leases.extend(batch.iter().map(|m| json!({"lease_id": m["lease_id"]})));
+    }
+    let retried = app.ack(&q, json!({"retries": leases})).await;
+    assert_eq!(retried.assert_ok()["retryCount"], 40);
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 40);
+
+    let mut redriven = 0;
+    loop {
+        let step = app
+            .post(&format!("/queues/{dead}/redrive"), json!({}))
+            .await;
+        let n = step.assert_ok()["redriven"].as_u64().expect("count");
+        assert!(n <= 10, "one step moved {n}");
+        if n == 0 {
+            break;
+        }
+        redriven += n;
+    }
+    assert_eq!(redriven, 40);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 40);
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 0);
+}

@@ -2,26 +2,46 @@
 -- pages, not by age).
 -- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: cursor ('0' to start)
--- ARGV[3]: page size hint
+-- ARGV[3]: page size hint   ARGV[4]: most record bytes in the reply
 -- Returns: {NOT_FOUND} or {1, next_cursor ('0' at the end), id1, record1, state1, until1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local page = redis.call('HSCAN', K_MSG, ARGV[2], 'COUNT', tonumber(ARGV[3]))
-local out = {1, page[1]}
-local entries = page[2]
-for i = 1, #entries, 2 do
-  local id = entries[i]
-  local state, until_ms = 'ready', 0
-  local leased = redis.call('ZSCORE', K_LEASED, id)
-  if leased then
-    state, until_ms = 'leased', tonumber(leased)
-  else
-    local delayed = redis.call('ZSCORE', K_DELAYED, id)
-    if delayed then state, until_ms = 'delayed', tonumber(delayed) end
+local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {1, '0'}
+local cursor, listed, size = ARGV[2], 0, 0
+-- Small HSCAN steps, each taken whole (a cursor cannot resume inside one), until the page
+-- has `want` messages or its records reach the budget. A step asks for no more records
+-- than the budget has room for at the size of the largest seen so far (one to start),
+-- so a reply overshoots the budget by about one record. The steps are bounded too, as
+-- HSCAN may return empty ones.
+local biggest = 0
+for _ = 1, want do
+  local step = 1
+  if biggest > 0 then
+    step = math.max(1, math.min(want - listed, 10, math.floor((budget - size) / biggest)))
   end
-  out[#out + 1] = id
-  out[#out + 1] = entries[i + 1]
-  out[#out + 1] = state
-  out[#out + 1] = until_ms
+  local page = redis.call('HSCAN', K_MSG, cursor, 'COUNT', step)
+  cursor = page[1]
+  local entries = page[2]
+  for i = 1, #entries, 2 do
+    local id = entries[i]
+    local state, until_ms = 'ready', 0
+    local leased = redis.call('ZSCORE', K_LEASED, id)
+    if leased then
+      state, until_ms = 'leased', tonumber(leased)
+    else
+      local delayed = redis.call('ZSCORE', K_DELAYED, id)
+      if delayed then state, until_ms = 'delayed', tonumber(delayed) end
+    end
+    out[#out + 1] = id
+    out[#out + 1] = entries[i + 1]
+    out[#out + 1] = state
+    out[#out + 1] = until_ms
+    listed = listed + 1
+    size = size + #entries[i + 1]
+    biggest = math.max(biggest, #entries[i + 1])
+  end
+  if cursor == '0' or listed >= want or size >= budget then break end
 end
+out[2] = cursor
 return out

@@ -3,6 +3,7 @@
 --       age_count, dead); see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's, else 5)   ARGV[4]: most due messages made visible per call
+-- ARGV[5]: most record bytes in the reply (at least one message is always shown)
 -- Returns: {NOT_FOUND} or
 --          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
@@ -17,7 +18,8 @@ local buried = make_due_visible(tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(m
 
 local b = backlog(K_META, K_MSG, K_AGE)
 local out = {1, b[1], b[2], b[3], buried, 0}
-local found, start = 0, 0
+local budget = tonumber(ARGV[5])
+local found, start, size = 0, 0, 0
 -- Bounded: skips at most a few windows of ids whose message was already acked.
 for _ = 1, 4 do
   if found >= batch then break end
@@ -26,10 +28,13 @@ for _ = 1, 4 do
   start = start + #ids
   local records = redis.call('HMGET', K_MSG, unpack(ids))
   for i, id in ipairs(ids) do
-    if records[i] and found < batch then
+    local rec = records[i]
+    if rec and found < batch then
+      if found > 0 and size + #rec > budget then return out end
       found = found + 1
+      size = size + #rec
       out[#out + 1] = id
-      out[#out + 1] = records[i]
+      out[#out + 1] = rec
     end
   end
 end

@@ -5,6 +5,7 @@
 -- ARGV[3]: batch_size (0 = consumer's setting, else 5)
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else 30000)
 -- ARGV[5]: most due messages made visible per call
+-- ARGV[6]: most record bytes in the reply (at least one message is always leased)
 -- Returns: {NOT_FOUND}, {PAUSED}, or
 --          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
 --           id1, record1, ...}
@@ -27,18 +28,31 @@ local max_deliveries = tonumber(meta[5] or '3') + 1
 local buried = make_due_visible(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '')
 
 -- Acks of expired leases leave ids on the ready list without a record (removing them
--- from the list would be O(N)); they are dropped here as they reach the head.
-local ids, records = {}, {}
-while #ids < batch do
+-- from the list would be O(N)); they are dropped here as they reach the head. Once the
+-- records reach the reply budget, the rest of what was popped goes back to the head.
+local budget = tonumber(ARGV[6])
+local ids, records, size, unused = {}, {}, 0, {}
+while #ids < batch and #unused == 0 do
   local popped = redis.call('LPOP', K_READY, batch - #ids)
   if not popped then break end
   local found = redis.call('HMGET', K_MSG, unpack(popped))
   for i, id in ipairs(popped) do
-    if found[i] then
-      ids[#ids + 1] = id
-      records[#records + 1] = found[i]
+    local rec = found[i]
+    if rec then
+      if #unused > 0 or (#ids > 0 and size + #rec > budget) then
+        unused[#unused + 1] = id
+      else
+        ids[#ids + 1] = id
+        records[#records + 1] = rec
+        size = size + #rec
+      end
     end
   end
+end
+if #unused > 0 then
+  local back = {}
+  for i = #unused, 1, -1 do back[#back + 1] = unused[i] end
+  redis.call('LPUSH', K_READY, unpack(back))
 end
 
 local b

@@ -2,12 +2,12 @@
 -- came from another queue, optionally only from one.
 -- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: source queue id ('' = any)
--- ARGV[3]: most messages
+-- ARGV[3]: most messages   ARGV[4]: most record bytes in the reply (at least one message)
 -- Returns: {NOT_FOUND} or {1, id1, record1, source1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local want, most = ARGV[2], tonumber(ARGV[3])
-local out, taken, cursor = {1}, 0, '0'
+local want, most, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, taken, cursor, size = {1}, 0, '0', 0
 repeat
   local page = redis.call('HSCAN', K_ORIGIN, cursor, 'COUNT', 200)
   cursor = page[1]
@@ -16,7 +16,10 @@ repeat
     local id, source = entries[i], entries[i + 1]
     if taken < most and (want == '' or want == source) then
       local rec = redis.call('HGET', K_MSG, id)
-      if rec then
+      if rec and taken > 0 and size + #rec > budget then
+        most = taken
+      elseif rec then
+        size = size + #rec
         out[#out + 1] = id
         out[#out + 1] = rec
         out[#out + 1] = source
