@@ -95,11 +95,7 @@ pub fn request_body(data: &[u8]) {
 
     check::<QueueInput>(data, |input| {
         limits::queue_name(input.queue_name.as_deref())?;
-        limits::queue_settings(
-            input.settings.as_ref(),
-            QueueSettings::default(),
-            limits.min_retention_period,
-        )?;
+        limits::queue_settings(input.settings.as_ref(), QueueSettings::default(), &limits)?;
         Ok(())
     });
     check::<ConsumerInput>(data, |input| {

@@ -244,6 +244,12 @@ pub struct QueueSettings {
     /// Extension: seconds a message's `dedup_id` is remembered; a repeat within it is
     /// accepted and not stored again.
     pub dedup_window_seconds: u32,
+    /// Extension: most unacked messages the queue holds; a push beyond is refused.
+    /// 0: the deployment's `limits.max_backlog_messages`, which also caps this.
+    pub max_backlog_messages: u64,
+    /// Extension: most body bytes of unacked messages the queue holds; a push beyond is
+    /// refused. 0: the deployment's `limits.max_backlog_bytes`, which also caps this.
+    pub max_backlog_bytes: u64,
 }
 
 impl Default for QueueSettings {
@@ -253,6 +259,8 @@ impl Default for QueueSettings {
             delivery_paused: false,
             message_retention_period: 345_600,
             dedup_window_seconds: 300,
+            max_backlog_messages: 0,
+            max_backlog_bytes: 0,
         }
     }
 }

@@ -541,7 +541,13 @@ impl Bench {
                         dedup_id: None,
                     };
                     store
-                        .push(&Access::account(account.clone()), queue.id, &[message], now)
+                        .push(
+                            &Access::account(account.clone()),
+                            queue.id,
+                            &[message],
+                            crate::store::BacklogQuota::NONE,
+                            now,
+                        )
                         .await
                         .map_err(|e| e.to_string())?;
                     ids.push(queue.id);

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
-use crate::store::{LeaseOutcome, Store};
+use crate::store::{BacklogQuota, LeaseOutcome, PushReply, Store};
 
 /// One delivered message: the handle to ack it with, and its body.
 pub struct Delivery {
@@ -124,12 +124,16 @@ impl Target {
                         dedup_id: None,
                     })
                     .collect();
-                raw.store
-                    .push(&raw.access, raw.queue, &messages, now_ms())
+                let quota = BacklogQuota::NONE;
+                match raw
+                    .store
+                    .push(&raw.access, raw.queue, &messages, quota, now_ms())
                     .await
                     .map_err(|e| e.to_string())?
-                    .map(|_| ())
-                    .ok_or_else(|| "queue not found".to_owned())
+                {
+                    PushReply::Pushed(_) => Ok(()),
+                    other => Err(format!("push refused: {other:?}")),
+                }
             }
         }
     }

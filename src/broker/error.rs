@@ -45,6 +45,11 @@ pub enum BrokerError {
     MessageNotFound,
     #[error("queue delivery is paused")]
     QueueDeliveryPaused,
+    /// 0 means no limit of that kind.
+    #[error(
+        "the queue is full: its backlog may hold at most {messages} messages and {bytes} bytes (0: no limit); retry when consumers have caught up"
+    )]
+    BacklogFull { messages: u64, bytes: u64 },
     #[error("rate limited: retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the request body did not arrive within {secs} s")]
@@ -79,6 +84,7 @@ impl BrokerError {
             ConsumerNotFound => (10120, 404),
             ConsumerExists => (10121, 409),
             QueueDeliveryPaused => (10252, 409),
+            BacklogFull { .. } => (10260, 429),
             MessageNotFound => (10130, 404),
             RateLimited { .. } => (971, 429),
             RequestTimeout { .. } => (10210, 408),

@@ -84,6 +84,15 @@ pub struct QueueSettingsInput {
     /// Extension: seconds a message's `dedup_id` is remembered.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400)]
     pub dedup_window_seconds: Option<f64>,
+    /// Extension: most unacked messages the queue holds (a push beyond is 429, code
+    /// 10260); 0 for the deployment's `limits.max_backlog_messages`, which also caps it.
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub max_backlog_messages: Option<f64>,
+    /// Extension: most body bytes of unacked messages the queue holds (a push beyond is
+    /// 429, code 10260); 0 for the deployment's `limits.max_backlog_bytes`, which also
+    /// caps it.
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub max_backlog_bytes: Option<f64>,
 }
 
 /// A queue to create (`queue_name` is required), or its new name and settings (PUT

@@ -77,6 +77,11 @@ pub struct Limits {
     /// Most message bytes one reply carries (pull, peek, list), and one dead-letter or
     /// redrive step moves; at least one message always fits.
     pub reply_bytes: usize,
+    /// Most unacked messages per queue (0: no limit); a queue's setting may lower it.
+    pub max_backlog_messages: u64,
+    /// Most body bytes of unacked messages per queue (0: no limit); a queue's setting
+    /// may lower it.
+    pub max_backlog_bytes: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +95,8 @@ impl Default for Limits {
             ack_entries: 1_000,
             min_retention_period: 60,
             reply_bytes: 4 * 1024 * 1024,
+            max_backlog_messages: 10_000_000,
+            max_backlog_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -362,8 +369,9 @@ impl Limits {
 pub fn queue_settings(
     input: Option<&QueueSettingsInput>,
     base: QueueSettings,
-    min_retention: u64,
+    limits: &Limits,
 ) -> Result<QueueSettings, BrokerError> {
+    let min_retention = limits.min_retention_period;
     let Some(input) = input else { return Ok(base) };
     let mut settings = base;
     if let Some(v) = input.delivery_delay {
@@ -385,6 +393,20 @@ pub fn queue_settings(
             &(min_retention..=*RETENTION_SECONDS.end()),
         )
         .map_err(BrokerError::InvalidSchema)? as u32;
+    }
+    // A queue may lower the deployment's quota, never raise it.
+    // Lua numbers are doubles: above 2^53 a quota would no longer compare exactly.
+    const LARGEST_QUOTA: u64 = (1 << 53) - 1;
+    let quota = |v: f64, name: &str, most: u64| {
+        let most = if most == 0 { LARGEST_QUOTA } else { most };
+        whole(v, &format!("settings.{name}"), &(0..=most)).map_err(BrokerError::InvalidSchema)
+    };
+    if let Some(v) = input.max_backlog_messages {
+        settings.max_backlog_messages =
+            quota(v, "max_backlog_messages", limits.max_backlog_messages)?;
+    }
+    if let Some(v) = input.max_backlog_bytes {
+        settings.max_backlog_bytes = quota(v, "max_backlog_bytes", limits.max_backlog_bytes)?;
     }
     Ok(settings)
 }
@@ -651,7 +673,8 @@ mod tests {
         };
         let input: QueueSettingsInput =
             serde_json::from_value(json!({"delivery_paused": true})).expect("input");
-        let patched = queue_settings(Some(&input), base, 60).expect("valid");
+        let limits = Limits::default();
+        let patched = queue_settings(Some(&input), base, &limits).expect("valid");
         assert_eq!(
             patched,
             QueueSettings {
@@ -661,10 +684,39 @@ mod tests {
         );
         let short: QueueSettingsInput =
             serde_json::from_value(json!({"message_retention_period": 59})).expect("input");
-        assert!(queue_settings(Some(&short), base, 60).is_err());
+        assert!(queue_settings(Some(&short), base, &limits).is_err());
+        let floor_of_one = Limits {
+            min_retention_period: 1,
+            ..Limits::default()
+        };
         assert!(
-            queue_settings(Some(&short), base, 1).is_ok(),
+            queue_settings(Some(&short), base, &floor_of_one).is_ok(),
             "a configured floor applies"
         );
+    }
+
+    #[test]
+    fn a_queue_may_lower_the_backlog_quota_but_not_raise_it() {
+        let limits = Limits {
+            max_backlog_messages: 100,
+            max_backlog_bytes: 0,
+            ..Limits::default()
+        };
+        let base = QueueSettings::default();
+        let settings = |v: serde_json::Value| -> QueueSettingsInput {
+            serde_json::from_value(v).expect("input")
+        };
+        let lower = settings(json!({"max_backlog_messages": 10, "max_backlog_bytes": 5000}));
+        let lowered = queue_settings(Some(&lower), base, &limits).expect("valid");
+        assert_eq!(
+            (lowered.max_backlog_messages, lowered.max_backlog_bytes),
+            (10, 5000)
+        );
+        let higher = settings(json!({"max_backlog_messages": 101}));
+        assert!(queue_settings(Some(&higher), base, &limits).is_err());
+        let unlimited_bytes = settings(json!({"max_backlog_bytes": 9_007_199_254_740_991u64}));
+        assert!(queue_settings(Some(&unlimited_bytes), base, &limits).is_ok());
+        let beyond_doubles = settings(json!({"max_backlog_bytes": 9_007_199_254_740_993u64}));
+        assert!(queue_settings(Some(&beyond_doubles), base, &limits).is_err());
     }
 }

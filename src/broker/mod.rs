@@ -21,12 +21,12 @@ use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 
 use crate::model::{
-    Access, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, Queue, QueueId,
-    QueueName, QueueSettings, StoredMessage, now_ms,
+    Access, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, NewMessage, Queue,
+    QueueId, QueueName, QueueSettings, StoredMessage, now_ms,
 };
 use crate::store::{
-    Acked, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, Store, StoreError, UpdateQueue,
-    Wakeups,
+    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, PushReply, Store,
+    StoreError, UpdateQueue, Wakeups,
 };
 
 impl From<StoreError> for BrokerError {
@@ -157,7 +157,7 @@ impl Broker {
         let settings = limits::queue_settings(
             input.settings.as_ref(),
             QueueSettings::default(),
-            self.limits.min_retention_period,
+            &self.limits,
         )?;
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
@@ -232,11 +232,7 @@ impl Broker {
         } else {
             QueueSettings::default()
         };
-        let settings = limits::queue_settings(
-            input.settings.as_ref(),
-            base,
-            self.limits.min_retention_period,
-        )?;
+        let settings = limits::queue_settings(input.settings.as_ref(), base, &self.limits)?;
         match self
             .store
             .update_queue(&current, &name, &settings, now_ms())
@@ -357,10 +353,8 @@ impl Broker {
         input: &MessageInput,
     ) -> Result<BacklogMetrics, BrokerError> {
         let message = self.limits.push(input)?;
-        self.store
-            .push(access, queue, std::slice::from_ref(&message), now_ms())
-            .await?
-            .ok_or(BrokerError::QueueNotFound)
+        self.store_pushed(access, queue, std::slice::from_ref(&message))
+            .await
     }
 
     /// All or nothing: the whole batch is validated, then stored in one atomic step.
@@ -371,10 +365,31 @@ impl Broker {
         input: &BatchInput,
     ) -> Result<BacklogMetrics, BrokerError> {
         let messages = self.limits.batch(input)?;
-        self.store
-            .push(access, queue, &messages, now_ms())
+        self.store_pushed(access, queue, &messages).await
+    }
+
+    async fn store_pushed(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        messages: &[NewMessage],
+    ) -> Result<BacklogMetrics, BrokerError> {
+        let quota = BacklogQuota {
+            messages: self.limits.max_backlog_messages,
+            bytes: self.limits.max_backlog_bytes,
+        };
+        match self
+            .store
+            .push(access, queue, messages, quota, now_ms())
             .await?
-            .ok_or(BrokerError::QueueNotFound)
+        {
+            PushReply::Pushed(backlog) => Ok(backlog),
+            PushReply::QueueNotFound => Err(BrokerError::QueueNotFound),
+            PushReply::BacklogFull(quota) => Err(BrokerError::BacklogFull {
+                messages: quota.messages,
+                bytes: quota.bytes,
+            }),
+        }
     }
 
     pub async fn pull(

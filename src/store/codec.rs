@@ -96,6 +96,8 @@ pub fn settings_fields(settings: &QueueSettings, modified_ms: u64) -> Vec<(&'sta
         ),
         ("retention", settings.message_retention_period.to_string()),
         ("dedup_window", settings.dedup_window_seconds.to_string()),
+        ("max_messages", settings.max_backlog_messages.to_string()),
+        ("max_bytes", settings.max_backlog_bytes.to_string()),
     ]
 }
 
@@ -124,6 +126,11 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
     let text = |field: &'static str| fields.get(field).ok_or_else(|| corrupt(field));
     let number = |field: &'static str| -> Result<u64, CorruptData> {
         text(field)?.parse().map_err(|_| corrupt(field))
+    };
+    let optional_number = |field: &'static str| -> Result<u64, CorruptData> {
+        fields
+            .get(field)
+            .map_or(Ok(0), |v| v.parse().map_err(|_| corrupt(field)))
     };
     let small = |field: &'static str| -> Result<u32, CorruptData> {
         u32::try_from(number(field)?).map_err(|_| corrupt(field))
@@ -159,6 +166,9 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
                 .get("dedup_window")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(QueueSettings::default().dedup_window_seconds),
+            // Queues written before the quota existed have none of their own.
+            max_backlog_messages: optional_number("max_messages")?,
+            max_backlog_bytes: optional_number("max_bytes")?,
         },
         consumer,
         purged_ms: fields.get("purged_ms").and_then(|v| v.parse().ok()),
@@ -225,6 +235,8 @@ mod tests {
                 delivery_paused: true,
                 message_retention_period: 60,
                 dedup_window_seconds: 300,
+                max_backlog_messages: 7,
+                max_backlog_bytes: 8,
             },
             consumer: None,
             purged_ms: None,

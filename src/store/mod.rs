@@ -87,6 +87,32 @@ pub struct Pulled {
     pub next_visible_ms: Option<u64>,
 }
 
+/// The most a queue may hold (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogQuota {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl BacklogQuota {
+    pub const NONE: Self = Self {
+        messages: 0,
+        bytes: 0,
+    };
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub enum PushReply {
+    Pushed(BacklogMetrics),
+    QueueNotFound,
+    /// Nothing was stored: the new messages would pass this quota.
+    BacklogFull(BacklogQuota),
+}
+
+/// `BACKLOG_FULL` in `lua/lib.lua`.
+const BACKLOG_FULL: i64 = -3;
+
 /// What a pull got.
 #[derive(Debug, Clone)]
 pub enum PullReply {
@@ -550,12 +576,16 @@ impl Store {
         access: &Access,
         queue: QueueId,
         messages: &[NewMessage],
+        quota: BacklogQuota,
         now_ms: u64,
-    ) -> Result<Option<BacklogMetrics>, StoreError> {
+    ) -> Result<PushReply, StoreError> {
         let keys = self.keys.queue(queue);
         let mut inv = self.scripts.push.prepare_invoke();
         Self::message_keys(&mut inv, &keys);
-        inv.arg(access.script_arg()).arg(now_ms);
+        inv.arg(access.script_arg())
+            .arg(now_ms)
+            .arg(quota.messages)
+            .arg(quota.bytes);
         for message in messages {
             let delay = message
                 .delay_ms
@@ -571,10 +601,14 @@ impl Store {
                 .arg(message.dedup_id.as_deref().unwrap_or(""));
         }
         let reply = array(self.invoke("push", &inv).await?)?;
-        if int(first(&reply)?)? != 1 {
-            return Ok(None);
-        }
-        Ok(Some(backlog(&reply)?))
+        Ok(match int(first(&reply)?)? {
+            1 => PushReply::Pushed(backlog(&reply)?),
+            BACKLOG_FULL => PushReply::BacklogFull(BacklogQuota {
+                messages: count(&reply, 1)?,
+                bytes: count(&reply, 2)?,
+            }),
+            _ => PushReply::QueueNotFound,
+        })
     }
 
     /// Leases up to `batch_size` visible messages. `None`: no such queue.

@@ -25,7 +25,7 @@ async fn create_returns_the_queue_in_cloudflare_shape() {
     assert!(is_rfc3339(&queue["modified_on"]), "{queue}");
     assert_eq!(
         queue["settings"],
-        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 345600, "dedup_window_seconds": 300})
+        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
     );
     assert_eq!(queue["consumers"], json!([]));
     assert_eq!(queue["consumers_total_count"], 0);
@@ -176,7 +176,7 @@ async fn put_replaces_settings_and_patch_changes_only_what_it_names() {
     let settings = patched.assert_ok()["settings"].clone();
     assert_eq!(
         settings,
-        json!({"delivery_delay": 9, "delivery_paused": true, "message_retention_period": 345600, "dedup_window_seconds": 300})
+        json!({"delivery_delay": 9, "delivery_paused": true, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
     );
 
     let put = app
@@ -189,7 +189,7 @@ async fn put_replaces_settings_and_patch_changes_only_what_it_names() {
     let settings = put.assert_ok()["settings"].clone();
     assert_eq!(
         settings,
-        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 600, "dedup_window_seconds": 300})
+        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
     );
     app.request(
         Method::PATCH,

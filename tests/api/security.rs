@@ -499,3 +499,97 @@ async fn dead_letter_moves_and_redrives_go_in_capped_steps_and_move_everything()
     assert_eq!(app.metrics(&q).await["backlog_count"], 40);
     assert_eq!(app.metrics(&dead).await["backlog_count"], 0);
 }
+
+#[tokio::test]
+async fn a_full_queue_refuses_pushes_whole_until_consumers_catch_up() {
+    let app = spawn_app().await;
+    let reply = app
+        .post(
+            "/queues",
+            json!({"queue_name": "small", "settings": {"max_backlog_messages": 3, "max_backlog_bytes": 1000}}),
+        )
+        .await;
+    let settings = &reply.assert_ok()["settings"];
+    assert_eq!(
+        (
+            settings["max_backlog_messages"].clone(),
+            settings["max_backlog_bytes"].clone()
+        ),
+        (json!(3), json!(1000))
+    );
+    let q = reply.result()["queue_id"].as_str().expect("id").to_owned();
+
+    app.push_batch(
+        &q,
+        json!({"messages": [{"body": "a", "dedup_id": "a"}, {"body": "b"}]}),
+    )
+    .await
+    .assert_ok();
+    let over = app
+        .push_batch(&q, json!({"messages": [{"body": "c"}, {"body": "d"}]}))
+        .await;
+    over.assert_error(429, 10260);
+    assert_eq!(app.metrics(&q).await["backlog_count"], 2, "all or nothing");
+    // A repeat of a dedup id stores nothing, so it is accepted even when full.
+    app.push(&q, json!({"body": "c"})).await.assert_ok();
+    app.push(&q, json!({"body": "d"}))
+        .await
+        .assert_error(429, 10260);
+    app.push(&q, json!({"body": "a", "dedup_id": "a"}))
+        .await
+        .assert_ok();
+
+    // Acks make room.
+    let pulled = app.pull_messages(&q, json!({"batch_size": 1})).await;
+    app.ack(&q, json!({"acks": [{"lease_id": pulled[0]["lease_id"]}]}))
+        .await
+        .assert_ok();
+    app.push(&q, json!({"body": "d"})).await.assert_ok();
+
+    // The byte quota counts bodies.
+    let bytes = app
+        .post(
+            "/queues",
+            json!({"queue_name": "bytes", "settings": {"max_backlog_bytes": 10}}),
+        )
+        .await;
+    let b = bytes.assert_ok()["queue_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.push(&b, json!({"body": "12345678"})).await.assert_ok();
+    app.push(&b, json!({"body": "abc"}))
+        .await
+        .assert_error(429, 10260);
+    app.push(&b, json!({"body": "ab"})).await.assert_ok();
+}
+
+#[tokio::test]
+async fn the_deployments_backlog_quota_applies_to_every_queue_and_caps_their_settings() {
+    let app = crate::helpers::spawn_app_with(|s| s.limits.max_backlog_messages = 2).await;
+    let q = app.create_queue("capped").await;
+    app.push_numbered(&q, 2).await;
+    app.push(&q, json!({"body": "3"}))
+        .await
+        .assert_error(429, 10260);
+    app.post(
+        "/queues",
+        json!({"queue_name": "greedy", "settings": {"max_backlog_messages": 3}}),
+    )
+    .await
+    .assert_error(400, 10207);
+    app.request(
+        Method::PATCH,
+        &format!("/queues/{q}"),
+        Some(json!({"settings": {"max_backlog_messages": 1}})),
+    )
+    .await
+    .assert_ok();
+    let pulled = app.pull_messages(&q, json!({"batch_size": 1})).await;
+    app.ack(&q, json!({"acks": [{"lease_id": pulled[0]["lease_id"]}]}))
+        .await
+        .assert_ok();
+    app.push(&q, json!({"body": "4"}))
+        .await
+        .assert_error(429, 10260);
+}

@@ -174,6 +174,7 @@ end
 
 local NOT_FOUND = -1
 local PAUSED = -2
+local BACKLOG_FULL = -3
 
 -- ARGV[1] of every queue script is the caller's access: "<account>", or
 -- "<account>\n,<queue name>,<queue name>," for a token limited to some queues.

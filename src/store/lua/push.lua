@@ -1,13 +1,18 @@
 -- Stores a batch of messages atomically.
 -- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- ARGV[3..]: per message, 5 values: id, delay in ms (-1 = queue's delivery_delay),
+-- ARGV[3], ARGV[4]: the deployment's backlog quota, messages and bytes (0 = none); the
+--            queue's own max_messages / max_bytes may lower them
+-- ARGV[5..]: per message, 5 values: id, delay in ms (-1 = queue's delivery_delay),
 --            body size in bytes, record, dedup id ('' = none)
--- Returns: {NOT_FOUND} or {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
+-- Returns: {NOT_FOUND}, {BACKLOG_FULL, most messages, most bytes} when the new messages
+--          would pass the quota (nothing is stored), or
+--          {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
 -- A message whose dedup id was pushed within the queue's dedup window (or earlier in
 -- the same batch) is accepted and not stored again.
 
-local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window')
+local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
+  'max_messages', 'max_bytes', 'bytes')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local default_delay = tonumber(meta[2] or '0') * 1000
 local now = tonumber(ARGV[2])
@@ -15,7 +20,7 @@ local dedup_until = now + tonumber(meta[3] or '300') * 1000
 
 local records, ready, delayed, remembered, seen = {}, {}, {}, {}, {}
 local bytes, pruned = 0, false
-for i = 3, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local id, dedup_id = ARGV[i], ARGV[i + 4]
   local repeated = false
   if dedup_id ~= '' then
@@ -43,6 +48,20 @@ for i = 3, #ARGV, 5 do
     else
       ready[#ready + 1] = id
     end
+  end
+end
+
+-- The quota: the queue's own when it is stricter, else the deployment's (0 = none).
+local function quota(own, deployment)
+  own, deployment = tonumber(own or '0'), tonumber(deployment)
+  if own > 0 and (deployment == 0 or own < deployment) then return own end
+  return deployment
+end
+if #records > 0 then
+  local most_messages, most_bytes = quota(meta[4], ARGV[3]), quota(meta[5], ARGV[4])
+  if (most_messages > 0 and redis.call('HLEN', K_MSG) + #records / 2 > most_messages)
+    or (most_bytes > 0 and tonumber(meta[6] or '0') + bytes > most_bytes) then
+    return {BACKLOG_FULL, most_messages, most_bytes}
   end
 end
 
