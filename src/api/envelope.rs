@@ -207,8 +207,8 @@ impl ResponseError for ApiError {
             tracing::error!(error = %cause_chain(&self.0), code = self.0.code(), "request failed");
         }
         let mut response = HttpResponse::build(status);
-        if let BrokerError::RateLimited { retry_after_secs } = &self.0 {
-            response.insert_header(("retry-after", retry_after_secs.to_string()));
+        if let Some(secs) = self.0.retry_after_secs() {
+            response.insert_header(("retry-after", secs.to_string()));
         }
         if let Some(retry) = self.0.should_retry() {
             response.insert_header((

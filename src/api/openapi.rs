@@ -144,7 +144,9 @@ error_responses! {
         batch's bodies add up to over limits.batch_bytes (256 000 bytes).",
         BrokerError::MessageTooLarge { size: 128_001, limit: 128_000 };
     /// 429, with `retry-after`.
-    TooManyRequests => "Code 971: rate limited, per account and per queue.",
+    TooManyRequests => "Code 971: rate limited, per account and per queue, or too many long \
+        polls waiting on the queue or account; code 10260 (pushes): the queue's backlog is at \
+        its quota.",
         BrokerError::RateLimited { retry_after_secs: 1 };
     /// 503.
     Unavailable => "Code 15000: Redis did not answer in time. Answered fast; retry later.",

@@ -52,6 +52,10 @@ pub enum BrokerError {
     BacklogFull { messages: u64, bytes: u64 },
     #[error("rate limited: retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "too many long polls are waiting on this {per} (at most {limit} per broker process): retry, or pull without wait_time_ms"
+    )]
+    TooManyLongPolls { limit: usize, per: &'static str },
     #[error("the request body did not arrive within {secs} s")]
     RequestTimeout { secs: u64 },
     #[error("storage is unavailable, retry later")]
@@ -86,7 +90,7 @@ impl BrokerError {
             QueueDeliveryPaused => (10252, 409),
             BacklogFull { .. } => (10260, 429),
             MessageNotFound => (10130, 404),
-            RateLimited { .. } => (971, 429),
+            RateLimited { .. } | TooManyLongPolls { .. } => (971, 429),
             RequestTimeout { .. } => (10210, 408),
             Unavailable(_) => (15000, 503),
             Internal(_) => (10001, 500),
@@ -99,6 +103,15 @@ impl BrokerError {
 
     pub fn status(&self) -> u16 {
         self.code_and_status().1
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), where that is known.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            BrokerError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            BrokerError::TooManyLongPolls { .. } => Some(1),
+            _ => None,
+        }
     }
 
     /// Cloudflare's SDKs retry 409s unless told not to; a conflict never heals by retrying.

@@ -82,6 +82,10 @@ pub struct Limits {
     /// Most body bytes of unacked messages per queue (0: no limit); a queue's setting
     /// may lower it.
     pub max_backlog_bytes: u64,
+    /// Most pulls waiting for messages at once per queue, in one process (0: no limit).
+    pub long_polls_per_queue: usize,
+    /// Most pulls waiting for messages at once per account, in one process (0: no limit).
+    pub long_polls_per_account: usize,
 }
 
 impl Default for Limits {
@@ -97,6 +101,8 @@ impl Default for Limits {
             reply_bytes: 4 * 1024 * 1024,
             max_backlog_messages: 10_000_000,
             max_backlog_bytes: 1024 * 1024 * 1024,
+            long_polls_per_queue: 1_000,
+            long_polls_per_account: 10_000,
         }
     }
 }

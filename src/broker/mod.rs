@@ -4,6 +4,7 @@ pub mod error;
 pub mod input;
 pub mod lease;
 pub mod limits;
+pub mod long_poll;
 pub mod rate_limit;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use input::{
 };
 use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
+use long_poll::LongPolls;
 
 use crate::model::{
     Access, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, NewMessage, Queue,
@@ -112,15 +114,18 @@ pub struct Broker {
     leases: LeaseSigner,
     limits: Limits,
     wakeups: Arc<Wakeups>,
+    long_polls: Arc<LongPolls>,
 }
 
 impl Broker {
     pub fn new(store: Store, leases: LeaseSigner, limits: Limits) -> Self {
+        let long_polls = LongPolls::new(limits.long_polls_per_queue, limits.long_polls_per_account);
         Self {
             store,
             leases,
             limits,
             wakeups: Arc::default(),
+            long_polls: Arc::new(long_polls),
         }
     }
 
@@ -400,6 +405,8 @@ impl Broker {
     ) -> Result<PullOutcome, BrokerError> {
         let request = self.limits.pull(input)?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_time_ms);
+        // Taken when the pull first has to wait; held until it answers.
+        let mut admitted = None;
         let pulled = loop {
             // Registered before the pull, so a push landing between the pull and the
             // wait still wakes us.
@@ -426,6 +433,9 @@ impl Broker {
             let now = tokio::time::Instant::now();
             if !pulled.messages.is_empty() || now >= deadline {
                 break pulled;
+            }
+            if admitted.is_none() {
+                admitted = Some(self.long_polls.admit(&access.account, queue)?);
             }
             // Sleep until a push wakes us, something delayed or leased comes due, or the
             // wait ends; then pull again.

@@ -1,8 +1,10 @@
 //! Wake-ups for long-polling pulls, across broker processes.
 //!
-//! Scripts that put messages on a ready list `PUBLISH` on that list's key name. Each
-//! process keeps one subscription to `{prefix}:*:ready` and wakes the pulls of that
-//! queue waiting in it. A lost wake-up (Redis restarting, say) only delays a waiting
+//! Scripts that put messages on a ready list `PUBLISH` on that list's key name, with how
+//! many they put there. Each process keeps one subscription to `{prefix}:*:ready` and
+//! wakes at most that many of the pulls of that queue waiting in it: a push of one
+//! message to a queue with 400 waiting pulls costs one more pull, not 400. A woken pull
+//! that finds nothing (another took the message) simply waits again. A lost wake-up (Redis restarting, say) only delays a waiting
 //! pull to its next timer: waiters also sleep no longer than the next delayed message
 //! or lease expiry, and never past their own deadline. Nobody polls Redis in a loop.
 
@@ -53,11 +55,26 @@ impl Wakeups {
         }
     }
 
-    fn wake(&self, queue: QueueId) {
+    /// Wakes up to `messages` of the pulls waiting on `queue`.
+    fn wake(&self, queue: QueueId, messages: usize) {
         let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(notify) = waiting.get(&queue) {
-            notify.notify_waiters();
+            // Every waiter holds a clone besides the map's. Waking no more than there are
+            // leaves no stored permit behind to wake a later pull for nothing; and a pull
+            // that drops a wake-up unused passes it on to the next (tokio's `Notify`).
+            let waiters = Arc::strong_count(notify).saturating_sub(1);
+            for _ in 0..messages.min(waiters) {
+                notify.notify_one();
+            }
         }
+    }
+
+    /// How many messages a wake-up announces; an unreadable payload wakes one pull.
+    fn announced(payload: &[u8]) -> usize {
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1)
     }
 
     /// The queue id in a channel name `{prefix}:{<queue id>}:ready`.
@@ -77,7 +94,7 @@ impl Wakeups {
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
                             if let Some(queue) = Self::queue_of(message.get_channel_name()) {
-                                self.wake(queue);
+                                self.wake(queue, Self::announced(message.get_payload_bytes()));
                             }
                         }
                         tracing::warn!("wake-up subscription ended; reconnecting");
@@ -100,6 +117,38 @@ mod tests {
         let id = QueueId::generate();
         assert_eq!(Wakeups::queue_of(&format!("lq:{{{id}}}:ready")), Some(id));
         assert_eq!(Wakeups::queue_of("lq:{a:acct}:queues"), None);
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_wakes_as_many_waiters_as_messages_arrived() {
+        use std::task::{Context, Poll};
+
+        let wakeups = Wakeups::default();
+        let queue = QueueId::generate();
+        let waiters: Vec<_> = (0..5).map(|_| wakeups.wait_for(queue)).collect();
+        let mut woken: Vec<_> = waiters
+            .iter()
+            .map(|w| Box::pin(w.notify.notified()))
+            .collect();
+        for future in &mut woken {
+            future.as_mut().enable();
+        }
+        wakeups.wake(queue, 2);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut pending = Vec::new();
+        for mut future in woken {
+            if future.as_mut().poll(&mut cx) == Poll::Pending {
+                pending.push(future);
+            }
+        }
+        assert_eq!(pending.len(), 3);
+        // More messages than waiters wakes each of them.
+        wakeups.wake(queue, 100);
+        for future in &mut pending {
+            assert_eq!(future.as_mut().poll(&mut cx), Poll::Ready(()));
+        }
+        assert_eq!(Wakeups::announced(b"7"), 7);
+        assert_eq!(Wakeups::announced(b"junk"), 1);
     }
 
     #[test]

@@ -79,7 +79,7 @@ for i = first_retry, #ARGV, 3 do
 end
 if #ready > 0 then
   redis.call('RPUSH', K_READY, unpack(ready))
-  announce_ready()
+  announce_ready(#ready)
 end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')

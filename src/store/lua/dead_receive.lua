@@ -35,7 +35,7 @@ if #origins > 0 then redis.call('HSET', K_ORIGIN, unpack(origins)) end
 if #ready > 0 then
   redis.call('HSET', K_MSG, unpack(records))
   redis.call('RPUSH', K_READY, unpack(ready))
-  announce_ready()
+  announce_ready(#ready)
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, n in pairs(ages) do
     remember_ages(ts, ages_ids[ts], n)

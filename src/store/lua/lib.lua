@@ -167,9 +167,10 @@ local function next_visible()
 end
 
 -- Wakes long-polling pulls of this queue, in every broker process: the channel is the
--- ready list's own key name.
-local function announce_ready()
-  redis.call('PUBLISH', K_READY, '1')
+-- ready list's own key name, the message how many messages just became visible (each
+-- process wakes at most that many of its waiting pulls).
+local function announce_ready(n)
+  redis.call('PUBLISH', K_READY, n)
 end
 
 local NOT_FOUND = -1

@@ -12,7 +12,8 @@ local cursor, listed, size = ARGV[2], 0, 0
 -- Small HSCAN steps, each taken whole (a cursor cannot resume inside one), until the page
 -- has `want` messages or its records reach the budget. A step asks for no more records
 -- than the budget has room for at the size of the largest seen so far (one to start),
--- so a reply overshoots the budget by about one record. The steps are bounded too, as
+-- so a reply overshoots the budget by about one record (a few while Redis rehashes the
+-- hash, as a step then returns more than it was asked for). The steps are bounded, as
 -- HSCAN may return empty ones.
 local biggest = 0
 for _ = 1, want do

@@ -78,7 +78,7 @@ end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
 if #ready > 0 then
   redis.call('RPUSH', K_READY, unpack(ready))
-  announce_ready()
+  announce_ready(#ready)
 end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 
