@@ -44,10 +44,53 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    pub url: String,
+    pub url: RedisUrl,
     pub key_prefix: String,
     pub timeout_ms: u64,
     pub reveal_batch: u32,
+}
+
+/// A Redis URL. It may carry a password (`redis://user:password@host:port/`), so it is
+/// never printed whole: `Debug` and [`RedisUrl::endpoint`] show the host and port only,
+/// and [`RedisUrl::expose`] is for handing it to the Redis client.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The whole URL, credentials included: for the Redis client only, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `host:port` (or a Unix socket's path), without credentials or query: for logs.
+    pub fn endpoint(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(url) => match url.host_str() {
+                Some(host) => format!("{host}:{}", url.port().unwrap_or(6379)),
+                None => url.path().to_owned(),
+            },
+            Err(_) => "(a redis url that does not parse)".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RedisUrl").field(&self.endpoint()).finish()
+    }
+}
+
+impl From<String> for RedisUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for RedisUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -307,9 +350,23 @@ mod tests {
     fn the_defaults_load_and_validate() {
         let settings = Settings::defaults().expect("defaults are valid");
         assert_eq!(settings.server.bind, "127.0.0.1:8080");
-        assert_eq!(settings.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(settings.redis.url.expose(), "redis://127.0.0.1:6379");
         assert_eq!(settings.redis.key_prefix, "lq");
         assert_eq!(settings.limits.message_bytes, 128_000);
+    }
+
+    #[test]
+    fn the_redis_password_never_shows_in_the_settings_debug_output() {
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.redis.url =
+            "rediss://default:s3cretpw@redis.example:6380/0?password=alsosecret".into();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cretpw"), "{printed}");
+        assert!(!printed.contains("alsosecret"), "{printed}");
+        assert!(printed.contains("redis.example:6380"), "{printed}");
+        assert_eq!(settings.redis.url.endpoint(), "redis.example:6380");
+        let unparseable: RedisUrl = "redis://:pa/ss@host".into();
+        assert!(!format!("{unparseable:?}").contains("pa/ss"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn run(cli: Cli) -> Result<(), String> {
             runtime.block_on(async move {
                 let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
                 if let Err(e) = app.broker().store().ping().await {
-                    tracing::warn!(error = %e, url = %settings.redis.url, "redis is not answering yet; the API answers 503 until it does");
+                    tracing::warn!(error = %e, redis = %settings.redis.url.endpoint(), "redis is not answering yet; the API answers 503 until it does");
                 }
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
                 let base = format!("http://{addr}:{}", app.port());

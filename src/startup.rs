@@ -57,7 +57,7 @@ impl Application {
     pub fn build(settings: &Settings, secrets: &Secrets) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
-            url: settings.redis.url.clone(),
+            url: settings.redis.url.expose().to_owned(),
             key_prefix: settings.redis.key_prefix.clone(),
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,

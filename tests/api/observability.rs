@@ -163,7 +163,7 @@ impl Drop for OwnRedis {
 async fn while_redis_is_down_calls_fail_fast_with_503_and_service_resumes_after() {
     let redis = OwnRedis::start(None, None);
     let url = redis.url();
-    let app = spawn_app_with(move |s| s.redis.url = url).await;
+    let app = spawn_app_with(move |s| s.redis.url = url.into()).await;
     let queue = eventually(Duration::from_secs(5), || async {
         let reply = app.post("/queues", json!({"queue_name": "orders"})).await;
         reply
