@@ -113,3 +113,114 @@ fn the_redis_password_is_never_logged_when_redis_does_not_answer() {
         );
     }
 }
+
+/// A redis-server of this test's own that speaks only TLS (fixtures in
+/// tests/fixtures/redis-tls: a test CA and a certificate for 127.0.0.1), with a password.
+struct TlsRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TlsRedis {
+    const PASSWORD: &str = "tls-redis-password";
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "leaseq-redis-tls-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/redis-tls");
+        let status = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--daemonize", "yes", "--save", ""])
+            .args(["--tls-cert-file", &format!("{fixtures}/server.pem")])
+            .args(["--tls-key-file", &format!("{fixtures}/server.key")])
+            .args(["--tls-ca-cert-file", &format!("{fixtures}/ca.pem")])
+            .args(["--tls-auth-clients", "no", "--requirepass", Self::PASSWORD])
+            .arg("--dir")
+            .arg(&dir)
+            .status()
+            .expect("redis-server runs");
+        assert!(status.success());
+        Self { port, dir }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/redis-tls");
+        let _ = Command::new("redis-cli")
+            .args(["--tls", "--cacert", &format!("{fixtures}/ca.pem")])
+            .args(["-p", &self.port.to_string(), "-a", Self::PASSWORD])
+            .args(["--no-auth-warning", "shutdown", "nosave"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The status code of `GET path` on `base` (`http://host:port`), by hand.
+fn get_status(base: &str, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let address = base.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    reply.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_rediss_url_reaches_redis_over_tls() {
+    let redis = TlsRedis::start();
+    let url = format!("rediss://:{}@127.0.0.1:{}/", TlsRedis::PASSWORD, redis.port);
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/redis-tls/ca.pem"
+    );
+    let mut child = serve(&[], &[("LEASEQ__REDIS__URL", &url), ("SSL_CERT_FILE", ca)]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut base = None;
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stdout, &mut line).is_ok_and(|n| n > 0) {
+        if let Some(found) = line.trim().strip_prefix("leaseq listening on ") {
+            base = Some(found.to_owned());
+            break;
+        }
+        line.clear();
+    }
+    let Some(base) = base else {
+        let _ = child.kill();
+        let mut stderr = String::new();
+        let _ = child
+            .stderr
+            .take()
+            .map(|mut e| e.read_to_string(&mut stderr));
+        panic!("the broker did not start:\n{stderr}");
+    };
+    // Redis may take a moment to accept connections after daemonizing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut status = get_status(&base, "/readyz");
+    while status != Some(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        status = get_status(&base, "/readyz");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        status,
+        Some(200),
+        "readyz answers once Redis answers over TLS"
+    );
+}
