@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use jsonwebtoken::Algorithm;
 
@@ -17,6 +17,15 @@ use crate::broker::rate_limit::RateLimitSettings;
 use crate::reaper::RetentionSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Shortest `auth.jwt_secret` and `auth.lease_secret` accepted, in bytes: an HMAC-SHA256
+/// key shorter than the hash gives away strength (RFC 2104 §3).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Settings whose `LEASEQ__*` values are taken exactly as written. figment reads other
+/// values as TOML-like scalars, so `LEASEQ__AUTH__JWT_SECRET=12345…` would become a
+/// number (changing it: leading zeros, exponents) and its type error would quote it.
+const RAW_ENV_KEYS: [&str; 2] = ["auth.jwt_secret", "auth.lease_secret"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +106,11 @@ impl From<&str> for RedisUrl {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 secret; or, instead, `jwt_public_key_file` with `jwt_algorithm`.
+    #[serde(default, deserialize_with = "scalar_secret")]
     pub jwt_secret: Option<SecretString>,
+    /// A file holding the HS256 secret (its trailing newline trimmed), instead of
+    /// `jwt_secret`.
+    pub jwt_secret_file: Option<PathBuf>,
     /// PEM public key verifying RS256, ES256 or EdDSA tokens.
     pub jwt_public_key_file: Option<PathBuf>,
     /// `RS256`, `ES256` or `EdDSA`: required with `jwt_public_key_file`.
@@ -108,7 +121,58 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     pub leeway_secs: u64,
+    /// Signs lease ids and peek refs.
+    #[serde(default, deserialize_with = "scalar_secret")]
     pub lease_secret: Option<SecretString>,
+    /// A file holding `lease_secret` (its trailing newline trimmed), instead of it.
+    pub lease_secret_file: Option<PathBuf>,
+}
+
+/// A secret written as any scalar (`jwt_secret = 1234…` in TOML) is taken as its text;
+/// anything else is refused with an error that does not quote the value.
+fn scalar_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<SecretString>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a secret, as a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(SecretString::from(v.to_owned())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Self::Value, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            self.visit_str(&v.to_string())
+        }
+        // The default errors of these quote the value.
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom("a secret must be a string: quote it"))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom("a secret must be a string: quote it"))
+        }
+        fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+            Err(E::custom("a secret must be a string"))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_option(Text)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +232,11 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("LEASEQ__").split("__"));
+        let env = Env::prefixed("LEASEQ__").split("__");
+        figment = figment.merge(env.clone().ignore(&RAW_ENV_KEYS));
+        for (key, value) in env.only(&RAW_ENV_KEYS).iter() {
+            figment = figment.merge(Serialized::default(key.as_str(), value));
+        }
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
@@ -238,9 +306,15 @@ impl Settings {
 
     /// The configured keys; with `dev`, missing secrets are generated once and kept in
     /// `server.data_dir` (mode 0600). Without `dev`, a missing key is an error.
+    ///
+    /// Secrets must be at least [`MIN_SECRET_BYTES`] long, and the two must differ; the
+    /// errors never print a secret.
     pub fn secrets(&self, dev: bool) -> Result<Secrets, ConfigError> {
-        let configured =
-            |s: &Option<SecretString>| s.clone().filter(|s| !s.expose_secret().is_empty());
+        let auth = &self.auth;
+        let configured_jwt =
+            configured_secret(&auth.jwt_secret, &auth.jwt_secret_file, "jwt_secret")?;
+        let configured_lease =
+            configured_secret(&auth.lease_secret, &auth.lease_secret_file, "lease_secret")?;
         let generate = |name: &str, env: &str| {
             if dev {
                 dev_secret(&self.server.data_dir, &format!("dev-{name}"))
@@ -250,11 +324,10 @@ impl Settings {
                 )))
             }
         };
-        let auth = &self.auth;
-        let jwt = match (configured(&auth.jwt_secret), &auth.jwt_public_key_file) {
+        let jwt = match (configured_jwt, &auth.jwt_public_key_file) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid(
-                    "set auth.jwt_secret or auth.jwt_public_key_file, not both".into(),
+                    "set auth.jwt_secret (or auth.jwt_secret_file) or auth.jwt_public_key_file, not both".into(),
                 ));
             }
             (Some(secret), None) => JwtKey::Secret(secret),
@@ -279,10 +352,19 @@ impl Settings {
             }
             (None, None) => JwtKey::Secret(generate("jwt_secret", "LEASEQ__AUTH__JWT_SECRET")?),
         };
-        let lease = match configured(&auth.lease_secret) {
+        let lease = match configured_lease {
             Some(secret) => secret,
             None => generate("lease_secret", "LEASEQ__AUTH__LEASE_SECRET")?,
         };
+        check_strength(&lease, "lease_secret")?;
+        if let JwtKey::Secret(jwt) = &jwt {
+            check_strength(jwt, "jwt_secret")?;
+            if jwt.expose_secret() == lease.expose_secret() {
+                return Err(ConfigError::Invalid(
+                    "auth.jwt_secret and auth.lease_secret must be different secrets".into(),
+                ));
+            }
+        }
         Ok(Secrets { jwt, lease })
     }
 
@@ -301,6 +383,47 @@ impl Settings {
                 .map_err(|e| ConfigError::Invalid(format!("auth.jwt_public_key_file: {e}"))),
         }
     }
+}
+
+/// The secret `auth.{name}` configured by value or by `auth.{name}_file`, if either.
+fn configured_secret(
+    value: &Option<SecretString>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> Result<Option<SecretString>, ConfigError> {
+    let value = value.clone().filter(|s| !s.expose_secret().is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+            "set auth.{name} or auth.{name}_file, not both"
+        ))),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => {
+            // The error of a read names the file, never its contents.
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!("auth.{name}_file {}: {e}", path.display()))
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.{name}_file {} is empty",
+                    path.display()
+                )));
+            }
+            Ok(Some(SecretString::from(secret.to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`], without saying what it is.
+fn check_strength(secret: &SecretString, name: &str) -> Result<(), ConfigError> {
+    if secret.expose_secret().len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "auth.{name} must be at least {MIN_SECRET_BYTES} bytes long; generate one with \
+             `openssl rand -hex 32`"
+        )));
+    }
+    Ok(())
 }
 
 /// A random secret kept in `dir/name`, created on first use.
@@ -382,6 +505,107 @@ mod tests {
         assert!(settings.secrets(false).is_err());
     }
 
+    /// Defaults with both secrets set.
+    fn with_secrets(jwt: &str, lease: &str) -> Settings {
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.auth.jwt_secret = Some(jwt.to_owned().into());
+        settings.auth.lease_secret = Some(lease.to_owned().into());
+        settings
+    }
+
+    const STRONG_JWT: &str = "a-jwt-secret-of-more-than-32-bytes-0123456789";
+    const STRONG_LEASE: &str = "a-lease-secret-of-more-than-32-bytes-0123456789";
+
+    fn a_temp_dir() -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("leaseq-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn secrets_shorter_than_32_bytes_are_refused_without_being_printed() {
+        let short = "short-secret-31-bytes-012345678";
+        assert_eq!(short.len(), 31);
+        for settings in [
+            with_secrets(short, STRONG_LEASE),
+            with_secrets(STRONG_JWT, short),
+        ] {
+            let message = settings.secrets(false).err().expect("refused").to_string();
+            assert!(message.contains("at least 32 bytes"), "{message}");
+            assert!(!message.contains(short), "{message}");
+        }
+        let one_byte = with_secrets("x", STRONG_LEASE);
+        assert!(one_byte.secrets(false).is_err());
+        assert!(
+            with_secrets(STRONG_JWT, STRONG_LEASE)
+                .secrets(false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_secret_written_as_a_toml_number_is_its_text_and_other_types_are_not_quoted() {
+        let load = |auth: &str| {
+            Figment::from(Toml::string(DEFAULTS))
+                .merge(Toml::string(&format!("[auth]\n{auth}")))
+                .extract::<Settings>()
+        };
+        let settings = load("jwt_secret = 1234567890123456789").expect("loads");
+        let secret = settings.auth.jwt_secret.expect("set");
+        assert_eq!(secret.expose_secret(), "1234567890123456789");
+        for (auth, value) in [
+            ("jwt_secret = 98765.4321", "98765"),
+            ("lease_secret = true", "true"),
+            ("lease_secret = [\"abcdef\"]", "abcdef"),
+        ] {
+            let message = load(auth).err().expect("refused").to_string();
+            assert!(!message.contains(value), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_same_secret_for_tokens_and_leases_is_refused() {
+        let settings = with_secrets(STRONG_JWT, STRONG_JWT);
+        let message = settings.secrets(false).err().expect("refused").to_string();
+        assert!(message.contains("must be different"), "{message}");
+        assert!(!message.contains(STRONG_JWT), "{message}");
+    }
+
+    #[test]
+    fn a_secret_file_is_read_with_its_trailing_newline_trimmed() {
+        let dir = a_temp_dir();
+        let (jwt_file, lease_file) = (dir.join("jwt"), dir.join("lease"));
+        std::fs::write(&jwt_file, format!("{STRONG_JWT}\n")).expect("write");
+        std::fs::write(&lease_file, format!("{STRONG_LEASE}\r\n")).expect("write");
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.auth.jwt_secret_file = Some(jwt_file);
+        settings.auth.lease_secret_file = Some(lease_file.clone());
+        let secrets = settings.secrets(false).expect("read from the files");
+        assert!(matches!(&secrets.jwt, JwtKey::Secret(s) if s.expose_secret() == STRONG_JWT));
+        assert_eq!(secrets.lease.expose_secret(), STRONG_LEASE);
+        std::fs::write(&lease_file, "\n").expect("write");
+        let message = settings.secrets(false).err().expect("empty").to_string();
+        assert!(message.contains("is empty"), "{message}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_secret_and_its_file_together_are_refused() {
+        let dir = a_temp_dir();
+        let file = dir.join("lease");
+        std::fs::write(&file, STRONG_LEASE).expect("write");
+        let mut settings = with_secrets(STRONG_JWT, STRONG_LEASE);
+        settings.auth.lease_secret_file = Some(file);
+        let message = settings.secrets(false).err().expect("refused").to_string();
+        assert!(message.contains("not both"), "{message}");
+        let mut settings = with_secrets(STRONG_JWT, STRONG_LEASE);
+        settings.auth.jwt_secret_file = Some(dir.join("missing"));
+        let message = settings.secrets(false).err().expect("refused").to_string();
+        assert!(message.contains("not both"), "{message}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn dev_secrets_are_generated_once_and_private() {
         let dir =
@@ -396,6 +620,8 @@ mod tests {
         };
         assert_eq!(secret(&first), secret(&second));
         assert_ne!(secret(&first), first.lease.expose_secret());
+        assert!(secret(&first).len() >= MIN_SECRET_BYTES);
+        assert!(first.lease.expose_secret().len() >= MIN_SECRET_BYTES);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

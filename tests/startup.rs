@@ -84,6 +84,27 @@ fn output_of(mut child: Child, until: &str, linger: Duration) -> Output {
     output
 }
 
+/// How `child` exited within 10 s (`None`: it was still running, and is killed), and
+/// its stderr.
+fn exit_of(mut child: Child) -> (Option<std::process::ExitStatus>, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut status = None;
+    while status.is_none() && Instant::now() < deadline {
+        status = child.try_wait().ok().flatten();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut e| e.read_to_string(&mut stderr));
+    (status, stderr)
+}
+
 #[test]
 fn the_redis_password_is_never_logged_when_redis_does_not_answer() {
     for format in ["text", "json"] {
@@ -223,4 +244,100 @@ fn a_rediss_url_reaches_redis_over_tls() {
         Some(200),
         "readyz answers once Redis answers over TLS"
     );
+}
+
+/// `leaseq token --account acct` with only `env` set (nothing inherited).
+fn mint(env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leaseq"))
+        .args(["token", "--account", "acct"])
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("leaseq token runs")
+}
+
+/// The claims of `token` if `secret` signed it.
+fn verified(token: &[u8], secret: &str) -> Option<leaseq::auth::Claims> {
+    let token = std::str::from_utf8(token).ok()?.trim();
+    leaseq::auth::TokenKeys::hs256(secret.as_bytes(), leaseq::auth::TokenPolicy::default())
+        .verify(token)
+        .ok()
+}
+
+#[test]
+fn a_numeric_secret_in_the_environment_is_taken_exactly_as_written() {
+    // Read as a number, this would lose its leading zero (and used to stop start-up
+    // with an error quoting it).
+    let digits = "0123456789012345678901234567890123456789";
+    let output = mint(&[
+        ("LEASEQ__AUTH__JWT_SECRET", digits),
+        ("LEASEQ__AUTH__LEASE_SECRET", LEASE_SECRET),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains(digits), "{stderr}");
+    let claims = verified(&output.stdout, digits).expect("signed with the digits as written");
+    assert_eq!(claims.accounts, ["acct"]);
+}
+
+#[test]
+fn a_weak_secret_stops_start_up_without_being_printed() {
+    for (jwt, lease, expected) in [
+        ("12345", LEASE_SECRET, "at least 32 bytes"),
+        ("1.5", LEASE_SECRET, "at least 32 bytes"),
+        (JWT_SECRET, "too-short-lease-secret", "at least 32 bytes"),
+        (JWT_SECRET, JWT_SECRET, "must be different"),
+    ] {
+        let child = serve(
+            &[],
+            &[
+                ("LEASEQ__AUTH__JWT_SECRET", jwt),
+                ("LEASEQ__AUTH__LEASE_SECRET", lease),
+            ],
+        );
+        let (status, stderr) = exit_of(child);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{jwt} / {lease}: refused, not {status:?}"
+        );
+        assert!(stderr.contains(expected), "{jwt} / {lease}: {stderr}");
+        for secret in [jwt, lease] {
+            assert!(!stderr.contains(secret), "{secret} printed: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn secrets_can_be_read_from_files_named_in_the_environment() {
+    let dir =
+        std::env::temp_dir().join(format!("leaseq-secrets-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (jwt_file, lease_file) = (dir.join("jwt"), dir.join("lease"));
+    std::fs::write(&jwt_file, format!("{JWT_SECRET}\n")).expect("write");
+    std::fs::write(&lease_file, format!("{LEASE_SECRET}\n")).expect("write");
+    let jwt_file = jwt_file.to_str().expect("utf-8 path");
+    let lease_file = lease_file.to_str().expect("utf-8 path");
+    let output = mint(&[
+        ("LEASEQ__AUTH__JWT_SECRET_FILE", jwt_file),
+        ("LEASEQ__AUTH__LEASE_SECRET_FILE", lease_file),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        verified(&output.stdout, JWT_SECRET).is_some(),
+        "newline trimmed"
+    );
+    let both = mint(&[
+        ("LEASEQ__AUTH__JWT_SECRET", JWT_SECRET),
+        ("LEASEQ__AUTH__JWT_SECRET_FILE", jwt_file),
+        ("LEASEQ__AUTH__LEASE_SECRET_FILE", lease_file),
+    ]);
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert!(!both.status.success());
+    assert!(stderr.contains("not both"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1700,7 +1700,7 @@ fn hs256(header: &str, payload: &str, secret: &[u8]) -> String {
     format!("{signing_input}.{}", b64url(&mac.finalize().into_bytes()))
 }
 
-const SECRET: &[u8] = b"hostile-known-secret";
+const SECRET: &[u8] = b"hostile-known-secret-of-at-least-32-bytes";
 
 #[tokio::test]
 async fn hostile_tokens_are_401_envelopes_on_every_route() {
