@@ -310,6 +310,9 @@ impl Settings {
     /// Secrets must be at least [`MIN_SECRET_BYTES`] long, and the two must differ; the
     /// errors never print a secret.
     pub fn secrets(&self, dev: bool) -> Result<Secrets, ConfigError> {
+        if dev {
+            self.check_dev_bind()?;
+        }
         let auth = &self.auth;
         let configured_jwt =
             configured_secret(&auth.jwt_secret, &auth.jwt_secret_file, "jwt_secret")?;
@@ -366,6 +369,22 @@ impl Settings {
             }
         }
         Ok(Secrets { jwt, lease })
+    }
+
+    /// `--dev` prints a token with every scope and trusts secrets from a local file:
+    /// only for a broker that listens on a loopback address.
+    fn check_dev_bind(&self) -> Result<(), ConfigError> {
+        let bind = &self.server.bind;
+        let loopback = bind
+            .parse::<SocketAddr>()
+            .is_ok_and(|addr| addr.ip().to_canonical().is_loopback());
+        if loopback {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "--dev only listens on a loopback address (127.0.0.1 or [::1]), and server.bind is \
+             {bind}: bind to 127.0.0.1, or drop --dev and set auth.jwt_secret and auth.lease_secret"
+        )))
     }
 
     /// The token verifier for `secrets`, with the configured issuer, audience and leeway.
@@ -426,43 +445,122 @@ fn check_strength(secret: &SecretString, name: &str) -> Result<(), ConfigError> 
     Ok(())
 }
 
-/// A random secret kept in `dir/name`, created on first use.
+/// A random secret kept in `dir/name`, created on first use (the directory 0700, the
+/// file 0600). An existing file is used only when it is a regular file of this user's,
+/// readable by nobody else, holding at least [`MIN_SECRET_BYTES`]; anything else is an
+/// error saying to delete it.
 fn dev_secret(dir: &Path, name: &str) -> Result<SecretString, ConfigError> {
     let path = dir.join(name);
     let wrap = |source| ConfigError::DevSecrets {
         path: path.clone(),
         source,
     };
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim();
-        if !existing.is_empty() {
-            return Ok(SecretString::from(existing.to_owned()));
-        }
+    if let Some(existing) = existing_dev_secret(&path)? {
+        return Ok(existing);
     }
-    std::fs::create_dir_all(dir).map_err(wrap)?;
+    create_private_dir(dir).map_err(wrap)?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| wrap(std::io::Error::other(e.to_string())))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, &secret).map_err(wrap)?;
-    Ok(SecretString::from(secret))
+    // Written whole under another name, then linked into place: a reader never sees a
+    // half-written file, and when two processes race, both end up with the first one's.
+    let staged = dir.join(format!(".{name}.{}", uuid::Uuid::now_v7().simple()));
+    write_private(&staged, &secret).map_err(wrap)?;
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(SecretString::from(secret)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => existing_dev_secret(&path)?
+            .ok_or_else(|| wrap(std::io::Error::other("it vanished while being created"))),
+        Err(e) => Err(wrap(e)),
+    }
 }
 
+/// The dev secret at `path`, if there is one, and if it can be trusted.
+fn existing_dev_secret(path: &Path) -> Result<Option<SecretString>, ConfigError> {
+    let wrap = |source| ConfigError::DevSecrets {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(wrap(e)),
+    };
+    let refuse = |why: &str| {
+        Err(ConfigError::Invalid(format!(
+            "the dev secret {} {why}; delete it (rm {}) and `--dev` generates a new one",
+            path.display(),
+            path.display()
+        )))
+    };
+    if !metadata.file_type().is_file() {
+        return refuse("is not a regular file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if let Some(why) = dev_secret_file_problem(metadata.mode(), metadata.uid(), me) {
+            return refuse(why);
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(wrap)?;
+    let secret = text.trim();
+    if secret.len() < MIN_SECRET_BYTES {
+        return refuse(&format!("is shorter than {MIN_SECRET_BYTES} bytes"));
+    }
+    Ok(Some(SecretString::from(secret.to_owned())))
+}
+
+/// Why a dev secret file of this `mode` and `owner` may not be trusted by user `me`.
+#[cfg(unix)]
+fn dev_secret_file_problem(mode: u32, owner: u32, me: u32) -> Option<&'static str> {
+    if owner != me {
+        Some("belongs to another user")
+    } else if mode & 0o077 != 0 {
+        Some("can be read or written by group or others (it must be mode 0600)")
+    } else {
+        None
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates `path` (it must not exist) readable by its owner only, holding `contents`.
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(contents.as_bytes())
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
 }
 
 #[cfg(test)]
@@ -550,6 +648,7 @@ mod tests {
             Figment::from(Toml::string(DEFAULTS))
                 .merge(Toml::string(&format!("[auth]\n{auth}")))
                 .extract::<Settings>()
+                .map_err(|e| e.to_string())
         };
         let settings = load("jwt_secret = 1234567890123456789").expect("loads");
         let secret = settings.auth.jwt_secret.expect("set");
@@ -559,7 +658,7 @@ mod tests {
             ("lease_secret = true", "true"),
             ("lease_secret = [\"abcdef\"]", "abcdef"),
         ] {
-            let message = load(auth).err().expect("refused").to_string();
+            let message = load(auth).expect_err("refused");
             assert!(!message.contains(value), "{message}");
         }
     }
@@ -625,12 +724,88 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("dev-jwt_secret"))
-                .expect("exists")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode();
+            assert_eq!(mode(&dir.join("dev-jwt_secret")) & 0o777, 0o600);
+            assert_eq!(mode(&dir) & 0o777, 0o700, "the data directory is private");
+            let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+            assert_eq!(left.len(), 2, "only the two secrets, no staged copies");
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_bind_address_that_is_not_loopback() {
+        let dir = a_temp_dir();
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.server.data_dir = dir.clone();
+        for bind in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.1.2.3:80",
+            "[::ffff:10.1.2.3]:80",
+        ] {
+            settings.server.bind = bind.into();
+            let message = settings.secrets(true).err().expect("refused").to_string();
+            assert!(message.contains("loopback"), "{bind}: {message}");
+        }
+        assert!(
+            std::fs::read_dir(&dir).expect("dir").next().is_none(),
+            "no secret generated"
+        );
+        for bind in [
+            "127.0.0.1:0",
+            "[::1]:8080",
+            "127.0.0.2:80",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            settings.server.bind = bind.into();
+            assert!(settings.secrets(true).is_ok(), "{bind}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dev_secret_file_readable_by_others_or_too_short_is_refused_with_how_to_fix_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = a_temp_dir();
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.server.data_dir = dir.clone();
+        let file = dir.join("dev-jwt_secret");
+        let long = "0123456789abcdef".repeat(4);
+        for (contents, mode, why) in [
+            (long.as_str(), 0o644, "group or others"),
+            (long.as_str(), 0o660, "group or others"),
+            ("0123456789abcdef", 0o600, "shorter than 32 bytes"),
+            ("", 0o600, "shorter than 32 bytes"),
+        ] {
+            let _ = std::fs::remove_file(&file);
+            std::fs::write(&file, contents).expect("write");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let message = settings.secrets(true).err().expect("refused").to_string();
+            assert!(message.contains(why), "{mode:o}: {message}");
+            assert!(message.contains("delete it"), "{message}");
+            if !contents.is_empty() {
+                assert!(!message.contains(contents), "{message}");
+            }
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::write(&file, &long).expect("write");
+        let secrets = settings
+            .secrets(true)
+            .expect("a private, long secret is used");
+        assert!(matches!(&secrets.jwt, JwtKey::Secret(s) if s.expose_secret() == long));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dev_secret_file_of_another_user_is_not_trusted() {
+        assert_eq!(dev_secret_file_problem(0o100600, 1000, 1000), None);
+        assert_eq!(
+            dev_secret_file_problem(0o100600, 0, 1000),
+            Some("belongs to another user")
+        );
+        assert!(dev_secret_file_problem(0o100604, 1000, 1000).is_some());
     }
 }

@@ -341,3 +341,29 @@ fn secrets_can_be_read_from_files_named_in_the_environment() {
     assert!(stderr.contains("not both"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn dev_mode_refuses_to_serve_on_an_address_that_is_not_loopback() {
+    let dir = std::env::temp_dir().join(format!("leaseq-dev-{}", uuid::Uuid::now_v7().simple()));
+    let data_dir = dir.to_str().expect("utf-8 path");
+    let child = serve(
+        &["--dev"],
+        &[
+            ("LEASEQ__SERVER__BIND", "0.0.0.0:0"),
+            ("LEASEQ__SERVER__DATA_DIR", data_dir),
+            ("LEASEQ__AUTH__JWT_SECRET", ""),
+            ("LEASEQ__AUTH__LEASE_SECRET", ""),
+        ],
+    );
+    let output = output_of(child, "leaseq listening on", Duration::ZERO);
+    assert!(
+        output
+            .stderr
+            .contains("--dev only listens on a loopback address"),
+        "{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+    assert!(!output.stdout.contains("token:"), "{}", output.stdout);
+    assert!(!dir.exists(), "no secret was generated");
+}
