@@ -11,3 +11,4 @@ mod messages;
 mod observability;
 mod openapi;
 mod queues;
+mod security_auth;
