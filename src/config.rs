@@ -119,8 +119,11 @@ pub struct AuthSettings {
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
     pub leeway_secs: u64,
+    /// Longest token lifetime (`exp - iat`) accepted, and minted by `leaseq token`,
+    /// seconds; 0: no cap. With a cap, tokens without `iat` are refused.
+    pub max_token_ttl_secs: u64,
     /// Signs lease ids and peek refs.
     #[serde(default, deserialize_with = "scalar_secret")]
     pub lease_secret: Option<SecretString>,
@@ -371,6 +374,26 @@ impl Settings {
         Ok(Secrets { jwt, lease })
     }
 
+    /// What is allowed but probably a mistake, for `serve` to log at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let audience = self.auth.audience.as_deref().unwrap_or_default();
+        if self.auth.jwt_public_key_file.is_some() && audience.is_empty() {
+            warnings.push(
+                "auth.jwt_public_key_file is set without auth.audience: any token your \
+                 identity provider signs for another service is accepted here too; set \
+                 auth.audience (and auth.issuer)"
+                    .to_owned(),
+            );
+        }
+        if self.auth.max_token_ttl_secs == 0 {
+            warnings.push(
+                "auth.max_token_ttl_secs is 0: tokens of any lifetime are accepted".to_owned(),
+            );
+        }
+        warnings
+    }
+
     /// `--dev` prints a token with every scope and trusts secrets from a local file:
     /// only for a broker that listens on a loopback address.
     fn check_dev_bind(&self) -> Result<(), ConfigError> {
@@ -393,6 +416,8 @@ impl Settings {
             issuer: self.auth.issuer.clone().filter(|s| !s.is_empty()),
             audience: self.auth.audience.clone().filter(|s| !s.is_empty()),
             leeway_secs: self.auth.leeway_secs,
+            max_ttl_secs: (self.auth.max_token_ttl_secs > 0)
+                .then_some(self.auth.max_token_ttl_secs),
         };
         match &secrets.jwt {
             JwtKey::Secret(secret) => {
@@ -731,6 +756,38 @@ mod tests {
             assert_eq!(left.len(), 2, "only the two secrets, no staged copies");
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_public_key_without_an_audience_is_warned_about() {
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
+        settings.auth.jwt_public_key_file = Some("/etc/leaseq/jwt.pub.pem".into());
+        let warnings = settings.warnings();
+        assert!(
+            warnings.iter().any(|w| w.contains("auth.audience")),
+            "{warnings:?}"
+        );
+        settings.auth.audience = Some("leaseq".into());
+        assert!(settings.warnings().is_empty());
+    }
+
+    #[test]
+    fn tokens_are_capped_at_a_year_by_default() {
+        let settings = with_secrets(STRONG_JWT, STRONG_LEASE);
+        assert_eq!(settings.auth.max_token_ttl_secs, 365 * 24 * 3600);
+        let keys = settings
+            .token_keys(&settings.secrets(false).expect("secrets"))
+            .expect("keys");
+        let request = |days: u64| crate::auth::TokenRequest {
+            subject: "t".into(),
+            accounts: vec!["a".into()],
+            scope: String::new(),
+            queues: None,
+            ttl: Duration::from_secs(days * 24 * 3600),
+        };
+        assert!(keys.mint(&request(365)).is_ok());
+        assert!(keys.mint(&request(366)).is_err());
     }
 
     #[test]

@@ -248,8 +248,14 @@ fn a_rediss_url_reaches_redis_over_tls() {
 
 /// `leaseq token --account acct` with only `env` set (nothing inherited).
 fn mint(env: &[(&str, &str)]) -> std::process::Output {
+    mint_with(&[], env)
+}
+
+/// `leaseq token --account acct` with `args`, and only `env` set (nothing inherited).
+fn mint_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_leaseq"))
         .args(["token", "--account", "acct"])
+        .args(args)
         .env_clear()
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -366,4 +372,67 @@ fn dev_mode_refuses_to_serve_on_an_address_that_is_not_loopback() {
     );
     assert!(!output.stdout.contains("token:"), "{}", output.stdout);
     assert!(!dir.exists(), "no secret was generated");
+}
+
+#[test]
+fn the_token_command_does_not_mint_beyond_max_token_ttl_secs() {
+    let secrets = [
+        ("LEASEQ__AUTH__JWT_SECRET", JWT_SECRET),
+        ("LEASEQ__AUTH__LEASE_SECRET", LEASE_SECRET),
+    ];
+    let year = mint_with(&["--ttl", "365days"], &secrets);
+    assert!(
+        year.status.success(),
+        "{}",
+        String::from_utf8_lossy(&year.stderr)
+    );
+    let longer = mint_with(&["--ttl", "366days"], &secrets);
+    let stderr = String::from_utf8_lossy(&longer.stderr);
+    assert!(!longer.status.success());
+    assert!(stderr.contains("max_token_ttl_secs"), "{stderr}");
+    assert!(longer.stdout.is_empty());
+    let capped = [
+        secrets[0],
+        secrets[1],
+        ("LEASEQ__AUTH__MAX_TOKEN_TTL_SECS", "3600"),
+    ];
+    assert!(!mint_with(&["--ttl", "2h"], &capped).status.success());
+    assert!(mint_with(&["--ttl", "1h"], &capped).status.success());
+}
+
+#[test]
+fn a_public_key_without_an_audience_is_warned_about_at_start_up() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rsa_public.pem");
+    let public_key = [
+        ("LEASEQ__AUTH__JWT_SECRET", ""),
+        ("LEASEQ__AUTH__JWT_PUBLIC_KEY_FILE", key),
+        ("LEASEQ__AUTH__JWT_ALGORITHM", "RS256"),
+    ];
+    let output = output_of(
+        serve(&[], &public_key),
+        "leaseq listening on",
+        Duration::ZERO,
+    );
+    assert!(
+        output.stderr.contains("without auth.audience"),
+        "{}",
+        output.stderr
+    );
+    let with_audience = [
+        public_key[0],
+        public_key[1],
+        public_key[2],
+        ("LEASEQ__AUTH__AUDIENCE", "leaseq"),
+    ];
+    let output = output_of(
+        serve(&[], &with_audience),
+        "leaseq listening on",
+        Duration::ZERO,
+    );
+    assert!(
+        output.stdout.contains("leaseq listening on"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("audience"), "{}", output.stderr);
 }
