@@ -14,6 +14,7 @@ use jsonwebtoken::Algorithm;
 use crate::auth::{TokenKeys, TokenPolicy};
 use crate::broker::Limits;
 use crate::broker::rate_limit::RateLimitSettings;
+use crate::forwarded::TrustedProxies;
 use crate::reaper::RetentionSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -48,6 +49,9 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     pub shutdown_timeout_secs: u64,
     pub client_timeout_secs: u64,
+    /// Addresses or CIDR blocks of proxies whose `X-Forwarded-For` / `Forwarded` is
+    /// believed for the client address in logs; empty: nobody's.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +268,9 @@ impl Settings {
         if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace)
         {
             return invalid("redis.key_prefix must be non-empty, without braces or spaces");
+        }
+        if let Err(e) = TrustedProxies::parse(&self.server.trusted_proxies) {
+            return Err(ConfigError::Invalid(format!("server.trusted_proxies: {e}")));
         }
         if self.server.client_timeout_secs == 0 {
             return invalid("server.client_timeout_secs must be at least 1");
@@ -620,6 +627,20 @@ mod tests {
         let mut settings = Settings::defaults().expect("defaults are valid");
         settings.redis.key_prefix = "lq{x}".into();
         assert!(settings.validate().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        assert!(
+            settings.server.trusted_proxies.is_empty(),
+            "nobody by default"
+        );
+        settings.server.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into()];
+        assert!(settings.validate().is_ok());
+        settings.server.trusted_proxies = vec!["proxy.internal".into()];
+        let message = settings.validate().expect_err("refused").to_string();
+        assert!(message.contains("server.trusted_proxies"), "{message}");
     }
 
     #[test]
