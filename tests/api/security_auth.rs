@@ -271,3 +271,45 @@ async fn x_forwarded_for_is_the_client_ip_only_from_a_trusted_proxy() {
         drop(broker.child);
     }
 }
+
+#[tokio::test]
+async fn a_queues_claim_absent_or_null_means_the_whole_account_and_empty_means_none() {
+    let app = spawn_app_with(|s| s.auth.jwt_secret = Some(KNOWN_SECRET.to_owned().into())).await;
+    let queue = app.create_queue("orders").await;
+    // `None`: no queues claim at all.
+    let with_queues = |queues: Option<serde_json::Value>| {
+        let mut claims = serde_json::json!({
+            "sub": "t",
+            "iat": now(),
+            "exp": now() + 600,
+            "accounts": [ACCOUNT],
+            "scope": leaseq::auth::all_scopes(),
+        });
+        if let Some(queues) = queues {
+            claims["queues"] = queues;
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(KNOWN_SECRET.as_bytes()),
+        )
+        .expect("encodes")
+    };
+    let get = |token: String| {
+        app.send_raw(
+            app.client
+                .get(app.url(&format!("/queues/{queue}")))
+                .bearer_auth(token),
+        )
+    };
+    get(with_queues(None)).await.assert_ok();
+    get(with_queues(Some(serde_json::Value::Null)))
+        .await
+        .assert_ok();
+    get(with_queues(Some(serde_json::json!(["orders"]))))
+        .await
+        .assert_ok();
+    get(with_queues(Some(serde_json::json!([]))))
+        .await
+        .assert_error(404, 10104);
+}
