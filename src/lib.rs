@@ -10,6 +10,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod forwarded;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod metrics;

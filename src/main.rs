@@ -27,6 +27,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { config } => {
             let settings = Settings::load(config.config.as_deref()).map_err(|e| e.to_string())?;
             telemetry::init(settings.log.format, &settings.log.level);
+            for warning in settings.warnings() {
+                tracing::warn!("{warning}");
+            }
             let secrets = settings.secrets(config.dev).map_err(|e| e.to_string())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -35,7 +38,7 @@ fn run(cli: Cli) -> Result<(), String> {
             runtime.block_on(async move {
                 let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
                 if let Err(e) = app.broker().store().ping().await {
-                    tracing::warn!(error = %e, url = %settings.redis.url, "redis is not answering yet; the API answers 503 until it does");
+                    tracing::warn!(error = %e, redis = %settings.redis.url.endpoint(), "redis is not answering yet; the API answers 503 until it does");
                 }
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
                 let base = format!("http://{addr}:{}", app.port());
@@ -49,7 +52,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         accounts: vec![DEV_ACCOUNT.to_owned()],
                         scope: all_scopes(),
                         queues: None,
-                        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+                        ttl: dev_token_ttl(settings.auth.max_token_ttl_secs),
                     };
                     match keys.mint(&request) {
                         Ok(token) => print_dev_banner(&base, &token),
@@ -108,6 +111,16 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// A week, or less when `auth.max_token_ttl_secs` caps tokens below that.
+fn dev_token_ttl(max_token_ttl_secs: u64) -> std::time::Duration {
+    let week = 7 * 24 * 3600;
+    let secs = match max_token_ttl_secs {
+        0 => week,
+        cap => cap.min(week),
+    };
+    std::time::Duration::from_secs(secs)
 }
 
 fn print_dev_banner(base: &str, token: &str) {

@@ -25,6 +25,7 @@ use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
 use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
+use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -57,7 +58,7 @@ impl Application {
     pub fn build(settings: &Settings, secrets: &Secrets) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
-            url: settings.redis.url.clone(),
+            url: settings.redis.url.expose().to_owned(),
             key_prefix: settings.redis.key_prefix.clone(),
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,
@@ -93,6 +94,10 @@ impl Application {
             timeout: client_timeout,
         });
         let rate_limiter = web::Data::new(RateLimiter::new(&settings.rate_limits));
+        let trusted_proxies = web::Data::new(
+            TrustedProxies::parse(&settings.server.trusted_proxies)
+                .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))?,
+        );
         // Rendered once here, not per request.
         let openapi = web::Data::new(api::openapi::OpenApiJson::new()?);
         let mut server = HttpServer::new(move || {
@@ -132,6 +137,7 @@ impl Application {
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())
                 .app_data(rate_limiter.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(openapi.clone())
                 .app_data(api::query_config())
                 .app_data(api::path_config())

@@ -51,6 +51,10 @@ pub enum TokenError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("no signing key: this server only holds a public key; pass --private-key")]
     NoSigningKey,
+    #[error("token is invalid: {0}")]
+    Lifetime(&'static str),
+    #[error("a token may live at most auth.max_token_ttl_secs = {max_secs} s; ask for less")]
+    TtlOverCap { max_secs: u64 },
 }
 
 /// What a token must say besides its signature.
@@ -60,8 +64,12 @@ pub struct TokenPolicy {
     pub issuer: Option<String>,
     /// Required `aud`, when set.
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: u64,
+    /// Longest lifetime (`exp - iat`) accepted and minted, in seconds; `None`: no cap.
+    /// With a cap, a token must carry `iat` (else its lifetime is unknown) and must
+    /// not be issued in the future.
+    pub max_ttl_secs: Option<u64>,
 }
 
 /// What `leaseq token` and the dev banner put in a token.
@@ -160,12 +168,36 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        if let Some(max) = self.policy.max_ttl_secs {
+            // A missing `iat` reads as 0, like an explicit 0: either way, no known start.
+            if claims.iat == 0 {
+                return Err(TokenError::Lifetime(
+                    "it has no iat, so its lifetime is unknown",
+                ));
+            }
+            let now = crate::model::now_ms() / 1000;
+            if claims.iat > now.saturating_add(self.policy.leeway_secs) {
+                return Err(TokenError::Lifetime("it was issued in the future"));
+            }
+            if claims.exp.saturating_sub(claims.iat) > max {
+                return Err(TokenError::Lifetime(
+                    "it lives longer than auth.max_token_ttl_secs allows",
+                ));
+            }
+        }
+        Ok(claims)
     }
 
     /// A signed token carrying `request`, and the configured `iss` and `aud`.
     pub fn mint(&self, request: &TokenRequest) -> Result<String, TokenError> {
         let encoding = self.encoding.as_ref().ok_or(TokenError::NoSigningKey)?;
+        if let Some(max_secs) = self.policy.max_ttl_secs
+            && request.ttl.as_secs() > max_secs
+        {
+            return Err(TokenError::TtlOverCap { max_secs });
+        }
         let now = crate::model::now_ms() / 1000;
         let claims = Claims {
             sub: request.subject.clone(),
@@ -244,6 +276,7 @@ mod tests {
             issuer: Some("leaseq".into()),
             audience: Some("queues".into()),
             leeway_secs: 0,
+            max_ttl_secs: None,
         };
         let keys = TokenKeys::hs256(b"secret", policy);
         assert!(
@@ -257,6 +290,72 @@ mod tests {
             keys.verify(&plain).is_err(),
             "a token without iss/aud is refused"
         );
+    }
+
+    fn capped(max_ttl_secs: u64) -> TokenKeys {
+        let policy = TokenPolicy {
+            max_ttl_secs: Some(max_ttl_secs),
+            ..TokenPolicy::default()
+        };
+        TokenKeys::hs256(b"secret", policy)
+    }
+
+    /// A token signed with `b"secret"` with these `iat` (0: none) and `exp`.
+    fn token(iat: u64, exp: u64) -> String {
+        let mut claims = serde_json::json!({"sub": "t", "exp": exp, "accounts": ["*"]});
+        if iat > 0 {
+            claims["iat"] = iat.into();
+        }
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .expect("encodes")
+    }
+
+    #[test]
+    fn tokens_living_longer_than_the_cap_are_refused() {
+        let now = crate::model::now_ms() / 1000;
+        let keys = capped(3600);
+        assert!(keys.verify(&token(now, now + 3600)).is_ok());
+        assert!(keys.verify(&token(now - 60, now + 3540)).is_ok());
+        let long = keys.verify(&token(now, now + 3601)).expect_err("too long");
+        assert!(long.to_string().contains("max_token_ttl_secs"), "{long}");
+        // Without a cap, any lifetime goes.
+        let uncapped = TokenKeys::hs256(b"secret", TokenPolicy::default());
+        assert!(
+            uncapped
+                .verify(&token(now, now + 10 * 365 * 86_400))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn with_a_cap_tokens_without_iat_or_issued_in_the_future_are_refused() {
+        let now = crate::model::now_ms() / 1000;
+        let keys = capped(3600);
+        let no_iat = keys.verify(&token(0, now + 60)).expect_err("no iat");
+        assert!(no_iat.to_string().contains("no iat"), "{no_iat}");
+        // Issued "later" so that exp - iat looks short while exp is far away.
+        let future = now + 10 * 365 * 86_400;
+        let early = keys
+            .verify(&token(future, future + 60))
+            .expect_err("future");
+        assert!(early.to_string().contains("future"), "{early}");
+        let uncapped = TokenKeys::hs256(b"secret", TokenPolicy::default());
+        assert!(uncapped.verify(&token(0, now + 60)).is_ok());
+    }
+
+    #[test]
+    fn minting_beyond_the_cap_is_refused() {
+        let keys = capped(3600);
+        let mut long = request(&["a"]);
+        long.ttl = Duration::from_secs(3601);
+        let error = keys.mint(&long).expect_err("over the cap");
+        assert!(error.to_string().contains("3600"), "{error}");
+        long.ttl = Duration::from_secs(3600);
+        assert!(keys.mint(&long).is_ok());
     }
 
     #[test]

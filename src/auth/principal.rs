@@ -44,7 +44,9 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
     // Two credentials are ambiguous (Authorization is not a list field, RFC 9110 §5.3),
     // and a proxy that checks the last while we use the first would let a forged token
-    // ride along with a good one: refuse rather than pick.
+    // ride along with a good one: refuse rather than pick. The same holds across the
+    // token headers: a gateway that checks Authorization while we read X-API-KEY (or
+    // the other way round) must not be able to disagree with us.
     if let Some(name) = TOKEN_HEADERS
         .iter()
         .find(|name| req.headers().get_all(**name).nth(1).is_some())
@@ -52,6 +54,16 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
         return Err(BrokerError::Unauthenticated(format!(
             "more than one {name} header"
         )));
+    }
+    if TOKEN_HEADERS
+        .iter()
+        .filter(|name| req.headers().contains_key(**name))
+        .count()
+        > 1
+    {
+        return Err(BrokerError::Unauthenticated(
+            "send the token in one header only: Authorization, X-Auth-Key or X-API-KEY".into(),
+        ));
     }
     let token = bearer(req.headers())
         .filter(|t| !t.is_empty())

@@ -178,18 +178,18 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
     let account =
         AccountId::parse(&args.account).ok_or("--account must be 1-64 of A-Z a-z 0-9 _ -")?;
     let store = Store::connect(&StoreOptions {
-        url: settings.redis.url.clone(),
+        url: settings.redis.url.expose().to_owned(),
         key_prefix: settings.redis.key_prefix.clone(),
         timeout: Duration::from_secs(30),
         reveal_batch: settings.redis.reveal_batch,
         reply_bytes: settings.limits.reply_bytes,
     })
     .map_err(|e| e.to_string())?;
-    let redis = redis::Client::open(settings.redis.url.as_str())
+    let redis = redis::Client::open(settings.redis.url.expose())
         .map_err(|e| e.to_string())?
         .get_multiplexed_async_connection()
         .await
-        .map_err(|e| format!("redis at {}: {e}", settings.redis.url))?;
+        .map_err(|e| format!("redis at {}: {e}", settings.redis.url.endpoint()))?;
     let needs_http = args.target != TargetKind::RawRedis
         || matches!(args.scenario, Scenario::Backlog | Scenario::Standard);
     let http = if !needs_http {

@@ -60,8 +60,8 @@ pub enum StoreError {
     Corrupt(#[from] CorruptData),
 }
 
-/// Connection settings for [`Store::connect`].
-#[derive(Debug, Clone)]
+/// Connection settings for [`Store::connect`]. No `Debug`: the URL may hold a password.
+#[derive(Clone)]
 pub struct StoreOptions {
     pub url: String,
     pub key_prefix: String,

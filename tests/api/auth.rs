@@ -101,8 +101,10 @@ async fn bad_tokens_are_401() {
 
 #[tokio::test]
 async fn expired_and_not_yet_valid_tokens_of_the_right_key_are_401() {
-    let app = spawn_app_with(|s| s.auth.jwt_secret = Some("known-secret".to_owned().into())).await;
-    let key = EncodingKey::from_secret(b"known-secret");
+    // At least 32 bytes, as every HS256 secret must be.
+    const KNOWN: &str = "known-secret-of-at-least-32-bytes-0123456789";
+    let app = spawn_app_with(|s| s.auth.jwt_secret = Some(KNOWN.to_owned().into())).await;
+    let key = EncodingKey::from_secret(KNOWN.as_bytes());
     let url = app.url("/queues");
     let good = sign(Header::new(Algorithm::HS256), &claims(now() + 600), &key);
     app.send_raw(app.client.get(&url).bearer_auth(good))

@@ -79,7 +79,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let prefix = format!("lqtest:{}", uuid::Uuid::now_v7().simple());
     settings.server.bind = "127.0.0.1:0".into();
     settings.server.workers = 2;
-    settings.redis.url = redis_url();
+    settings.redis.url = redis_url().into();
     settings.redis.key_prefix = prefix.clone();
     settings.auth.jwt_secret = Some(SecretString::from(format!(
         "jwt-{}",

@@ -1700,7 +1700,7 @@ fn hs256(header: &str, payload: &str, secret: &[u8]) -> String {
     format!("{signing_input}.{}", b64url(&mac.finalize().into_bytes()))
 }
 
-const SECRET: &[u8] = b"hostile-known-secret";
+const SECRET: &[u8] = b"hostile-known-secret-of-at-least-32-bytes";
 
 #[tokio::test]
 async fn hostile_tokens_are_401_envelopes_on_every_route() {
@@ -1710,10 +1710,12 @@ async fn hostile_tokens_are_401_envelopes_on_every_route() {
     .await;
     let sentinel = Sentinel::plant(&app, "sentinel").await;
     let q = sentinel.queue.clone();
-    let exp = leaseq::model::now_ms() / 1000 + 3600;
+    let iat = leaseq::model::now_ms() / 1000;
+    let exp = iat + 3600;
+    // `iat` too: tokens without one are refused while auth.max_token_ttl_secs is set.
     let claims = |extra: &str| {
         format!(
-            r#"{{"sub":"t","exp":{exp},"accounts":["{ACCOUNT}"],"scope":"queues:read queues:write messages:push messages:pull"{extra}}}"#
+            r#"{{"sub":"t","iat":{iat},"exp":{exp},"accounts":["{ACCOUNT}"],"scope":"queues:read queues:write messages:push messages:pull"{extra}}}"#
         )
     };
     let good = claims("");

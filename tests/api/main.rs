@@ -12,3 +12,4 @@ mod observability;
 mod openapi;
 mod queues;
 mod security;
+mod security_auth;

@@ -163,7 +163,7 @@ impl Drop for OwnRedis {
 async fn while_redis_is_down_calls_fail_fast_with_503_and_service_resumes_after() {
     let redis = OwnRedis::start(None, None);
     let url = redis.url();
-    let app = spawn_app_with(move |s| s.redis.url = url).await;
+    let app = spawn_app_with(move |s| s.redis.url = url.into()).await;
     let queue = eventually(Duration::from_secs(5), || async {
         let reply = app.post("/queues", json!({"queue_name": "orders"})).await;
         reply
@@ -236,6 +236,9 @@ async fn while_redis_is_down_calls_fail_fast_with_503_and_service_resumes_after(
     let _ = Method::GET;
 }
 
+/// Secrets are at least 32 bytes.
+const SIGTERM_JWT_SECRET: &str = "sigterm-test-secret-of-at-least-32-bytes";
+
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish() {
     let binary = env!("CARGO_BIN_EXE_leaseq");
@@ -245,8 +248,11 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         .env("LEASEQ__SERVER__BIND", "127.0.0.1:0")
         .env("LEASEQ__REDIS__URL", crate::helpers::redis_url())
         .env("LEASEQ__REDIS__KEY_PREFIX", &prefix)
-        .env("LEASEQ__AUTH__JWT_SECRET", "sigterm-test-secret")
-        .env("LEASEQ__AUTH__LEASE_SECRET", "sigterm-lease-secret")
+        .env("LEASEQ__AUTH__JWT_SECRET", SIGTERM_JWT_SECRET)
+        .env(
+            "LEASEQ__AUTH__LEASE_SECRET",
+            "sigterm-lease-secret-of-at-least-32-bytes",
+        )
         .env("LEASEQ__LOG__FORMAT", "json")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -273,7 +279,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         }
     };
     let keys = leaseq::auth::TokenKeys::hs256(
-        b"sigterm-test-secret",
+        SIGTERM_JWT_SECRET.as_bytes(),
         leaseq::auth::TokenPolicy {
             leeway_secs: 30,
             ..Default::default()
