@@ -197,22 +197,6 @@ impl Access {
             .as_ref()
             .is_none_or(|names| names.contains(name))
     }
-
-    /// The form the store's scripts check: `account`, or `account\n,name,name,`.
-    /// Queue names and account ids never contain `,` or a newline.
-    pub fn script_arg(&self) -> String {
-        match &self.queues {
-            None => self.account.to_string(),
-            Some(names) => {
-                let mut arg = format!("{}\n,", self.account);
-                for name in names {
-                    arg.push_str(name.as_str());
-                    arg.push(',');
-                }
-                arg
-            }
-        }
-    }
 }
 
 /// How a message body is to be interpreted by consumers.
@@ -418,14 +402,12 @@ mod tests {
         let billing = QueueName::parse("billing").expect("valid");
         let all = Access::account(account.clone());
         assert!(all.allows(&orders));
-        assert_eq!(all.script_arg(), "acct");
         let some = Access {
             account,
             queues: Some(vec![orders.clone()]),
         };
         assert!(some.allows(&orders));
         assert!(!some.allows(&billing));
-        assert_eq!(some.script_arg(), "acct\n,orders,");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct CorruptData(pub String);
 /// same header (`parse_record` and `record` in `lua/lib.lua`).
 pub fn encode_record(content_type: ContentType, timestamp_ms: u64, body: &str) -> String {
     let mut rec = String::with_capacity(body.len() + 26);
-    rec.push(RECORD_V2);
+    rec.push(RECORD_VERSION);
     rec.push(content_tag(content_type));
     rec.push_str(&timestamp_ms.to_string());
     rec.push_str(":0:0:0:");
@@ -31,7 +31,8 @@ pub fn encode_record(content_type: ContentType, timestamp_ms: u64, body: &str) -
     rec
 }
 
-const RECORD_V2: char = '2';
+/// The first byte of a version 2 record (version 1 records start with the content tag).
+pub const RECORD_VERSION: char = '2';
 
 fn content_tag(content_type: ContentType) -> char {
     match content_type {

@@ -6,54 +6,84 @@
 
 use crate::model::{AccountId, QueueId};
 
-/// The keys of one queue, in the order the message scripts take them.
-#[derive(Debug, Clone)]
-pub struct QueueKeys {
+/// What each key of a queue holds. The order of [`Role::ALL`] is the order every queue
+/// script takes the keys in (`KEYS[1]`, `KEYS[2]`, …); the Lua prelude names them
+/// `K_<ROLE>` from this list (see `script.rs`), so it is written nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
     /// HASH: queue metadata, consumer settings, byte counter and lease sequence.
-    pub meta: String,
+    Meta,
     /// HASH: message id -> record.
-    pub msg: String,
+    Msg,
     /// LIST: ids ready for delivery, oldest first.
-    pub ready: String,
+    Ready,
     /// ZSET: id -> time (ms) it becomes visible.
-    pub delayed: String,
+    Delayed,
     /// ZSET: id -> lease expiry (ms).
-    pub leased: String,
+    Leased,
     /// ZSET: each distinct push time (ms) of live messages, scored by itself.
-    pub age: String,
+    Age,
     /// HASH: push time (ms) -> number of live messages pushed then.
-    pub age_count: String,
+    AgeCount,
     /// HASH: id -> record of messages on their way to the dead-letter queue.
-    pub dead: String,
+    Dead,
     /// HASH: push time (ms) -> the ids pushed then, concatenated (for retention).
-    pub age_ids: String,
+    AgeIds,
     /// ZSET: dedup id -> until when (ms) a repeat is ignored.
-    pub dedup: String,
+    Dedup,
     /// HASH: id -> the queue a dead letter came from, for redrive.
-    pub origin: String,
+    Origin,
 }
 
-impl QueueKeys {
-    /// All keys with their roles, in the order the message scripts take them.
-    pub fn named(&self) -> [(&'static str, &str); 11] {
-        [
-            ("meta", &self.meta),
-            ("msg", &self.msg),
-            ("ready", &self.ready),
-            ("delayed", &self.delayed),
-            ("leased", &self.leased),
-            ("age", &self.age),
-            ("age_count", &self.age_count),
-            ("dead", &self.dead),
-            ("age_ids", &self.age_ids),
-            ("dedup", &self.dedup),
-            ("origin", &self.origin),
-        ]
-    }
+impl Role {
+    pub const ALL: [Role; 11] = [
+        Role::Meta,
+        Role::Msg,
+        Role::Ready,
+        Role::Delayed,
+        Role::Leased,
+        Role::Age,
+        Role::AgeCount,
+        Role::Dead,
+        Role::AgeIds,
+        Role::Dedup,
+        Role::Origin,
+    ];
 
-    /// All keys, in the order the message scripts take them.
-    pub fn all(&self) -> [&str; 11] {
-        self.named().map(|(_, key)| key)
+    /// The key's last segment, and (upper-cased, after `K_`) its name in Lua.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Meta => "meta",
+            Role::Msg => "msg",
+            Role::Ready => "ready",
+            Role::Delayed => "delayed",
+            Role::Leased => "leased",
+            Role::Age => "age",
+            Role::AgeCount => "age_count",
+            Role::Dead => "dead",
+            Role::AgeIds => "age_ids",
+            Role::Dedup => "dedup",
+            Role::Origin => "origin",
+        }
+    }
+}
+
+/// The keys of one queue, `{prefix}:{<queue id>}:<role>`, in [`Role::ALL`] order.
+#[derive(Debug, Clone)]
+pub struct QueueKeys([String; Role::ALL.len()]);
+
+impl QueueKeys {
+    /// All keys, in the order the queue scripts take them.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::ops::Index<Role> for QueueKeys {
+    type Output = str;
+
+    fn index(&self, role: Role) -> &str {
+        &self.0[role as usize]
     }
 }
 
@@ -76,20 +106,7 @@ impl Keys {
     }
 
     pub fn queue(&self, id: QueueId) -> QueueKeys {
-        let base = format!("{}:{{{}}}:", self.prefix, id);
-        QueueKeys {
-            meta: format!("{base}meta"),
-            msg: format!("{base}msg"),
-            ready: format!("{base}ready"),
-            delayed: format!("{base}delayed"),
-            leased: format!("{base}leased"),
-            age: format!("{base}age"),
-            age_count: format!("{base}age_count"),
-            dead: format!("{base}dead"),
-            age_ids: format!("{base}age_ids"),
-            dedup: format!("{base}dedup"),
-            origin: format!("{base}origin"),
-        }
+        QueueKeys(Role::ALL.map(|role| format!("{}:{{{id}}}:{}", self.prefix, role.name())))
     }
 
     /// ZSET: queue id -> when (ms) the retention sweep next needs to look at it.
@@ -120,6 +137,14 @@ mod tests {
         for key in keys.all() {
             assert_eq!(hash_tag(key), id.to_string(), "{key}");
             assert!(key.starts_with("lq:{"), "{key}");
+        }
+        assert_eq!(keys[Role::AgeCount], format!("lq:{{{id}}}:age_count"));
+    }
+
+    #[test]
+    fn roles_are_listed_in_their_declaration_order() {
+        for (i, role) in Role::ALL.iter().enumerate() {
+            assert_eq!(*role as usize, i, "{role:?}");
         }
     }
 

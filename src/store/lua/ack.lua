@@ -1,21 +1,21 @@
 -- Acks (deletes) and retries leased messages.
--- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
---       age_count, dead); see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
 -- ARGV[4 .. 3+2A]: per ack, 2 values: id, lease generation
 -- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
--- Returns: {NOT_FOUND} or {1, buried, status per ack..., status per retry...}
---   ack status:   1 deleted, 0 no such message, 2 lease from before the message re-entered
---   retry status: 1 retried (or, after its last allowed delivery, buried),
---                 0 no such message, 2 lease no longer current
+-- Returns: {NOT_FOUND} or {OK, buried, status per ack..., status per retry...}
+--   ack status:   OK deleted, ABSENT no such message, NOT_CURRENT a lease from before the
+--                 message re-entered the queue
+--   retry status: OK retried (or, after its last allowed delivery, buried),
+--                 ABSENT no such message, NOT_CURRENT lease no longer current
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
-local default_delay = tonumber(meta[2] or '0')
-local max_deliveries = tonumber(meta[3] or '3') + 1
-local out = {1, 0}
+local default_delay = tonumber(meta[2] or DEFAULT_RETRY_DELAY)
+local max_deliveries = tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1
+local out = {OK, 0}
 
 -- An ack needs only an authentic lease of the message's present life: even an expired
 -- lease acks (Cloudflare's rule: the work was done), but not one issued before the
@@ -33,14 +33,14 @@ if ack_count > 0 then
   for i, id in ipairs(ids) do
     local rec = records[i]
     if not rec or deleted[id] then
-      out[#out + 1] = 0
+      out[#out + 1] = ABSENT
     elseif gens[i] <= select(6, parse_record(rec)) then
-      out[#out + 1] = 2
+      out[#out + 1] = NOT_CURRENT
     else
       deleted[id] = true
       gone[#gone + 1] = id
       gone_records[#gone_records + 1] = rec
-      out[#out + 1] = 1
+      out[#out + 1] = OK
     end
   end
   if #gone > 0 then
@@ -55,10 +55,10 @@ for i = first_retry, #ARGV, 3 do
   local id, gen, delay = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local rec = (not deleted[id]) and redis.call('HGET', K_MSG, id)
   if not rec then
-    out[#out + 1] = 0
+    out[#out + 1] = ABSENT
   else
     if not lease_current(id, rec, gen, now) then
-      out[#out + 1] = 2
+      out[#out + 1] = NOT_CURRENT
     else
       if delay < 0 then delay = default_delay end
       redis.call('ZREM', K_LEASED, id)
@@ -73,7 +73,7 @@ for i = first_retry, #ARGV, 3 do
       else
         ready[#ready + 1] = id
       end
-      out[#out + 1] = 1
+      out[#out + 1] = OK
     end
   end
 end

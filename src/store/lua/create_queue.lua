@@ -1,8 +1,8 @@
 -- Writes a new queue's metadata.
--- KEYS[1]: meta hash
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV: field, value pairs (must include 'account')
--- Returns: 1 created, 0 a queue with this id already exists
+-- Returns: {OK} created, {NAME_TAKEN} a queue with this id already exists
 
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
+if redis.call('EXISTS', K_META) == 1 then return {NAME_TAKEN} end
+redis.call('HSET', K_META, unpack(ARGV))
+return {OK}

@@ -5,7 +5,7 @@
 -- ARGV[1]: access (see may_access in lib.lua)
 -- ARGV[2]: the queue they come from, remembered for a later redrive ('' = don't)
 -- ARGV[3..]: id, record pairs (records as the other queue held them)
--- Returns: {NOT_FOUND} or {1, messages stored}
+-- Returns: {NOT_FOUND} or {OK, messages stored}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local records, ready, ages, ages_ids, bytes = {}, {}, {}, {}, 0
@@ -41,4 +41,4 @@ if #ready > 0 then
     remember_ages(ts, ages_ids[ts], n)
   end
 end
-return {1, #ready}
+return {OK, #ready}

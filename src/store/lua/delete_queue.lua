@@ -1,10 +1,10 @@
 -- Deletes a queue and every message in it.
--- KEYS[1]: meta hash   KEYS[2..]: every other key of the queue
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)
--- Returns: {NOT_FOUND} or {1, queue_name}
+-- Returns: {NOT_FOUND} or {OK, queue_name}
 
-local meta = redis.call('HMGET', KEYS[1], 'account', 'name')
-if not may_access(KEYS[1], meta[1]) then return {NOT_FOUND} end
+local meta = redis.call('HMGET', K_META, 'account', 'name')
+if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 -- UNLINK frees large message hashes in the background instead of blocking Redis.
 redis.call('UNLINK', unpack(KEYS))
-return {1, meta[2]}
+return {OK, meta[2]}

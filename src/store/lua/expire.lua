@@ -1,17 +1,17 @@
 -- Retention: deletes messages older than the queue's message_retention_period, whether
 -- ready, delayed or leased. Work is proportional to what expires: the age index names
 -- the expired timestamps and the ids pushed at each.
--- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: now (ms)   ARGV[2]: most timestamps handled per call
 -- ARGV[3]: retention floor in seconds (tests shorten retention below Cloudflare's 60 s)
 -- Returns: {NOT_FOUND} or
---          {1, account, messages expired, next_due_ms, more_due (0/1), dead outbox size}
+--          {OK, account, messages expired, next_due_ms, more_due (0/1), dead outbox size}
 --   next_due_ms: when the oldest remaining message expires; when empty, now + retention.
 
 local meta = redis.call('HMGET', K_META, 'account', 'retention')
 if not meta[1] then return {NOT_FOUND} end
 local now = tonumber(ARGV[1])
-local retention_ms = math.max(tonumber(meta[2] or '345600'), tonumber(ARGV[3])) * 1000
+local retention_ms = math.max(tonumber(meta[2] or DEFAULT_RETENTION), tonumber(ARGV[3])) * 1000
 local cutoff = now - retention_ms
 local due = redis.call('ZRANGEBYSCORE', K_AGE, '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0
@@ -31,4 +31,4 @@ local next_due = now + retention_ms
 if oldest[2] then next_due = tonumber(oldest[2]) + retention_ms end
 local more = 0
 if next_due <= now then more = 1 end
-return {1, meta[1], expired, next_due, more, redis.call('HLEN', K_DEAD)}
+return {OK, meta[1], expired, next_due, more, redis.call('HLEN', K_DEAD)}

@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script by scripts.rs.
+-- Helpers shared by the queue scripts, after the generated prelude (store/script.rs),
+-- which names the keys (K_META, K_MSG, …), the reply codes and the defaults.
 --
 -- Message record (a field of the `msg` hash), version 2 (see codec.rs):
 --   "2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>"
@@ -8,9 +9,9 @@
 -- ("<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>") read as entry 0.
 -- Returns content tag, timestamp (text), attempts, lease generation, body offset, entry.
 local function parse_record(rec)
-  local ct, ts, attempts, gen, entry, offset =
-    string.match(rec, '^2([tj])(%d+):(%d+):(%d+):(%d+):()')
-  if not ct then
+  local version, ct, ts, attempts, gen, entry, offset =
+    string.match(rec, '^(.)([tj])(%d+):(%d+):(%d+):(%d+):()')
+  if version ~= RECORD_VERSION then
     ct, ts, attempts, gen, offset = string.match(rec, '^([tj])(%d+):(%d+):(%d+):()')
     entry = '0'
   end
@@ -19,7 +20,7 @@ end
 
 -- A version 2 record.
 local function record(ct, ts, attempts, gen, entry, body)
-  return '2' .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
+  return RECORD_VERSION .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
 end
 
 -- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.
@@ -39,7 +40,7 @@ local function forget_ages(age_key, age_count_key, gone)
   for ts, n in pairs(gone) do
     if redis.call('HINCRBY', age_count_key, ts, -n) <= 0 then
       redis.call('HDEL', age_count_key, ts)
-      redis.call('HDEL', KEYS[9], ts)
+      redis.call('HDEL', K_AGE_IDS, ts)
       redis.call('ZREM', age_key, ts)
     end
   end
@@ -49,16 +50,11 @@ end
 -- ids concatenated, kept per timestamp so retention can find what expires without
 -- scanning the queue (acked ids stay until their timestamp empties; they are skipped).
 local function remember_ages(ts, ids, n)
-  redis.call('ZADD', KEYS[6], ts, ts)
-  redis.call('HINCRBY', KEYS[7], ts, n)
-  local known = redis.call('HGET', KEYS[9], ts)
-  redis.call('HSET', KEYS[9], ts, (known or '') .. ids)
+  redis.call('ZADD', K_AGE, ts, ts)
+  redis.call('HINCRBY', K_AGE_COUNT, ts, n)
+  local known = redis.call('HGET', K_AGE_IDS, ts)
+  redis.call('HSET', K_AGE_IDS, ts, (known or '') .. ids)
 end
-
--- The message scripts take the queue's keys in this order (keys.rs, QueueKeys::all).
-local K_META, K_MSG, K_READY, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_AGE_IDS, K_DEDUP, K_ORIGIN = KEYS[9], KEYS[10], KEYS[11]
 
 -- Deletes live messages `ids` (whose `records` are given) from every structure and
 -- from the backlog accounting. Ids on the ready list stay behind (removing them would
@@ -172,10 +168,6 @@ end
 local function announce_ready(n)
   redis.call('PUBLISH', K_READY, n)
 end
-
-local NOT_FOUND = -1
-local PAUSED = -2
-local BACKLOG_FULL = -3
 
 -- ARGV[1] of every queue script is the caller's access: "<account>", or
 -- "<account>\n,<queue name>,<queue name>," for a token limited to some queues.

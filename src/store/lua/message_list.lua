@@ -1,13 +1,13 @@
 -- Lists messages without leasing them, a page at a time (HSCAN order: stable across
 -- pages, not by age).
--- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: cursor ('0' to start)
 -- ARGV[3]: page size hint   ARGV[4]: most record bytes in the reply
--- Returns: {NOT_FOUND} or {1, next_cursor ('0' at the end), id1, record1, state1, until1, ...}
+-- Returns: {NOT_FOUND} or {OK, next_cursor ('0' at the end), id1, record1, state1, until1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {1, '0'}
+local out = {OK, '0'}
 local cursor, listed, size = ARGV[2], 0, 0
 -- Small HSCAN steps, each taken whole (a cursor cannot resume inside one), until the page
 -- has `want` messages or its records reach the budget. A step asks for no more records

@@ -1,13 +1,12 @@
 -- Leases up to batch_size visible messages, oldest visible first.
--- KEYS: the queue's keys in QueueKeys::all order (meta, msg, ready, delayed, leased, age,
---       age_count, dead); see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- ARGV[3]: batch_size (0 = consumer's setting, else 5)
--- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else 30000)
+-- ARGV[3]: batch_size (0 = consumer's setting, else DEFAULT_BATCH_SIZE)
+-- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else DEFAULT_VISIBILITY_TIMEOUT_MS)
 -- ARGV[5]: most due messages made visible per call
 -- ARGV[6]: most record bytes in the reply (at least one message is always leased)
 -- Returns: {NOT_FOUND}, {PAUSED}, or
---          {1, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
+--          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
 --           id1, record1, ...}
 --          where each record carries the new attempts and lease generation, buried counts
 --          messages that just left for the dead-letter outbox or were dropped, and
@@ -20,10 +19,10 @@ if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 if meta[4] == '1' then return {PAUSED} end
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
-if batch == 0 then batch = tonumber(meta[2] or '5') end
+if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end
 local timeout = tonumber(ARGV[4])
-if timeout == 0 then timeout = tonumber(meta[3] or '30000') end
-local max_deliveries = tonumber(meta[5] or '3') + 1
+if timeout == 0 then timeout = tonumber(meta[3] or DEFAULT_VISIBILITY_TIMEOUT_MS) end
+local max_deliveries = tonumber(meta[5] or DEFAULT_MAX_RETRIES) + 1
 
 local buried = make_due_visible(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '')
 
@@ -58,14 +57,14 @@ end
 local b
 if #ids == 0 then
   b = backlog(K_META, K_MSG, K_AGE)
-  return {1, b[1], b[2], b[3], buried, next_visible()}
+  return {OK, b[1], b[2], b[3], buried, next_visible()}
 end
 
 local last_gen = redis.call('HINCRBY', K_META, 'lease_seq', #ids)
 redis.call('HINCRBY', K_META, 'delivered', #ids)
 local expiry = now + timeout
 local updated, leases = {}, {}
-local out = {1, 0, 0, 0, buried, 0}
+local out = {OK, 0, 0, 0, buried, 0}
 for i, id in ipairs(ids) do
   local ct, ts, attempts, _, offset, entry = parse_record(records[i])
   local gen = last_gen - #ids + i

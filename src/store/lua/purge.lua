@@ -1,7 +1,7 @@
 -- Deletes every message of the queue: ready, delayed, leased and dead-letter outbox.
--- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- Returns: {NOT_FOUND} or {1, messages purged}
+-- Returns: {NOT_FOUND} or {OK, messages purged}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local purged = redis.call('HLEN', K_MSG)
@@ -9,4 +9,4 @@ local purged = redis.call('HLEN', K_MSG)
 redis.call('UNLINK', K_MSG, K_READY, K_DELAYED, K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD, K_AGE_IDS, K_ORIGIN)
 redis.call('HSET', K_META, 'bytes', 0, 'purged_ms', ARGV[2], 'modified_ms', ARGV[2])
 redis.call('HINCRBY', K_META, 'purged', purged)
-return {1, purged}
+return {OK, purged}

@@ -1,5 +1,5 @@
 -- Stores a batch of messages atomically.
--- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3], ARGV[4]: the deployment's backlog quota, messages and bytes (0 = none); the
 --            queue's own max_messages / max_bytes may lower them
@@ -7,16 +7,16 @@
 --            body size in bytes, record, dedup id ('' = none)
 -- Returns: {NOT_FOUND}, {BACKLOG_FULL, most messages, most bytes} when the new messages
 --          would pass the quota (nothing is stored), or
---          {1, backlog_count, backlog_bytes, oldest_timestamp_ms}
+--          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms}
 -- A message whose dedup id was pushed within the queue's dedup window (or earlier in
 -- the same batch) is accepted and not stored again.
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
   'max_messages', 'max_bytes', 'bytes')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-local default_delay = tonumber(meta[2] or '0') * 1000
+local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
-local dedup_until = now + tonumber(meta[3] or '300') * 1000
+local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
 
 local records, ready, delayed, remembered, seen = {}, {}, {}, {}, {}
 local bytes, pruned = 0, false
@@ -83,4 +83,4 @@ end
 if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
 
 local b = backlog(K_META, K_MSG, K_AGE)
-return {1, b[1], b[2], b[3]}
+return {OK, b[1], b[2], b[3]}

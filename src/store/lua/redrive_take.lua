@@ -1,13 +1,13 @@
 -- Reads dead letters eligible for a redrive: messages of this (dead-letter) queue that
 -- came from another queue, optionally only from one.
--- KEYS: the queue's keys in QueueKeys::all order; see lib.lua.
+-- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: source queue id ('' = any)
 -- ARGV[3]: most messages   ARGV[4]: most record bytes in the reply (at least one message)
--- Returns: {NOT_FOUND} or {1, id1, record1, source1, ...}
+-- Returns: {NOT_FOUND} or {OK, id1, record1, source1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local want, most, budget = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local out, taken, cursor, size = {1}, 0, '0', 0
+local out, taken, cursor, size = {OK}, 0, '0', 0
 repeat
   local page = redis.call('HSCAN', K_ORIGIN, cursor, 'COUNT', 200)
   cursor = page[1]
