@@ -1,4 +1,5 @@
-//! Background work of each broker process: the retention sweep.
+//! Background work of each broker process: moving data of an earlier version onto
+//! today's layout (once, at start-up), then the retention sweep.
 //!
 //! Safe in any number of processes at once: queues are claimed in Redis before they
 //! are swept, and every step is one script.
@@ -43,9 +44,21 @@ impl Reaper {
         self.broker.sweep(self.settings.sweep_batch).await
     }
 
-    /// Sweeps until the process ends; a failed sweep (Redis down) is retried next tick.
+    /// Migrates, then sweeps until the process ends; a failed step (Redis down) is
+    /// retried next tick.
     pub async fn run(self) {
         let interval = Duration::from_millis(self.settings.sweep_interval_ms.max(10));
+        loop {
+            match self.broker.migrate_storage().await {
+                Ok(0) => break,
+                Ok(queues) => {
+                    tracing::info!(queues, "moved every queue onto the current storage layout");
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "storage migration failed; retrying"),
+            }
+            tokio::time::sleep(interval).await;
+        }
         loop {
             match self.tick().await {
                 Ok(outcome) if outcome.expired > 0 => {

@@ -57,7 +57,7 @@ impl Scrape {
         if let Some(stats) = fresh {
             return stats;
         }
-        match self.store.queue_stats().await {
+        match self.store.queue_stats(crate::model::now_ms()).await {
             Ok(stats) => {
                 let stats = Arc::new(stats);
                 *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =

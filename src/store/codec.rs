@@ -75,12 +75,17 @@ pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData>
     })
 }
 
+/// The version of the key layout a queue is stored in (its `meta.layout`; none means 1).
+/// Queues of layout 1 are moved onto this one by `lua/migrate.lua`.
+pub const LAYOUT: u32 = 2;
+
 /// Queue metadata fields, as written by `create_queue.lua` and `update_queue.lua`.
 pub fn queue_fields(queue: &Queue) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("account", queue.account.to_string()),
         ("name", queue.name.to_string()),
         ("created_ms", queue.created_ms.to_string()),
+        ("layout", LAYOUT.to_string()),
     ];
     fields.extend(settings_fields(&queue.settings, queue.modified_ms));
     fields

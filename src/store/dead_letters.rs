@@ -67,6 +67,7 @@ struct DeadReceive<'a> {
     queue: QueueId,
     from: Option<QueueId>,
     entries: &'a [(String, Vec<u8>)],
+    now_ms: u64,
 }
 
 impl Op for DeadReceive<'_> {
@@ -81,7 +82,8 @@ impl Op for DeadReceive<'_> {
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
         invocation
             .arg(access_arg(self.access))
-            .arg(self.from.map(|q| q.to_string()).unwrap_or_default());
+            .arg(self.from.map(|q| q.to_string()).unwrap_or_default())
+            .arg(self.now_ms);
         for (id, record) in self.entries {
             invocation.arg(id).arg(record);
         }
@@ -223,12 +225,14 @@ impl Store {
         queue: QueueId,
         from: Option<QueueId>,
         entries: &[(String, Vec<u8>)],
+        now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
         self.call(DeadReceive {
             access,
             queue,
             from,
             entries,
+            now_ms,
         })
         .await
     }

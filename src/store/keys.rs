@@ -8,63 +8,80 @@ use crate::model::{AccountId, QueueId};
 
 /// What each key of a queue holds. The order of [`Role::ALL`] is the order every queue
 /// script takes the keys in (`KEYS[1]`, `KEYS[2]`, …); the Lua prelude names them
-/// `K_<ROLE>` from this list (see `script.rs`), so it is written nowhere else.
+/// ([`Role::lua_name`]) from this list (see `script.rs`), so it is written nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// HASH: queue metadata, consumer settings, byte counter and lease sequence.
+    /// HASH: queue metadata, consumer settings, counters and the lease sequence.
     Meta,
     /// HASH: message id -> record.
     Msg,
-    /// LIST: ids ready for delivery, oldest first.
-    Ready,
-    /// ZSET: id -> time (ms) it becomes visible.
-    Delayed,
-    /// ZSET: id -> lease expiry (ms).
+    /// ZSET: every live message not leased -> when (ms) it became or becomes visible.
+    Due,
+    /// ZSET: every leased message -> when (ms) its lease expires.
     Leased,
-    /// ZSET: each distinct push time (ms) of live messages, scored by itself.
+    /// ZSET: each distinct timestamp of live messages, scored by itself.
     Age,
-    /// HASH: push time (ms) -> number of live messages pushed then.
-    AgeCount,
+    /// HASH: timestamp -> the ids of the live messages carrying it, concatenated.
+    AgeIds,
     /// HASH: id -> record of messages on their way to the dead-letter queue.
     Dead,
-    /// HASH: push time (ms) -> the ids pushed then, concatenated (for retention).
-    AgeIds,
     /// ZSET: dedup id -> until when (ms) a repeat is ignored.
     Dedup,
     /// HASH: id -> the queue a dead letter came from, for redrive.
     Origin,
+    /// LIST (layout 1): ids ready for delivery; emptied into `Due` by the migration.
+    LegacyReady,
+    /// ZSET (layout 1): delayed ids; moved into `Due` by the migration.
+    LegacyDelayed,
+    /// HASH (layout 1): timestamp -> live messages carrying it; dropped by the migration.
+    LegacyAgeCount,
 }
 
 impl Role {
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Role::Meta,
         Role::Msg,
-        Role::Ready,
-        Role::Delayed,
+        Role::Due,
         Role::Leased,
         Role::Age,
-        Role::AgeCount,
-        Role::Dead,
         Role::AgeIds,
+        Role::Dead,
         Role::Dedup,
         Role::Origin,
+        Role::LegacyReady,
+        Role::LegacyDelayed,
+        Role::LegacyAgeCount,
     ];
 
-    /// The key's last segment, and (upper-cased, after `K_`) its name in Lua.
+    /// The key's last segment.
     pub fn name(self) -> &'static str {
         match self {
             Role::Meta => "meta",
             Role::Msg => "msg",
-            Role::Ready => "ready",
-            Role::Delayed => "delayed",
+            Role::Due => "due",
             Role::Leased => "leased",
             Role::Age => "age",
-            Role::AgeCount => "age_count",
-            Role::Dead => "dead",
             Role::AgeIds => "age_ids",
+            Role::Dead => "dead",
             Role::Dedup => "dedup",
             Role::Origin => "origin",
+            Role::LegacyReady => "ready",
+            Role::LegacyDelayed => "delayed",
+            Role::LegacyAgeCount => "age_count",
         }
+    }
+
+    /// Its name in Lua: `K_` and the variant in upper snake case.
+    pub fn lua_name(self) -> String {
+        let variant = format!("{self:?}");
+        let mut name = String::from("K");
+        for c in variant.chars() {
+            if c.is_uppercase() {
+                name.push('_');
+            }
+            name.push(c.to_ascii_uppercase());
+        }
+        name
     }
 }
 
@@ -114,6 +131,11 @@ impl Keys {
         format!("{}:sweep", self.prefix)
     }
 
+    /// STRING: the key layout every queue has been moved onto (see `migrate.rs`).
+    pub fn layout(&self) -> String {
+        format!("{}:layout", self.prefix)
+    }
+
     /// HASH: queue name -> queue id, for one account.
     pub fn account_queues(&self, account: &AccountId) -> String {
         format!("{}:{{a:{}}}:queues", self.prefix, account)
@@ -138,7 +160,9 @@ mod tests {
             assert_eq!(hash_tag(key), id.to_string(), "{key}");
             assert!(key.starts_with("lq:{"), "{key}");
         }
-        assert_eq!(keys[Role::AgeCount], format!("lq:{{{id}}}:age_count"));
+        assert_eq!(keys[Role::AgeIds], format!("lq:{{{id}}}:age_ids"));
+        assert_eq!(Role::LegacyAgeCount.lua_name(), "K_LEGACY_AGE_COUNT");
+        assert_eq!(Role::Meta.lua_name(), "K_META");
     }
 
     #[test]

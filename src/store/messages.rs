@@ -340,6 +340,7 @@ struct MessageGet<'a> {
     access: &'a Access,
     queue: QueueId,
     id: MessageId,
+    now_ms: u64,
 }
 
 impl Op for MessageGet<'_> {
@@ -354,7 +355,8 @@ impl Op for MessageGet<'_> {
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
         invocation
             .arg(access_arg(self.access))
-            .arg(self.id.to_string());
+            .arg(self.id.to_string())
+            .arg(self.now_ms);
     }
 
     fn decode(&self, reply: Reply) -> Result<Self::Output, CorruptData> {
@@ -405,6 +407,7 @@ struct MessageList<'a> {
     cursor: &'a str,
     per_page: u32,
     reply_bytes: usize,
+    now_ms: u64,
 }
 
 impl Op for MessageList<'_> {
@@ -421,7 +424,8 @@ impl Op for MessageList<'_> {
             .arg(access_arg(self.access))
             .arg(self.cursor)
             .arg(self.per_page)
-            .arg(self.reply_bytes);
+            .arg(self.reply_bytes)
+            .arg(self.now_ms);
     }
 
     fn decode(&self, reply: Reply) -> Result<Self::Output, CorruptData> {
@@ -600,8 +604,15 @@ impl Store {
         access: &Access,
         queue: QueueId,
         id: MessageId,
+        now_ms: u64,
     ) -> Result<Option<Option<(StoredMessage, MessageState)>>, StoreError> {
-        self.call(MessageGet { access, queue, id }).await
+        self.call(MessageGet {
+            access,
+            queue,
+            id,
+            now_ms,
+        })
+        .await
     }
 
     /// Deletes one message whatever its state. `None`: no such queue; else whether it
@@ -623,6 +634,7 @@ impl Store {
         queue: QueueId,
         cursor: &str,
         per_page: u32,
+        now_ms: u64,
     ) -> Result<Option<(Vec<(StoredMessage, MessageState)>, String)>, StoreError> {
         self.call(MessageList {
             access,
@@ -630,6 +642,7 @@ impl Store {
             cursor,
             per_page,
             reply_bytes: self.reply_bytes,
+            now_ms,
         })
         .await
     }

@@ -4,37 +4,39 @@
 //! prelude generated from them); the operations live with their resource: `queues.rs`,
 //! `messages.rs`, `dead_letters.rs`, `sweep.rs`, and `stats.rs` for the metrics scrape.
 //!
-//! # Key layout
+//! # Key layout (layout 2)
 //!
 //! With `redis.key_prefix = P`, queue `Q` (32 hex) of account `A`:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `P:{Q}:meta` | HASH | `account`, `name`, `created_ms`, `modified_ms`, `delivery_delay`, `delivery_paused`, `retention`, `bytes` (sum of body sizes), `lease_seq` (last lease generation), consumer `c_*` fields |
+//! | `P:{Q}:meta` | HASH | `account`, `name`, `created_ms`, `modified_ms`, `layout` (2), settings, `bytes` (sum of body sizes), `lease_seq` (last lease generation), counters, consumer `c_*` fields |
 //! | `P:{Q}:msg` | HASH | message id → record `2<t\|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>` (see `codec.rs`) |
-//! | `P:{Q}:ready` | LIST | ids visible now, oldest first (may hold ids of messages acked after their lease expired; skipped when popped) |
-//! | `P:{Q}:delayed` | ZSET | id → time (ms) the message becomes visible |
-//! | `P:{Q}:leased` | ZSET | id → lease expiry (ms) |
-//! | `P:{Q}:age` | ZSET | each distinct `timestamp_ms` of live messages, scored by itself: the oldest is its head, O(log N) |
-//! | `P:{Q}:age_count` | HASH | `timestamp_ms` → how many live messages carry it |
-//! | `P:{Q}:age_ids` | HASH | `timestamp_ms` → the ids pushed then, concatenated, so retention finds what expires |
+//! | `P:{Q}:due` | ZSET | every live message not leased → when (ms) it became or becomes visible: the visible ones are the head up to now, oldest visible first (ties by id, i.e. creation order); the rest are delayed |
+//! | `P:{Q}:leased` | ZSET | every leased message → lease expiry (ms) |
+//! | `P:{Q}:age` | ZSET | each distinct `timestamp_ms` of live messages, scored by itself: the oldest is its head |
+//! | `P:{Q}:age_ids` | HASH | `timestamp_ms` → exactly the ids of the live messages carrying it, concatenated, so retention finds what expires |
 //! | `P:{Q}:dead` | HASH | id → record: dead letters on their way to the dead-letter queue |
 //! | `P:{Q}:dedup` | ZSET | dedup id → end of its window (ms) |
 //! | `P:{Q}:origin` | HASH | id → the queue a dead letter came from, for redrive |
 //! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
+//! | `P:layout` | STRING | `2` once every queue has been moved onto layout 2 (`migrate.rs`) |
 //!
-//! A live message is in exactly one of `ready`, `delayed`, `leased`. `backlog_count` is
-//! `HLEN msg`, `backlog_bytes` is `meta.bytes`, the oldest timestamp is the head of `age`.
-//! A batch shares one push time, so the age index costs one entry per push, not per
-//! message; a delete decrements its time's count and drops the entry at zero.
-//! Due delayed messages and expired leases move to `ready` inside the pull script, a
-//! bounded number per call, so reclaiming costs O(expired), never O(queue size).
+//! A live message is in `msg`, in exactly one of `due` and `leased`, and in the age
+//! bucket of its timestamp; removing it (ack, delete, retention, purge, dead-lettering,
+//! redrive) removes it from all of them in the same script, so no id is ever indexed
+//! twice or left behind. `backlog_count` is `HLEN msg`, `backlog_bytes` is `meta.bytes`,
+//! the oldest timestamp is the head of `age`. Expired leases go back to `due` inside
+//! the pull script, a bounded number per call, so reclaiming costs O(expired); delayed
+//! messages need no promotion at all. Layout 1 (before this version) kept ready ids on
+//! a LIST and delayed ids apart; `migrate.rs` moves such queues on start-up.
 
 mod codec;
 mod dead_letters;
 mod keys;
 mod messages;
+mod migrate;
 mod queues;
 mod script;
 mod stats;

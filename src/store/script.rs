@@ -100,8 +100,7 @@ fn prelude(keys: &KeySet) -> String {
     match keys {
         KeySet::Queue => {
             for (i, role) in Role::ALL.iter().enumerate() {
-                let name = role.name().to_uppercase();
-                lua.push_str(&format!("local K_{name} = KEYS[{}]\n", i + 1));
+                lua.push_str(&format!("local {} = KEYS[{}]\n", role.lua_name(), i + 1));
             }
         }
         KeySet::One(name) => lua.push_str(&format!("local K_{name} = KEYS[1]\n")),
@@ -132,8 +131,9 @@ fn prelude(keys: &KeySet) -> String {
         lua.push_str(&format!("local {name} = {value}\n"));
     }
     lua.push_str(&format!(
-        "local RECORD_VERSION = '{}'\n",
-        codec::RECORD_VERSION
+        "local RECORD_VERSION = '{}'\nlocal LAYOUT = '{}'\n",
+        codec::RECORD_VERSION,
+        codec::LAYOUT
     ));
     lua
 }
@@ -249,8 +249,11 @@ mod tests {
     fn the_prelude_names_every_queue_key_in_order_and_every_code() {
         let lua = prelude(&KeySet::Queue);
         assert!(lua.contains("local K_META = KEYS[1]\n"));
-        assert!(lua.contains("local K_AGE_COUNT = KEYS[7]\n"));
-        assert!(lua.contains(&format!("local K_ORIGIN = KEYS[{}]\n", Role::ALL.len())));
+        assert!(lua.contains("local K_AGE_IDS = KEYS[6]\n"));
+        assert!(lua.contains(&format!(
+            "local K_LEGACY_AGE_COUNT = KEYS[{}]\n",
+            Role::ALL.len()
+        )));
         assert!(lua.contains("local NOT_FOUND = -1\n"));
         assert!(lua.contains("local DEFAULT_VISIBILITY_TIMEOUT_MS = 30000\n"));
         assert!(lua.contains("local RECORD_VERSION = '2'\n"));

@@ -9,7 +9,10 @@ use crate::model::{AccountId, QueueId, QueueName};
 
 impl Store {
     /// Every queue's figures for a metrics scrape, in pipelines of a few hundred queues.
-    pub async fn queue_stats(&self) -> Result<Vec<crate::metrics::QueueStats>, StoreError> {
+    pub async fn queue_stats(
+        &self,
+        now_ms: u64,
+    ) -> Result<Vec<crate::metrics::QueueStats>, StoreError> {
         const CHUNK: usize = 250;
         const FIELDS: [&str; 11] = [
             "account",
@@ -43,7 +46,10 @@ impl Store {
                 pipe.cmd("HMGET").arg(&k[Role::Meta]).arg(&FIELDS[..]);
                 pipe.cmd("HLEN").arg(&k[Role::Msg]);
                 pipe.cmd("ZCARD").arg(&k[Role::Leased]);
-                pipe.cmd("ZCARD").arg(&k[Role::Delayed]);
+                pipe.cmd("ZCOUNT")
+                    .arg(&k[Role::Due])
+                    .arg(format!("({now_ms}"))
+                    .arg("+inf");
                 pipe.cmd("ZRANGE")
                     .arg(&k[Role::Age])
                     .arg(0)

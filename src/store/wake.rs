@@ -1,7 +1,7 @@
 //! Wake-ups for long-polling pulls, across broker processes.
 //!
-//! Scripts that put messages on a ready list `PUBLISH` on that list's key name, with how
-//! many they put there. Each process keeps one subscription to `{prefix}:*:ready` and
+//! Scripts that make messages visible `PUBLISH` on the name of the queue's `due` key,
+//! with how many. Each process keeps one subscription to `{prefix}:*:due` and
 //! wakes at most that many of the pulls of that queue waiting in it: a push of one
 //! message to a queue with 400 waiting pulls costs one more pull, not 400. A woken pull
 //! that finds nothing (another took the message) simply waits again. A lost wake-up (Redis restarting, say) only delays a waiting
@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
+use super::keys::Role;
 use crate::model::QueueId;
 
 /// Waiting pulls by queue.
@@ -77,7 +78,7 @@ impl Wakeups {
             .unwrap_or(1)
     }
 
-    /// The queue id in a channel name `{prefix}:{<queue id>}:ready`.
+    /// The queue id in a channel name `{prefix}:{<queue id>}:due`.
     fn queue_of(channel: &str) -> Option<QueueId> {
         let start = channel.find('{')? + 1;
         let end = start + channel[start..].find('}')?;
@@ -86,7 +87,7 @@ impl Wakeups {
 
     /// Listens for wake-ups until the process ends, reconnecting after failures.
     pub async fn listen(self: Arc<Self>, client: redis::Client, prefix: String) {
-        let pattern = format!("{prefix}:*:ready");
+        let pattern = format!("{prefix}:*:{}", Role::Due.name());
         loop {
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {

@@ -338,7 +338,7 @@ async fn subscribed(app: &TestApp, queue: &str) {
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let channel = format!("{}:{{{queue}}}:ready", app.prefix);
+    let channel = format!("{}:{{{queue}}}:due", app.prefix);
     eventually(Duration::from_secs(5), || {
         let mut conn = conn.clone();
         let channel = channel.clone();

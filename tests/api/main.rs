@@ -13,3 +13,4 @@ mod openapi;
 mod queues;
 mod security;
 mod security_auth;
+mod storage;

@@ -50,7 +50,8 @@ if ack_count > 0 then
 end
 
 -- A retry needs the lease to be current: same generation and not yet expired.
-local ready, delayed, dead, dead_records = {}, {}, {}, {}
+local due, dead, dead_records = {}, {}, {}
+local visible_now = 0
 for i = first_retry, #ARGV, 3 do
   local id, gen, delay = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local rec = (not deleted[id]) and redis.call('HGET', K_MSG, id)
@@ -67,22 +68,18 @@ for i = first_retry, #ARGV, 3 do
         deleted[id] = true
         dead[#dead + 1] = id
         dead_records[#dead_records + 1] = rec
-      elseif delay > 0 then
-        delayed[#delayed + 1] = now + delay * 1000
-        delayed[#delayed + 1] = id
       else
-        ready[#ready + 1] = id
+        if delay <= 0 then visible_now = visible_now + 1 end
+        due[#due + 1] = now + math.max(delay, 0) * 1000
+        due[#due + 1] = id
       end
       out[#out + 1] = OK
     end
   end
 end
-if #ready > 0 then
-  redis.call('RPUSH', K_READY, unpack(ready))
-  announce_ready(#ready)
-end
-if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
+if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
+if visible_now > 0 then announce_due(visible_now) end
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
-local retried = #ready + #delayed / 2 + #dead
+local retried = #due / 2 + #dead
 if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end
 return out

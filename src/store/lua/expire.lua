@@ -20,9 +20,9 @@ for _, ts in ipairs(due) do
   local ids = {}
   for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
   expired = expired + delete_live(ids)
-  -- Acked ids may remain in the list; the whole timestamp is gone now.
+  -- delete_live emptied the bucket; a bucket from before layout 2 may still hold ids
+  -- of acked messages, and goes too.
   redis.call('HDEL', K_AGE_IDS, ts)
-  redis.call('HDEL', K_AGE_COUNT, ts)
   redis.call('ZREM', K_AGE, ts)
 end
 if expired > 0 then redis.call('HINCRBY', K_META, 'expired', expired) end

@@ -23,57 +23,69 @@ local function record(ct, ts, attempts, gen, entry, body)
   return RECORD_VERSION .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
 end
 
+-- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG and in
+-- exactly one of K_DUE (not leased: ready, or delayed until its score) and K_LEASED
+-- (until its lease expires), and its id is in the age bucket of its timestamp. Removing
+-- a message removes it from all of them at once (delete_messages), so no id is ever
+-- indexed twice or left behind.
+
 -- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.
-local function backlog(meta_key, msg_key, age_key)
-  local count = redis.call('HLEN', msg_key)
-  local bytes = tonumber(redis.call('HGET', meta_key, 'bytes') or '0')
+local function backlog()
+  local count = redis.call('HLEN', K_MSG)
+  local bytes = tonumber(redis.call('HGET', K_META, 'bytes') or '0')
   local oldest = 0
-  local first = redis.call('ZRANGE', age_key, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')
   if first[2] then oldest = tonumber(first[2]) end
   return {count, bytes, oldest}
 end
 
--- The age index holds each distinct push time of live messages once (age zset) with
--- how many live messages carry it (age_count hash). `gone` maps timestamp -> number
--- of messages with that timestamp just deleted.
-local function forget_ages(age_key, age_count_key, gone)
-  for ts, n in pairs(gone) do
-    if redis.call('HINCRBY', age_count_key, ts, -n) <= 0 then
-      redis.call('HDEL', age_count_key, ts)
-      redis.call('HDEL', K_AGE_IDS, ts)
-      redis.call('ZREM', age_key, ts)
-    end
-  end
-end
-
--- Adds `n` messages with timestamp `ts` to the age index; `ids` is their 32-character
--- ids concatenated, kept per timestamp so retention can find what expires without
--- scanning the queue (acked ids stay until their timestamp empties; they are skipped).
-local function remember_ages(ts, ids, n)
+-- The age index: K_AGE holds each distinct timestamp of live messages, scored by
+-- itself (the oldest is its head); K_AGE_IDS maps each to exactly the ids of the live
+-- messages carrying it, 32 characters each, concatenated, so retention finds what
+-- expires without scanning the queue. A bucket holds the messages pushed in one
+-- millisecond, so editing it costs about a batch.
+local function remember_ages(ts, ids)
   redis.call('ZADD', K_AGE, ts, ts)
-  redis.call('HINCRBY', K_AGE_COUNT, ts, n)
   local known = redis.call('HGET', K_AGE_IDS, ts)
   redis.call('HSET', K_AGE_IDS, ts, (known or '') .. ids)
 end
 
--- Deletes live messages `ids` (whose `records` are given) from every structure and
--- from the backlog accounting. Ids on the ready list stay behind (removing them would
--- be O(N)); pulls skip ids without a record.
+-- Removes ids from their age buckets; `gone` maps timestamp -> set of ids.
+local function forget_ages(gone)
+  for ts, ids in pairs(gone) do
+    local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
+    local kept = {}
+    for i = 1, #packed, 32 do
+      local id = string.sub(packed, i, i + 31)
+      if not ids[id] then kept[#kept + 1] = id end
+    end
+    if #kept == 0 then
+      redis.call('HDEL', K_AGE_IDS, ts)
+      redis.call('ZREM', K_AGE, ts)
+    else
+      redis.call('HSET', K_AGE_IDS, ts, table.concat(kept))
+    end
+  end
+end
+
+-- Deletes live messages `ids` (whose `records` are given) from every index and from
+-- the backlog accounting.
 local function delete_messages(ids, records)
   if #ids == 0 then return end
   local bytes, ages = 0, {}
-  for i = 1, #ids do
+  for i, id in ipairs(ids) do
     local _, ts, _, _, offset = parse_record(records[i])
     bytes = bytes + #records[i] - offset + 1
-    ages[ts] = (ages[ts] or 0) + 1
+    ages[ts] = ages[ts] or {}
+    ages[ts][id] = true
   end
   redis.call('HDEL', K_MSG, unpack(ids))
+  redis.call('ZREM', K_DUE, unpack(ids))
   redis.call('ZREM', K_LEASED, unpack(ids))
-  redis.call('ZREM', K_DELAYED, unpack(ids))
   redis.call('HDEL', K_ORIGIN, unpack(ids))
   -- Not when it is 0: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.
   if bytes > 0 then redis.call('HINCRBY', K_META, 'bytes', -bytes) end
-  forget_ages(K_AGE, K_AGE_COUNT, ages)
+  forget_ages(ages)
 end
 
 -- Deletes those of `ids` that are still live messages; returns how many were.
@@ -119,42 +131,42 @@ local function bury(ids, records, has_dlq)
   return #ids
 end
 
--- Moves due delayed messages and expired leases onto the ready list, oldest first,
--- at most `limit` of each per call so one call never does unbounded work; whatever is
--- left is moved by the next call. Cost: O(log N + moved). An expired lease that was
--- the message's last allowed delivery (`max_deliveries`) buries it instead.
--- Returns how many messages were buried.
-local function make_due_visible(now, limit, max_deliveries, has_dlq)
-  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, limit)
-  if #due > 0 then
-    redis.call('ZREM', K_DELAYED, unpack(due))
-    redis.call('RPUSH', K_READY, unpack(due))
-  end
-  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, limit)
+-- Returns expired leases to K_DUE, scored by when they expired, oldest first and at
+-- most `limit` per call (the next call moves the rest), so the cost is O(log N +
+-- moved). An expired lease that was the message's last allowed delivery
+-- (`max_deliveries`) buries it instead. Delayed messages need no such step: they are
+-- in K_DUE already, scored by when they become visible. Returns how many were buried.
+local function reclaim_expired(now, limit, max_deliveries, has_dlq)
+  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'WITHSCORES',
+    'LIMIT', 0, limit)
   if #expired == 0 then return 0 end
-  redis.call('ZREM', K_LEASED, unpack(expired))
-  redis.call('HINCRBY', K_META, 'lease_expired', #expired)
-  local records = redis.call('HMGET', K_MSG, unpack(expired))
-  local alive, dead, dead_records = {}, {}, {}
-  for i, id in ipairs(expired) do
+  local ids, expiries = {}, {}
+  for i = 1, #expired, 2 do
+    ids[#ids + 1] = expired[i]
+    expiries[#expiries + 1] = expired[i + 1]
+  end
+  redis.call('ZREM', K_LEASED, unpack(ids))
+  redis.call('HINCRBY', K_META, 'lease_expired', #ids)
+  local records = redis.call('HMGET', K_MSG, unpack(ids))
+  local due, dead, dead_records = {}, {}, {}
+  for i, id in ipairs(ids) do
     local rec = records[i]
-    if rec then
-      local _, _, attempts = parse_record(rec)
-      if attempts >= max_deliveries then
-        dead[#dead + 1] = id
-        dead_records[#dead_records + 1] = rec
-      else
-        alive[#alive + 1] = id
-      end
+    local _, _, attempts = parse_record(rec)
+    if attempts >= max_deliveries then
+      dead[#dead + 1] = id
+      dead_records[#dead_records + 1] = rec
+    else
+      due[#due + 1] = expiries[i]
+      due[#due + 1] = id
     end
   end
-  if #alive > 0 then redis.call('RPUSH', K_READY, unpack(alive)) end
+  if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
   return bury(dead, dead_records, has_dlq)
 end
 
 -- When, in ms, the next delayed message or expired lease can become visible (0: none).
-local function next_visible()
-  local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+local function next_visible(now)
+  local d = redis.call('ZRANGEBYSCORE', K_DUE, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
   local n = 0
   if d[2] then n = tonumber(d[2]) end
@@ -163,10 +175,10 @@ local function next_visible()
 end
 
 -- Wakes long-polling pulls of this queue, in every broker process: the channel is the
--- ready list's own key name, the message how many messages just became visible (each
+-- K_DUE key's own name, the message how many messages just became visible (each
 -- process wakes at most that many of its waiting pulls).
-local function announce_ready(n)
-  redis.call('PUBLISH', K_READY, n)
+local function announce_due(n)
+  redis.call('PUBLISH', K_DUE, n)
 end
 
 -- ARGV[1] of every queue script is the caller's access: "<account>", or

@@ -1,6 +1,6 @@
 -- Reads one message without leasing it.
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
--- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: message id
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: message id   ARGV[3]: now (ms)
 -- Returns: {NOT_FOUND}, {ABSENT} (no such message), or {OK, record, state, until_ms}
 --   state: 'ready', 'delayed' (until_ms: when it becomes visible) or 'leased'
 --   (until_ms: when the lease expires)
@@ -10,6 +10,6 @@ local rec = redis.call('HGET', K_MSG, ARGV[2])
 if not rec then return {ABSENT} end
 local leased = redis.call('ZSCORE', K_LEASED, ARGV[2])
 if leased then return {OK, rec, 'leased', tonumber(leased)} end
-local delayed = redis.call('ZSCORE', K_DELAYED, ARGV[2])
-if delayed then return {OK, rec, 'delayed', tonumber(delayed)} end
+local due = tonumber(redis.call('ZSCORE', K_DUE, ARGV[2]) or '0')
+if due > tonumber(ARGV[3]) then return {OK, rec, 'delayed', due} end
 return {OK, rec, 'ready', 0}

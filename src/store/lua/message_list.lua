@@ -2,11 +2,11 @@
 -- pages, not by age).
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: cursor ('0' to start)
--- ARGV[3]: page size hint   ARGV[4]: most record bytes in the reply
+-- ARGV[3]: page size hint   ARGV[4]: most record bytes in the reply   ARGV[5]: now (ms)
 -- Returns: {NOT_FOUND} or {OK, next_cursor ('0' at the end), id1, record1, state1, until1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local want, budget, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {OK, '0'}
 local cursor, listed, size = ARGV[2], 0, 0
 -- Small HSCAN steps, each taken whole (a cursor cannot resume inside one), until the page
@@ -31,8 +31,8 @@ for _ = 1, want do
     if leased then
       state, until_ms = 'leased', tonumber(leased)
     else
-      local delayed = redis.call('ZSCORE', K_DELAYED, id)
-      if delayed then state, until_ms = 'delayed', tonumber(delayed) end
+      local due = tonumber(redis.call('ZSCORE', K_DUE, id) or '0')
+      if due > now then state, until_ms = 'delayed', due end
     end
     out[#out + 1] = id
     out[#out + 1] = entries[i + 1]

@@ -4,5 +4,5 @@
 -- Returns: {NOT_FOUND} or {OK, backlog_count, backlog_bytes, oldest_timestamp_ms}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local b = backlog(K_META, K_MSG, K_AGE)
+local b = backlog()
 return {OK, b[1], b[2], b[3]}

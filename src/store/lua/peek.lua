@@ -1,40 +1,33 @@
 -- Reads up to batch_size visible messages without leasing them.
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
--- ARGV[3]: batch_size (0 = consumer's, else DEFAULT_BATCH_SIZE)   ARGV[4]: most due messages made visible per call
+-- ARGV[3]: batch_size (0 = consumer's, else DEFAULT_BATCH_SIZE)
+-- ARGV[4]: most expired leases made visible per call
 -- ARGV[5]: most record bytes in the reply (at least one message is always shown)
 -- Returns: {NOT_FOUND} or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
+local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end
 
--- What a pull would do first; it changes no live message.
-local buried = make_due_visible(tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1,
-  (meta[4] or '') ~= '')
+-- What a pull would do first; it changes no live message's visibility.
+local buried = reclaim_expired(now, tonumber(ARGV[4]),
+  tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1, (meta[4] or '') ~= '')
 
-local b = backlog(K_META, K_MSG, K_AGE)
+local b = backlog()
 local out = {OK, b[1], b[2], b[3], buried, 0}
-local budget = tonumber(ARGV[5])
-local found, start, size = 0, 0, 0
--- Bounded: skips at most a few windows of ids whose message was already acked.
-for _ = 1, 4 do
-  if found >= batch then break end
-  local ids = redis.call('LRANGE', K_READY, start, start + batch - 1)
-  if #ids == 0 then break end
-  start = start + #ids
-  local records = redis.call('HMGET', K_MSG, unpack(ids))
-  for i, id in ipairs(ids) do
-    local rec = records[i]
-    if rec and found < batch then
-      if found > 0 and size + #rec > budget then return out end
-      found = found + 1
-      size = size + #rec
-      out[#out + 1] = id
-      out[#out + 1] = rec
-    end
-  end
+local budget, size = tonumber(ARGV[5]), 0
+local ids = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
+if #ids == 0 then return out end
+local records = redis.call('HMGET', K_MSG, unpack(ids))
+for i, id in ipairs(ids) do
+  local rec = records[i]
+  if i > 1 and size + #rec > budget then break end
+  size = size + #rec
+  out[#out + 1] = id
+  out[#out + 1] = rec
 end
 return out

@@ -3,7 +3,7 @@
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's setting, else DEFAULT_BATCH_SIZE)
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else DEFAULT_VISIBILITY_TIMEOUT_MS)
--- ARGV[5]: most due messages made visible per call
+-- ARGV[5]: most expired leases made visible per call
 -- ARGV[6]: most record bytes in the reply (at least one message is always leased)
 -- Returns: {NOT_FOUND}, {PAUSED}, or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
@@ -24,40 +24,28 @@ local timeout = tonumber(ARGV[4])
 if timeout == 0 then timeout = tonumber(meta[3] or DEFAULT_VISIBILITY_TIMEOUT_MS) end
 local max_deliveries = tonumber(meta[5] or DEFAULT_MAX_RETRIES) + 1
 
-local buried = make_due_visible(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '')
+local buried = reclaim_expired(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '')
 
--- Acks of expired leases leave ids on the ready list without a record (removing them
--- from the list would be O(N)); they are dropped here as they reach the head. Once the
--- records reach the reply budget, the rest of what was popped goes back to the head.
+-- The visible messages are the head of K_DUE, up to now. Once their records reach the
+-- reply budget the rest stay where they are, first in line for the next pull.
 local budget = tonumber(ARGV[6])
-local ids, records, size, unused = {}, {}, 0, {}
-while #ids < batch and #unused == 0 do
-  local popped = redis.call('LPOP', K_READY, batch - #ids)
-  if not popped then break end
-  local found = redis.call('HMGET', K_MSG, unpack(popped))
-  for i, id in ipairs(popped) do
+local candidates = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
+local ids, records, size = {}, {}, 0
+if #candidates > 0 then
+  local found = redis.call('HMGET', K_MSG, unpack(candidates))
+  for i, id in ipairs(candidates) do
     local rec = found[i]
-    if rec then
-      if #unused > 0 or (#ids > 0 and size + #rec > budget) then
-        unused[#unused + 1] = id
-      else
-        ids[#ids + 1] = id
-        records[#records + 1] = rec
-        size = size + #rec
-      end
-    end
+    if #ids > 0 and size + #rec > budget then break end
+    ids[#ids + 1] = id
+    records[#records + 1] = rec
+    size = size + #rec
   end
-end
-if #unused > 0 then
-  local back = {}
-  for i = #unused, 1, -1 do back[#back + 1] = unused[i] end
-  redis.call('LPUSH', K_READY, unpack(back))
 end
 
 local b
 if #ids == 0 then
-  b = backlog(K_META, K_MSG, K_AGE)
-  return {OK, b[1], b[2], b[3], buried, next_visible()}
+  b = backlog()
+  return {OK, b[1], b[2], b[3], buried, next_visible(now)}
 end
 
 local last_gen = redis.call('HINCRBY', K_META, 'lease_seq', #ids)
@@ -76,9 +64,10 @@ for i, id in ipairs(ids) do
   out[#out + 1] = id
   out[#out + 1] = rec
 end
+redis.call('ZREM', K_DUE, unpack(ids))
 redis.call('HSET', K_MSG, unpack(updated))
 redis.call('ZADD', K_LEASED, unpack(leases))
 
-b = backlog(K_META, K_MSG, K_AGE)
+b = backlog()
 out[2], out[3], out[4] = b[1], b[2], b[3]
 return out

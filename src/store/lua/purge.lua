@@ -6,7 +6,8 @@
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local purged = redis.call('HLEN', K_MSG)
 -- UNLINK frees large hashes in the background; to readers they are gone at once.
-redis.call('UNLINK', K_MSG, K_READY, K_DELAYED, K_LEASED, K_AGE, K_AGE_COUNT, K_DEAD, K_AGE_IDS, K_ORIGIN)
+redis.call('UNLINK', K_MSG, K_DUE, K_LEASED, K_AGE, K_AGE_IDS, K_DEAD, K_ORIGIN,
+  K_LEGACY_READY, K_LEGACY_DELAYED, K_LEGACY_AGE_COUNT)
 redis.call('HSET', K_META, 'bytes', 0, 'purged_ms', ARGV[2], 'modified_ms', ARGV[2])
 redis.call('HINCRBY', K_META, 'purged', purged)
 return {OK, purged}

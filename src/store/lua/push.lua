@@ -18,7 +18,8 @@ local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
 local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
 
-local records, ready, delayed, remembered, seen = {}, {}, {}, {}, {}
+local records, due, remembered, seen = {}, {}, {}, {}
+local visible_now = 0
 local bytes, pruned = 0, false
 for i = 5, #ARGV, 5 do
   local id, dedup_id = ARGV[i], ARGV[i + 4]
@@ -42,12 +43,12 @@ for i = 5, #ARGV, 5 do
     bytes = bytes + tonumber(ARGV[i + 2])
     records[#records + 1] = id
     records[#records + 1] = ARGV[i + 3]
-    if delay > 0 then
-      delayed[#delayed + 1] = now + delay
-      delayed[#delayed + 1] = id
-    else
-      ready[#ready + 1] = id
+    if delay <= 0 then
+      delay = 0
+      visible_now = visible_now + 1
     end
+    due[#due + 1] = now + delay
+    due[#due + 1] = id
   end
 end
 
@@ -72,15 +73,12 @@ if #records > 0 then
   -- ARGV[2] is the exact text the records carry as their timestamp.
   local ids = {}
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
-  remember_ages(ARGV[2], table.concat(ids), #ids)
+  remember_ages(ARGV[2], table.concat(ids))
   redis.call('HINCRBY', K_META, 'pushed', #ids)
+  redis.call('ZADD', K_DUE, unpack(due))
 end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
-if #ready > 0 then
-  redis.call('RPUSH', K_READY, unpack(ready))
-  announce_ready(#ready)
-end
-if #delayed > 0 then redis.call('ZADD', K_DELAYED, unpack(delayed)) end
+if visible_now > 0 then announce_due(visible_now) end
 
-local b = backlog(K_META, K_MSG, K_AGE)
+local b = backlog()
 return {OK, b[1], b[2], b[3]}
