@@ -106,13 +106,13 @@ pub fn request_body(data: &[u8]) {
         Ok(())
     });
     check::<MessageInput>(data, |input| {
-        let message = limits.push(&input)?;
+        let message = limits.push(&input, crate::model::now_ms())?;
         assert!(message.body.len() <= limits.message_bytes);
         assert!(message.delay_ms.unwrap_or(0) <= DELAY_SECONDS.end() * 1000);
         Ok(())
     });
     check::<BatchInput>(data, |input| {
-        let messages = limits.batch(&input)?;
+        let messages = limits.batch(&input, crate::model::now_ms())?;
         assert!((1..=limits.batch_messages).contains(&messages.len()));
         assert!(messages.iter().map(|m| m.body.len()).sum::<usize>() <= limits.batch_bytes);
         assert!(

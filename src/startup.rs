@@ -27,6 +27,7 @@ use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
+use crate::model::{Clock, SystemClock};
 use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry::RequestSpan;
@@ -56,6 +57,16 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings, secrets: &Secrets) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, secrets, Arc::new(SystemClock))
+    }
+
+    /// [`Application::build`] with the broker reading the time from `clock` (tests move
+    /// a manual one instead of sleeping).
+    pub fn build_with_clock(
+        settings: &Settings,
+        secrets: &Secrets,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
             url: settings.redis.url.expose().to_owned(),
@@ -74,7 +85,8 @@ impl Application {
             store,
             LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
             settings.limits.clone(),
-        );
+        )
+        .with_clock(clock);
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();
         tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());

@@ -141,9 +141,8 @@ pub(crate) fn whole(value: f64, field: &str, range: &RangeInclusive<u64>) -> Res
     }
 }
 
-/// The delay until `at` (Unix ms): 0 when it is past, at most the longest delay.
-fn deliver_at_delay(at: f64, field: &str) -> Result<u64, String> {
-    let now = crate::model::now_ms();
+/// The delay from `now` (Unix ms) until `at`: 0 when it is past, at most the longest delay.
+fn deliver_at_delay(at: f64, field: &str, now: u64) -> Result<u64, String> {
     let latest = now + DELAY_SECONDS.end() * 1000;
     let at = whole(at, field, &(0..=latest))
         .map_err(|_| format!("{field} must be a Unix time in ms no later than 86400 s from now"))?;
@@ -163,6 +162,7 @@ impl Limits {
         input: &MessageInput,
         batch_delay: Option<u32>,
         field: &str,
+        now_ms: u64,
     ) -> Result<NewMessage, BrokerError> {
         let raw = input
             .body
@@ -205,7 +205,7 @@ impl Limits {
             .map(|s| u64::from(s) * 1000);
         let deliver_at = input
             .deliver_at_ms
-            .map(|at| deliver_at_delay(at, &format!("{field}deliver_at_ms")))
+            .map(|at| deliver_at_delay(at, &format!("{field}deliver_at_ms"), now_ms))
             .transpose()
             .map_err(BrokerError::InvalidMessageMetadata)?;
         let dedup_id = match input.dedup_id.as_deref() {
@@ -237,12 +237,13 @@ impl Limits {
         })
     }
 
-    pub fn push(&self, input: &MessageInput) -> Result<NewMessage, BrokerError> {
-        self.message(input, None, "")
+    /// One message pushed at `now_ms`.
+    pub fn push(&self, input: &MessageInput, now_ms: u64) -> Result<NewMessage, BrokerError> {
+        self.message(input, None, "", now_ms)
     }
 
     /// Validates the whole batch before anything is stored: all or nothing.
-    pub fn batch(&self, input: &BatchInput) -> Result<Vec<NewMessage>, BrokerError> {
+    pub fn batch(&self, input: &BatchInput, now_ms: u64) -> Result<Vec<NewMessage>, BrokerError> {
         let batch_delay =
             delay(input.delay_seconds, "delay_seconds").map_err(BrokerError::InvalidBatchDelay)?;
         let messages = input
@@ -259,7 +260,7 @@ impl Limits {
         let validated = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| self.message(m, batch_delay, &format!("messages[{i}].")))
+            .map(|(i, m)| self.message(m, batch_delay, &format!("messages[{i}]."), now_ms))
             .collect::<Result<Vec<_>, _>>()?;
         let size: usize = validated.iter().map(|m| m.body.len()).sum();
         if size > self.batch_bytes {
@@ -491,6 +492,16 @@ pub fn consumer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Limits {
+        fn push_now(&self, input: &MessageInput) -> Result<NewMessage, BrokerError> {
+            self.push(input, crate::model::now_ms())
+        }
+
+        fn batch_now(&self, input: &BatchInput) -> Result<Vec<NewMessage>, BrokerError> {
+            self.batch(input, crate::model::now_ms())
+        }
+    }
     use serde_json::json;
 
     fn message(value: serde_json::Value) -> MessageInput {
@@ -510,7 +521,7 @@ mod tests {
         let limits = Limits::default();
         let input: MessageInput =
             serde_json::from_str(&format!(r#"{{"body":{deep}}}"#)).expect("parses as raw");
-        assert_eq!(limits.push(&input).map_err(|e| e.code()), Err(10207));
+        assert_eq!(limits.push_now(&input).map_err(|e| e.code()), Err(10207));
     }
 
     #[test]
@@ -528,14 +539,16 @@ mod tests {
     fn content_type_decides_how_the_body_is_kept() {
         let limits = Limits::default();
         let text = limits
-            .push(&serde_json::from_str(r#"{"body":"hi","content_type":"text"}"#).expect("json"))
+            .push_now(
+                &serde_json::from_str(r#"{"body":"hi","content_type":"text"}"#).expect("json"),
+            )
             .expect("valid");
         assert_eq!(
             (text.content_type, text.body.as_str()),
             (ContentType::Text, "hi")
         );
         let json = limits
-            .push(
+            .push_now(
                 &serde_json::from_str(r#"{"body":{"a":[1,2]},"content_type":"json"}"#)
                     .expect("json"),
             )
@@ -545,7 +558,7 @@ mod tests {
             (ContentType::Json, r#"{"a":[1,2]}"#)
         );
         let implicit = limits
-            .push(&serde_json::from_str(r#"{"body":"plain"}"#).expect("json"))
+            .push_now(&serde_json::from_str(r#"{"body":"plain"}"#).expect("json"))
             .expect("valid");
         assert_eq!(implicit.content_type, ContentType::Text);
     }
@@ -554,12 +567,12 @@ mod tests {
     fn bad_content_types_and_bodies_are_refused() {
         let limits = Limits::default();
         let wrong_type = limits
-            .push(&serde_json::from_str(r#"{"body":"x","content_type":"v8"}"#).expect("json"));
+            .push_now(&serde_json::from_str(r#"{"body":"x","content_type":"v8"}"#).expect("json"));
         assert_eq!(wrong_type.map_err(|e| e.code()), Err(10203));
         let text_object = limits
-            .push(&serde_json::from_str(r#"{"body":{},"content_type":"text"}"#).expect("json"));
+            .push_now(&serde_json::from_str(r#"{"body":{},"content_type":"text"}"#).expect("json"));
         assert_eq!(text_object.map_err(|e| e.code()), Err(10203));
-        let missing = limits.push(&message(json!({"content_type": "text"})));
+        let missing = limits.push_now(&message(json!({"content_type": "text"})));
         assert_eq!(missing.map_err(|e| e.code()), Err(10207));
     }
 
@@ -571,23 +584,23 @@ mod tests {
             batch_messages: 2,
             ..Limits::default()
         };
-        let big = limits.push(&serde_json::from_str(r#"{"body":"12345"}"#).expect("json"));
+        let big = limits.push_now(&serde_json::from_str(r#"{"body":"12345"}"#).expect("json"));
         assert_eq!(big.map_err(|e| (e.code(), e.status())), Err((10204, 413)));
-        let too_many = limits.batch(&batch(
+        let too_many = limits.batch_now(&batch(
             json!({"messages": [{"body": "a"}, {"body": "b"}, {"body": "c"}]}),
         ));
         assert_eq!(
             too_many.map_err(|e| (e.code(), e.status())),
             Err((10206, 400))
         );
-        let too_big = limits.batch(&batch(
+        let too_big = limits.batch_now(&batch(
             json!({"messages": [{"body": "1234"}, {"body": "1234"}]}),
         ));
         assert_eq!(
             too_big.map_err(|e| (e.code(), e.status())),
             Err((10205, 413))
         );
-        let empty = limits.batch(&batch(json!({"messages": []})));
+        let empty = limits.batch_now(&batch(json!({"messages": []})));
         assert_eq!(empty.map_err(|e| e.code()), Err(10207));
     }
 
@@ -597,33 +610,35 @@ mod tests {
         let input = batch(
             json!({"delay_seconds": 7, "messages": [{"body": "a"}, {"body": "b", "delay_seconds": 0}]}),
         );
-        let messages = limits.batch(&input).expect("valid");
+        let messages = limits.batch_now(&input).expect("valid");
         assert_eq!(messages[0].delay_ms, Some(7000));
         assert_eq!(messages[1].delay_ms, Some(0));
-        let no_delay = limits.push(&message(json!({"body": "a"}))).expect("valid");
+        let no_delay = limits
+            .push_now(&message(json!({"body": "a"})))
+            .expect("valid");
         assert_eq!(no_delay.delay_ms, None);
         let at = crate::model::now_ms() + 5_000;
         let scheduled = limits
-            .push(&message(json!({"body": "a", "deliver_at_ms": at})))
+            .push_now(&message(json!({"body": "a", "deliver_at_ms": at})))
             .expect("valid");
         assert!(scheduled.delay_ms.is_some_and(|d| d > 4_000 && d <= 5_000));
         let past = limits
-            .push(&message(json!({"body": "a", "deliver_at_ms": 1})))
+            .push_now(&message(json!({"body": "a", "deliver_at_ms": 1})))
             .expect("valid");
         assert_eq!(past.delay_ms, Some(0));
-        let far = limits.push(&message(
+        let far = limits.push_now(&message(
             json!({"body": "a", "deliver_at_ms": at + 86_400_000}),
         ));
         assert_eq!(far.map_err(|e| e.code()), Err(10203));
-        let both = limits.push(&message(
+        let both = limits.push_now(&message(
             json!({"body": "a", "deliver_at_ms": at, "delay_seconds": 1}),
         ));
         assert_eq!(both.map_err(|e| e.code()), Err(10203));
-        let bad_batch_delay = limits.batch(&batch(
+        let bad_batch_delay = limits.batch_now(&batch(
             json!({"delay_seconds": 86_401, "messages": [{"body": "a"}]}),
         ));
         assert_eq!(bad_batch_delay.map_err(|e| e.code()), Err(10202));
-        let bad_delay = limits.push(&message(json!({"body": "a", "delay_seconds": -1})));
+        let bad_delay = limits.push_now(&message(json!({"body": "a", "delay_seconds": -1})));
         assert_eq!(bad_delay.map_err(|e| e.code()), Err(10203));
     }
 

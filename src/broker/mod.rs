@@ -23,8 +23,8 @@ pub use limits::Limits;
 use long_poll::LongPolls;
 
 use crate::model::{
-    Access, BacklogMetrics, Consumer, ConsumerId, MessageId, MessageState, NewMessage, Queue,
-    QueueId, QueueName, QueueSettings, StoredMessage, now_ms,
+    Access, BacklogMetrics, Clock, Consumer, ConsumerId, MessageId, MessageState, NewMessage,
+    Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
 };
 use crate::store::{
     Acked, BacklogQuota, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, PushReply, Store,
@@ -115,6 +115,7 @@ pub struct Broker {
     limits: Limits,
     wakeups: Arc<Wakeups>,
     long_polls: Arc<LongPolls>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Broker {
@@ -126,7 +127,17 @@ impl Broker {
             limits,
             wakeups: Arc::default(),
             long_polls: Arc::new(long_polls),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// This broker, reading the time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// Starts this process's listener for long-polling wake-ups.
@@ -167,7 +178,7 @@ impl Broker {
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let queue = Queue {
             id: QueueId::generate(),
             account: access.account.clone(),
@@ -240,12 +251,12 @@ impl Broker {
         let settings = limits::queue_settings(input.settings.as_ref(), base, &self.limits)?;
         match self
             .store
-            .update_queue(&current, &name, &settings, now_ms())
+            .update_queue(&current, &name, &settings, self.now_ms())
             .await?
         {
             UpdateQueue::Updated(queue) => {
                 // The retention period may have shrunk: look at the queue now.
-                self.store.schedule_sweep(queue.id, now_ms()).await?;
+                self.store.schedule_sweep(queue.id, self.now_ms()).await?;
                 Ok(queue)
             }
             UpdateQueue::NotFound => Err(BrokerError::QueueNotFound),
@@ -300,7 +311,7 @@ impl Broker {
         }
         let consumer = Consumer {
             id: id.unwrap_or_else(ConsumerId::generate),
-            created_ms: now_ms(),
+            created_ms: self.now_ms(),
             dead_letter_queue,
             settings,
         };
@@ -340,7 +351,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         match self
             .store
-            .delete_consumer(access, queue, id, now_ms())
+            .delete_consumer(access, queue, id, self.now_ms())
             .await?
         {
             Some(true) => Ok(()),
@@ -357,7 +368,7 @@ impl Broker {
         queue: QueueId,
         input: &MessageInput,
     ) -> Result<BacklogMetrics, BrokerError> {
-        let message = self.limits.push(input)?;
+        let message = self.limits.push(input, self.now_ms())?;
         self.store_pushed(access, queue, std::slice::from_ref(&message))
             .await
     }
@@ -369,7 +380,7 @@ impl Broker {
         queue: QueueId,
         input: &BatchInput,
     ) -> Result<BacklogMetrics, BrokerError> {
-        let messages = self.limits.batch(input)?;
+        let messages = self.limits.batch(input, self.now_ms())?;
         self.store_pushed(access, queue, &messages).await
     }
 
@@ -385,7 +396,7 @@ impl Broker {
         };
         match self
             .store
-            .push(access, queue, messages, quota, now_ms())
+            .push(access, queue, messages, quota, self.now_ms())
             .await?
         {
             PushReply::Pushed(backlog) => Ok(backlog),
@@ -421,7 +432,7 @@ impl Broker {
                     queue,
                     request.batch_size,
                     request.visibility_timeout_ms,
-                    now_ms(),
+                    self.now_ms(),
                 )
                 .await?;
             let pulled = match reply {
@@ -440,7 +451,7 @@ impl Broker {
             // Sleep until a push wakes us, something delayed or leased comes due, or the
             // wait ends; then pull again.
             let due = pulled.next_visible_ms.map_or(deadline, |ms| {
-                now + Duration::from_millis(ms.saturating_sub(now_ms()) + 1)
+                now + Duration::from_millis(ms.saturating_sub(self.now_ms()) + 1)
             });
             tokio::select! {
                 () = &mut woken => {}
@@ -474,7 +485,7 @@ impl Broker {
         let batch_size = self.limits.peek(input)?;
         let peeked = self
             .store
-            .peek(access, queue, batch_size, now_ms())
+            .peek(access, queue, batch_size, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         self.after_burial(access, queue, peeked.buried).await;
@@ -527,7 +538,7 @@ impl Broker {
             buried,
         } = self
             .store
-            .ack(access, queue, &acks, &retries, now_ms())
+            .ack(access, queue, &acks, &retries, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         self.after_burial(access, queue, buried).await;
@@ -574,7 +585,7 @@ impl Broker {
         }
         let results = self
             .store
-            .extend(access, queue, &leases, now_ms())
+            .extend(access, queue, &leases, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         for (lease_id, result) in lease_ids.into_iter().zip(results) {
@@ -602,7 +613,7 @@ impl Broker {
             ));
         }
         self.store
-            .purge(access, queue, now_ms())
+            .purge(access, queue, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         self.get_queue(access, queue).await
@@ -644,7 +655,7 @@ impl Broker {
             let owner = Access::account(access.account.clone());
             let dlq = self.dead_letter_queue(&owner, &dlq_name).await?;
             self.store
-                .receive_moved(&owner, dlq, Some(queue), &letters.entries, now_ms())
+                .receive_moved(&owner, dlq, Some(queue), &letters.entries, self.now_ms())
                 .await?
                 .ok_or(BrokerError::QueueNotFound)?;
             let ids: Vec<&str> = letters.entries.iter().map(|(id, _)| id.as_str()).collect();
@@ -689,13 +700,17 @@ impl Broker {
         const HOLD_MS: u64 = 30_000;
         const TIMESTAMPS_PER_CALL: u32 = 200;
         let mut outcome = SweepOutcome::default();
-        for queue in self.store.claim_sweeps(now_ms(), batch, HOLD_MS).await? {
+        for queue in self
+            .store
+            .claim_sweeps(self.now_ms(), batch, HOLD_MS)
+            .await?
+        {
             outcome.queues += 1;
             let Some(expired) = self
                 .store
                 .expire(
                     queue,
-                    now_ms(),
+                    self.now_ms(),
                     TIMESTAMPS_PER_CALL,
                     self.limits.min_retention_period,
                 )
@@ -712,7 +727,7 @@ impl Broker {
                 }
             }
             let next = if expired.more_due {
-                now_ms()
+                self.now_ms()
             } else {
                 expired.next_due_ms
             };
@@ -724,7 +739,7 @@ impl Broker {
     /// Moves data written by an earlier version onto today's storage layout; how many
     /// queues were looked at (0: nothing to do). Safe in several processes at once.
     pub async fn migrate_storage(&self) -> Result<u64, BrokerError> {
-        Ok(self.store.migrate_storage(now_ms).await?)
+        Ok(self.store.migrate_storage(|| self.now_ms()).await?)
     }
 
     /// One message and where it is (extension), without leasing it.
@@ -736,7 +751,7 @@ impl Broker {
     ) -> Result<(StoredMessage, MessageState), BrokerError> {
         let id = MessageId::parse(raw_id).ok_or(BrokerError::MessageNotFound)?;
         self.store
-            .message(access, queue, id, now_ms())
+            .message(access, queue, id, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?
             .ok_or(BrokerError::MessageNotFound)
@@ -777,7 +792,7 @@ impl Broker {
                 BrokerError::schema("cursor must be the next_cursor of the previous page")
             })?;
         self.store
-            .list_messages(access, queue, &cursor.to_string(), per_page, now_ms())
+            .list_messages(access, queue, &cursor.to_string(), per_page, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }
@@ -812,7 +827,7 @@ impl Broker {
         for (from, letters) in by_source {
             if self
                 .store
-                .receive_moved(access, from, None, &letters, now_ms())
+                .receive_moved(access, from, None, &letters, self.now_ms())
                 .await?
                 .is_none()
             {

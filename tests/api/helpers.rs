@@ -1,10 +1,12 @@
 //! `spawn_app()`: the real application on port 0, against the real Redis, under a fresh
 //! key prefix, with one method per endpoint.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use leaseq::auth::{TokenKeys, TokenRequest, all_scopes};
 use leaseq::config::{JwtKey, Settings};
+use leaseq::model::{Clock, ManualClock, SystemClock};
 use leaseq::startup::Application;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -72,6 +74,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(adjust, Arc::new(SystemClock)).await
+}
+
+/// An app whose broker reads the time from the returned clock: tests move it instead
+/// of sleeping.
+pub async fn spawn_app_with_clock(adjust: impl FnOnce(&mut Settings)) -> (TestApp, ManualClock) {
+    let clock = ManualClock::new();
+    (spawn(adjust, Arc::new(clock.clone())).await, clock)
+}
+
+async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         leaseq::telemetry::init(leaseq::config::LogFormat::Text, "debug");
     }
@@ -92,7 +105,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let secrets = settings.secrets(false).expect("secrets");
     let keys = settings.token_keys(&secrets).expect("token keys");
-    let app = Application::build(&settings, &secrets).expect("application builds");
+    let app =
+        Application::build_with_clock(&settings, &secrets, clock).expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let mut test_app = TestApp {

