@@ -8,6 +8,7 @@ mod hostile;
 mod leases;
 mod lifecycle;
 mod messages;
+mod model_based;
 mod observability;
 mod openapi;
 mod queues;
