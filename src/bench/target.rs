@@ -165,6 +165,7 @@ impl Target {
                         raw.queue,
                         Some(batch_size),
                         Some(visibility_timeout_ms),
+                        0,
                         now_ms(),
                     )
                     .await

@@ -425,6 +425,7 @@ impl Broker {
             let woken = waiter.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let wait_ms = deadline.saturating_duration_since(tokio::time::Instant::now());
             let reply = self
                 .store
                 .pull(
@@ -432,6 +433,7 @@ impl Broker {
                     queue,
                     request.batch_size,
                     request.visibility_timeout_ms,
+                    u64::try_from(wait_ms.as_millis()).unwrap_or(u64::MAX),
                     self.now_ms(),
                 )
                 .await?;

@@ -171,6 +171,8 @@ struct Pull<'a> {
     queue: QueueId,
     batch_size: Option<u32>,
     visibility_timeout_ms: Option<u64>,
+    /// How long the caller waits if nothing is visible (long polling).
+    wait_ms: u64,
     now_ms: u64,
     reveal_batch: u32,
     reply_bytes: usize,
@@ -191,7 +193,8 @@ impl Op for Pull<'_> {
             .arg(self.batch_size.unwrap_or(0))
             .arg(self.visibility_timeout_ms.unwrap_or(0))
             .arg(self.reveal_batch)
-            .arg(self.reply_bytes);
+            .arg(self.reply_bytes)
+            .arg(self.wait_ms);
     }
 
     fn decode(&self, reply: Reply) -> Result<PullReply, CorruptData> {
@@ -519,13 +522,15 @@ impl Store {
         .await
     }
 
-    /// Leases up to `batch_size` visible messages.
+    /// Leases up to `batch_size` visible messages. `wait_ms`: how long the caller will
+    /// wait for a push when none is visible (0: it will not), so pushes meanwhile wake it.
     pub async fn pull(
         &self,
         access: &Access,
         queue: QueueId,
         batch_size: Option<u32>,
         visibility_timeout_ms: Option<u64>,
+        wait_ms: u64,
         now_ms: u64,
     ) -> Result<PullReply, StoreError> {
         self.call(Pull {
@@ -533,6 +538,7 @@ impl Store {
             queue,
             batch_size,
             visibility_timeout_ms,
+            wait_ms,
             now_ms,
             reveal_batch: self.reveal_batch,
             reply_bytes: self.reply_bytes,

@@ -9,7 +9,8 @@
 --   retry status: OK retried (or, after its last allowed delivery, buried),
 --                 ABSENT no such message, NOT_CURRENT lease no longer current
 
-local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq')
+local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq',
+  'bytes', 'acked', 'waiting')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
@@ -44,8 +45,9 @@ if ack_count > 0 then
     end
   end
   if #gone > 0 then
-    delete_messages(gone, gone_records)
-    redis.call('HINCRBY', K_META, 'acked', #gone)
+    local bytes = delete_messages(gone, gone_records, true)
+    redis.call('HSET', K_META, 'bytes', int(tonumber(meta[5] or '0') - bytes),
+      'acked', int(tonumber(meta[6] or '0') + #gone))
   end
 end
 
@@ -78,7 +80,7 @@ for i = first_retry, #ARGV, 3 do
   end
 end
 if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
-if visible_now > 0 then announce_due(visible_now) end
+announce_due(visible_now, meta[7], now)
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
 local retried = #due / 2 + #dead
 if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end

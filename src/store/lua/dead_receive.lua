@@ -8,7 +8,8 @@
 -- ARGV[4..]: id, record pairs (records as the other queue held them)
 -- Returns: {NOT_FOUND} or {OK, messages stored}
 
-if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
+local meta = redis.call('HMGET', K_META, 'account', 'waiting')
+if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local records, due, ages, bytes = {}, {}, {}, 0
 local origins = {}
 local now = tonumber(ARGV[3])
@@ -43,7 +44,7 @@ if #origins > 0 then redis.call('HSET', K_ORIGIN, unpack(origins)) end
 if #due > 0 then
   redis.call('HSET', K_MSG, unpack(records))
   redis.call('ZADD', K_DUE, unpack(due))
-  announce_due(#due / 2)
+  announce_due(#due / 2, meta[2], now)
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, packed in pairs(ages) do
     remember_ages(ts, packed)

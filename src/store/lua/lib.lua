@@ -29,10 +29,17 @@ end
 -- a message removes it from all of them at once (delete_messages), so no id is ever
 -- indexed twice or left behind.
 
--- Exact backlog figures: {count, bytes, oldest_timestamp_ms}.
-local function backlog()
+-- A whole number as Redis reads one: Lua's own formatting of a large number can be
+-- "1e+15", which HINCRBY and friends refuse.
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- Exact backlog figures: {count, bytes, oldest_timestamp_ms}. `bytes`, when the caller
+-- knows it, saves reading meta.bytes again.
+local function backlog(bytes)
   local count = redis.call('HLEN', K_MSG)
-  local bytes = tonumber(redis.call('HGET', K_META, 'bytes') or '0')
+  bytes = bytes or tonumber(redis.call('HGET', K_META, 'bytes') or '0')
   local oldest = 0
   local first = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')
   if first[2] then oldest = tonumber(first[2]) end
@@ -68,24 +75,30 @@ local function forget_ages(gone)
   end
 end
 
--- Deletes live messages `ids` (whose `records` are given) from every index and from
--- the backlog accounting.
-local function delete_messages(ids, records)
-  if #ids == 0 then return end
-  local bytes, ages = 0, {}
+-- Deletes live messages `ids` (whose `records` are given) from every index. Returns the
+-- bytes of their bodies; with `keep_bytes` the caller takes them off meta.bytes itself
+-- (folded into its own write of meta), else this does.
+local function delete_messages(ids, records, keep_bytes)
+  if #ids == 0 then return 0 end
+  local bytes, ages, reentered = 0, {}, false
   for i, id in ipairs(ids) do
-    local _, ts, _, _, offset = parse_record(records[i])
+    local _, ts, _, _, offset, entry = parse_record(records[i])
     bytes = bytes + #records[i] - offset + 1
     ages[ts] = ages[ts] or {}
     ages[ts][id] = true
+    reentered = reentered or entry > 0
   end
   redis.call('HDEL', K_MSG, unpack(ids))
-  redis.call('ZREM', K_DUE, unpack(ids))
-  redis.call('ZREM', K_LEASED, unpack(ids))
-  redis.call('HDEL', K_ORIGIN, unpack(ids))
+  -- Each is in exactly one of the two.
+  if redis.call('ZREM', K_LEASED, unpack(ids)) < #ids then
+    redis.call('ZREM', K_DUE, unpack(ids))
+  end
+  -- Only a message that came from another queue can have an origin.
+  if reentered then redis.call('HDEL', K_ORIGIN, unpack(ids)) end
   -- Not when it is 0: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.
-  if bytes > 0 then redis.call('HINCRBY', K_META, 'bytes', -bytes) end
+  if bytes > 0 and not keep_bytes then redis.call('HINCRBY', K_META, 'bytes', -bytes) end
   forget_ages(ages)
+  return bytes
 end
 
 -- Deletes those of `ids` that are still live messages; returns how many were.
@@ -176,9 +189,13 @@ end
 
 -- Wakes long-polling pulls of this queue, in every broker process: the channel is the
 -- K_DUE key's own name, the message how many messages just became visible (each
--- process wakes at most that many of its waiting pulls).
-local function announce_due(n)
-  redis.call('PUBLISH', K_DUE, n)
+-- process wakes at most that many of its waiting pulls). Only while a pull may be
+-- waiting: a pull about to wait marks meta.waiting with when its wait ends (pull.lua),
+-- and `waiting` is that field as the caller read it.
+local function announce_due(n, waiting, now)
+  if n > 0 and tonumber(waiting or '0') > now then
+    redis.call('PUBLISH', K_DUE, n)
+  end
 end
 
 -- ARGV[1] of every queue script is the caller's access: "<account>", or

@@ -5,16 +5,19 @@
 -- ARGV[4]: visibility_timeout_ms (0 = consumer's setting, else DEFAULT_VISIBILITY_TIMEOUT_MS)
 -- ARGV[5]: most expired leases made visible per call
 -- ARGV[6]: most record bytes in the reply (at least one message is always leased)
+-- ARGV[7]: how long (ms) the caller will wait for a message if this pull finds none
+--          (long polling; 0 = it will not)
 -- Returns: {NOT_FOUND}, {PAUSED}, or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, next_visible,
 --           id1, record1, ...}
 --          where each record carries the new attempts and lease generation, buried counts
 --          messages that just left for the dead-letter outbox or were dropped, and
---          next_visible (only when nothing was leased; else 0) is when, in ms, a delayed
---          message or an expired lease can next become visible, 0 if none can.
+--          next_visible (only when nothing was leased and the caller will wait; else 0)
+--          is when, in ms, a delayed message or an expired lease can next become
+--          visible, 0 if none can.
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_visibility_timeout_ms',
-  'delivery_paused', 'c_max_retries', 'c_dlq')
+  'delivery_paused', 'c_max_retries', 'c_dlq', 'bytes', 'lease_seq', 'delivered', 'waiting')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 if meta[4] == '1' then return {PAUSED} end
 local now = tonumber(ARGV[2])
@@ -42,14 +45,24 @@ if #candidates > 0 then
   end
 end
 
+-- Burying changed meta.bytes since it was read.
+local bytes = nil
+if buried == 0 then bytes = tonumber(meta[7] or '0') end
 local b
 if #ids == 0 then
-  b = backlog()
+  b = backlog(bytes)
+  local wait = tonumber(ARGV[7])
+  if wait == 0 then return {OK, b[1], b[2], b[3], buried, 0} end
+  -- A push from now until the wait ends wakes this pull (announce_due in lib.lua).
+  if tonumber(meta[10] or '0') < now + wait then
+    redis.call('HSET', K_META, 'waiting', int(now + wait))
+  end
   return {OK, b[1], b[2], b[3], buried, next_visible(now)}
 end
 
-local last_gen = redis.call('HINCRBY', K_META, 'lease_seq', #ids)
-redis.call('HINCRBY', K_META, 'delivered', #ids)
+local last_gen = tonumber(meta[8] or '0') + #ids
+redis.call('HSET', K_META, 'lease_seq', int(last_gen),
+  'delivered', int(tonumber(meta[9] or '0') + #ids))
 local expiry = now + timeout
 local updated, leases = {}, {}
 local out = {OK, 0, 0, 0, buried, 0}
@@ -68,6 +81,6 @@ redis.call('ZREM', K_DUE, unpack(ids))
 redis.call('HSET', K_MSG, unpack(updated))
 redis.call('ZADD', K_LEASED, unpack(leases))
 
-b = backlog()
+b = backlog(bytes)
 out[2], out[3], out[4] = b[1], b[2], b[3]
 return out

@@ -12,7 +12,7 @@
 -- the same batch) is accepted and not stored again.
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
-  'max_messages', 'max_bytes', 'bytes')
+  'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
@@ -68,17 +68,17 @@ end
 
 if #records > 0 then
   redis.call('HSET', K_MSG, unpack(records))
-  redis.call('HINCRBY', K_META, 'bytes', bytes)
   -- Every message of the batch has timestamp `now`: one index entry for all of them.
   -- ARGV[2] is the exact text the records carry as their timestamp.
   local ids = {}
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids))
-  redis.call('HINCRBY', K_META, 'pushed', #ids)
   redis.call('ZADD', K_DUE, unpack(due))
+  redis.call('HSET', K_META, 'bytes', int(tonumber(meta[6] or '0') + bytes),
+    'pushed', int(tonumber(meta[7] or '0') + #ids))
 end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
-if visible_now > 0 then announce_due(visible_now) end
+announce_due(visible_now, meta[8], now)
 
-local b = backlog()
+local b = backlog(tonumber(meta[6] or '0') + bytes)
 return {OK, b[1], b[2], b[3]}
