@@ -27,7 +27,7 @@ trap cleanup EXIT
 
 rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
 redis-server deploy/redis.conf --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" \
-  --appendfsync everysec --save '' --daemonize no --logfile "$WORK/redis/redis.log" &
+  --appendfsync everysec --save '' --daemonize no --logfile "$WORK/redis/redis.log" ${REDIS_EXTRA:-} &
 pids+=($!)
 redis_pid=$!
 

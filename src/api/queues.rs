@@ -372,6 +372,10 @@ pub async fn purge_status(
 pub struct RedriveResult {
     /// Messages moved back to their source queues.
     redriven: u64,
+    /// A call examines a bounded number of dead letters (and moves at most
+    /// `max_messages` and `limits.reply_bytes` of them): `true` until every one has
+    /// been looked at. Call again while it is.
+    more: bool,
 }
 
 /// Extension: moves the dead letters of this dead-letter queue back to the queues they
@@ -384,7 +388,7 @@ pub struct RedriveResult {
     security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
     params(AccountPath, QueuePath),
     request_body(content = Option<RedriveInput>, description = "May be empty."),
-    responses((status = 200, description = "How many moved. Letters whose source queue is gone stay.", body = Envelope<RedriveResult>)),
+    responses((status = 200, description = "How many moved, and whether dead letters remain unexamined. Letters whose source queue is gone, or out of the token's reach, stay.", body = Envelope<RedriveResult>)),
 )]
 pub async fn redrive(
     broker: web::Data<Broker>,
@@ -393,6 +397,9 @@ pub async fn redrive(
     JsonBody(input): JsonBody<RedriveInput>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_queue_id(&path.queue_id)?;
-    let redriven = broker.redrive(&who.access, id, &input).await?;
-    Ok(ok(RedriveResult { redriven }))
+    let step = broker.redrive(&who.access, id, &input).await?;
+    Ok(ok(RedriveResult {
+        redriven: step.moved,
+        more: step.more,
+    }))
 }

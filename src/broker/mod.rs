@@ -809,20 +809,20 @@ impl Broker {
         access: &Access,
         queue: QueueId,
         input: &RedriveInput,
-    ) -> Result<u64, BrokerError> {
+    ) -> Result<Redriven, BrokerError> {
         let (source, max) = limits::redrive(input)?;
         // The messages go back into their source queues: a named source the token cannot
         // reach does not exist for it (unnamed ones out of reach are left where they are).
         if let Some(source) = source {
             self.get_queue(access, source).await?;
         }
-        let entries = self
+        let step = self
             .store
             .redrivable(access, queue, source, max)
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         let mut by_source: BTreeMap<QueueId, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-        for (id, record, from) in entries {
+        for (id, record, from) in step.entries {
             by_source.entry(from).or_default().push((id, record));
         }
         let mut moved = 0;
@@ -838,8 +838,19 @@ impl Broker {
             let ids: Vec<&str> = letters.iter().map(|(id, _)| id.as_str()).collect();
             moved += self.store.release_redriven(access, queue, &ids).await?;
         }
-        Ok(moved)
+        Ok(Redriven {
+            moved,
+            more: step.more,
+        })
     }
+}
+
+/// What one redrive call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redriven {
+    pub moved: u64,
+    /// Dead letters remain unexamined (a call looks at a bounded number): call again.
+    pub more: bool,
 }
 
 /// What one retention pass did.

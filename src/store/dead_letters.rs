@@ -124,6 +124,15 @@ impl Op for DeadForget<'_> {
     }
 }
 
+/// One step of a redrive's scan of a dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Redrivable {
+    /// `(id, record, source queue)` of each message to move.
+    pub entries: Vec<(String, Vec<u8>, QueueId)>,
+    /// The scan has not been through every dead letter yet: call again.
+    pub more: bool,
+}
+
 struct RedriveTake<'a> {
     access: &'a Access,
     queue: QueueId,
@@ -134,8 +143,8 @@ struct RedriveTake<'a> {
 
 impl Op for RedriveTake<'_> {
     lua_script!("redrive_take", KeySet::Queue);
-    /// `None`: no such queue; else `(id, record, source)` of each message.
-    type Output = Option<Vec<(String, Vec<u8>, QueueId)>>;
+    /// `None`: no such queue.
+    type Output = Option<Redrivable>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
         keys.queue(self.queue).all().to_vec()
@@ -157,14 +166,17 @@ impl Op for RedriveTake<'_> {
             Ok((text(&e[0])?, bytes(&e[1])?.to_vec(), text(&e[2])?))
         };
         let mut entries = Vec::new();
-        for e in reply.rest(1).chunks_exact(3) {
+        for e in reply.rest(2).chunks_exact(3) {
             let (id, record, source) = entry(e)?;
             // An origin that is not a queue id cannot be redriven anywhere: it stays.
             if let Some(source) = QueueId::parse(&source) {
                 entries.push((id, record, source));
             }
         }
-        Ok(Some(entries))
+        Ok(Some(Redrivable {
+            entries,
+            more: reply.count(1)? == 1,
+        }))
     }
 }
 
@@ -247,15 +259,16 @@ impl Store {
         self.call(DeadForget { access, queue, ids }).await
     }
 
-    /// Up to `max` messages of this dead-letter queue that came from another queue
-    /// (only from `source` when given): `(id, record, source)`. `None`: no such queue.
+    /// Up to `max` messages of this dead-letter queue that came from another queue (only
+    /// from `source` when given), from one bounded step of a scan that the next call
+    /// continues. `None`: no such queue.
     pub async fn redrivable(
         &self,
         access: &Access,
         queue: QueueId,
         source: Option<QueueId>,
         max: u32,
-    ) -> Result<Option<Vec<(String, Vec<u8>, QueueId)>>, StoreError> {
+    ) -> Result<Option<Redrivable>, StoreError> {
         self.call(RedriveTake {
             access,
             queue,

@@ -50,7 +50,7 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use codec::CorruptData;
-pub use dead_letters::DeadLetters;
+pub use dead_letters::{DeadLetters, Redrivable};
 use keys::Keys;
 pub use messages::{Acked, BacklogQuota, LeaseOutcome, PullReply, Pulled, PushReply};
 pub use queues::{ConsumerWrite, CreateQueue, UpdateQueue};

@@ -769,15 +769,18 @@ async fn redrive_moves_dead_letters_back_to_their_source_with_attempts_reset() {
 
     let path = format!("/queues/{dlq}/redrive");
     let only_billing = app.post(&path, json!({"source_queue_id": billing})).await;
-    assert_eq!(only_billing.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(
+        only_billing.assert_ok(),
+        &json!({"redriven": 1, "more": false})
+    );
     let back = app.pull_messages(&billing, json!({})).await;
     assert_eq!(back[0]["body"], "invoice");
     assert_eq!(back[0]["attempts"], 1, "attempts start over");
 
     let rest = app.post(&path, json!({"max_messages": 2})).await;
-    assert_eq!(rest.assert_ok(), &json!({"redriven": 2}));
+    assert_eq!(rest.assert_ok(), &json!({"redriven": 2, "more": true}));
     let rest = app.post(&path, json!({})).await;
-    assert_eq!(rest.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(rest.assert_ok(), &json!({"redriven": 1, "more": false}));
     assert_eq!(app.metrics(&dlq).await["backlog_count"], 0);
     let mut bodies: Vec<String> = app
         .pull_messages(&orders, json!({"batch_size": 10}))

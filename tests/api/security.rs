@@ -204,13 +204,13 @@ async fn a_redrive_never_writes_into_a_queue_outside_the_tokens_queues() {
     .await
     .assert_error(404, 10104);
     let any = send_as(&app, &limited, Method::POST, &path, Some(json!({}))).await;
-    assert_eq!(any.assert_ok(), &json!({"redriven": 0}));
+    assert_eq!(any.assert_ok(), &json!({"redriven": 0, "more": false}));
     assert_eq!(app.metrics(&payments).await["backlog_count"], 0);
     assert_eq!(app.metrics(&dead).await["backlog_count"], 1);
 
     // The whole account may.
     let all = app.post(&path, json!({"source_queue_id": payments})).await;
-    assert_eq!(all.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(all.assert_ok(), &json!({"redriven": 1, "more": false}));
     assert_eq!(app.metrics(&payments).await["backlog_count"], 1);
 }
 
@@ -284,7 +284,7 @@ async fn a_lease_from_before_a_dead_letter_move_and_redrive_acks_nothing() {
     let redriven = app
         .post(&format!("/queues/{dead}/redrive"), json!({}))
         .await;
-    assert_eq!(redriven.assert_ok(), &json!({"redriven": 1}));
+    assert_eq!(redriven.assert_ok(), &json!({"redriven": 1, "more": false}));
 
     let stale = app
         .ack(&q, json!({"acks": [{"lease_id": old_lease}]}))
@@ -491,10 +491,10 @@ async fn dead_letter_moves_and_redrives_go_in_capped_steps_and_move_everything()
             .await;
         let n = step.assert_ok()["redriven"].as_u64().expect("count");
         assert!(n <= 10, "one step moved {n}");
-        if n == 0 {
+        redriven += n;
+        if step.result()["more"] == false {
             break;
         }
-        redriven += n;
     }
     assert_eq!(redriven, 40);
     assert_eq!(app.metrics(&q).await["backlog_count"], 40);

@@ -221,3 +221,56 @@ async fn a_queue_of_layout_1_with_100_000_stale_ids_is_served_and_moved_in_bound
         .await;
     assert_eq!(metrics.assert_ok()["backlog_count"], 6);
 }
+
+#[tokio::test]
+async fn a_redrive_examines_a_bounded_number_of_dead_letters_per_call() {
+    let app = spawn_app().await;
+    let busy = app.create_queue("busy").await;
+    let rare = app.create_queue("rare").await;
+    let dead = app.create_queue("dead").await;
+    for q in [&busy, &rare] {
+        app.post(
+            &format!("/queues/{q}/consumers"),
+            json!({"type": "http_pull", "dead_letter_queue": "dead", "settings": {"max_retries": 0}}),
+        )
+        .await
+        .assert_ok();
+    }
+    app.push_numbered(&busy, 2500).await;
+    app.push(&rare, json!({"body": "the one"}))
+        .await
+        .assert_ok();
+    for q in [&busy, &rare] {
+        loop {
+            let pulled = app.pull_messages(q, json!({"batch_size": 100})).await;
+            if pulled.is_empty() {
+                break;
+            }
+            app.ack(q, json!({"retries": lease_ids(&pulled)}))
+                .await
+                .assert_ok();
+        }
+    }
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 2501);
+
+    // Only the rare source's letter is wanted: finding it takes several bounded calls.
+    let path = format!("/queues/{dead}/redrive");
+    let (mut calls, mut moved) = (0, 0);
+    loop {
+        let step = app.post(&path, json!({"source_queue_id": rare})).await;
+        let step = step.assert_ok().clone();
+        calls += 1;
+        moved += step["redriven"].as_u64().expect("count");
+        if step["more"] == false {
+            break;
+        }
+        assert!(calls < 100, "the scan never ends");
+    }
+    assert_eq!(moved, 1);
+    assert!(
+        calls >= 3,
+        "{calls} calls for 2 501 dead letters, 1 000 at most per call"
+    );
+    assert_eq!(app.metrics(&rare).await["backlog_count"], 1);
+    assert_eq!(app.metrics(&dead).await["backlog_count"], 2500);
+}
