@@ -72,7 +72,7 @@ for i = first_retry, #ARGV, 3 do
         dead_records[#dead_records + 1] = rec
       else
         if delay <= 0 then visible_now = visible_now + 1 end
-        due[#due + 1] = now + math.max(delay, 0) * 1000
+        due[#due + 1] = int(now + math.max(delay, 0) * 1000)
         due[#due + 1] = id
       end
       out[#out + 1] = OK

@@ -30,7 +30,7 @@ for n, id in ipairs(ids) do
     local body = string.sub(rec, offset)
     records[#records + 1] = id
     records[#records + 1] = record(ct, ts, 0, 0, entry, body)
-    due[#due + 1] = now
+    due[#due + 1] = ARGV[3]
     due[#due + 1] = id
     if ARGV[2] ~= '' then
       origins[#origins + 1] = id

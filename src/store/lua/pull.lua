@@ -63,7 +63,8 @@ end
 local last_gen = tonumber(meta[8] or '0') + #ids
 redis.call('HSET', K_META, 'lease_seq', int(last_gen),
   'delivered', int(tonumber(meta[9] or '0') + #ids))
-local expiry = now + timeout
+-- As text once, rather than a Lua number Redis formats again for every message.
+local expiry = int(now + timeout)
 local updated, leases = {}, {}
 local out = {OK, 0, 0, 0, buried, 0}
 for i, id in ipairs(ids) do

@@ -47,7 +47,8 @@ for i = 5, #ARGV, 5 do
       delay = 0
       visible_now = visible_now + 1
     end
-    due[#due + 1] = now + delay
+    -- Scores as text: Redis would format each Lua number with printf otherwise.
+    if delay == 0 then due[#due + 1] = ARGV[2] else due[#due + 1] = int(now + delay) end
     due[#due + 1] = id
   end
 end
