@@ -52,19 +52,27 @@ if ack_count > 0 then
 end
 
 -- A retry needs the lease to be current: same generation and not yet expired.
-local due, dead, dead_records = {}, {}, {}
-local visible_now = 0
+local ids, gens, delays = {}, {}, {}
 for i = first_retry, #ARGV, 3 do
-  local id, gen, delay = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local rec = (not deleted[id]) and redis.call('HGET', K_MSG, id)
+  ids[#ids + 1] = ARGV[i]
+  gens[#gens + 1] = tonumber(ARGV[i + 1])
+  delays[#delays + 1] = tonumber(ARGV[i + 2])
+end
+local records, current = read_leases(ids, gens, now)
+local due, dead, dead_records, unleased, retried_ids = {}, {}, {}, {}, {}
+local visible_now = 0
+for n, id in ipairs(ids) do
+  local rec, delay = (not deleted[id]) and records[n], delays[n]
   if not rec then
     out[#out + 1] = ABSENT
   else
-    if not lease_current(id, rec, gen, now) then
+    -- A lease retried twice in one request counts once.
+    if not current[n] or retried_ids[id] then
       out[#out + 1] = NOT_CURRENT
     else
+      retried_ids[id] = true
       if delay < 0 then delay = default_delay end
-      redis.call('ZREM', K_LEASED, id)
+      unleased[#unleased + 1] = id
       local _, _, attempts = parse_record(rec)
       if attempts >= max_deliveries then
         deleted[id] = true
@@ -79,6 +87,7 @@ for i = first_retry, #ARGV, 3 do
     end
   end
 end
+if #unleased > 0 then redis.call('ZREM', K_LEASED, unpack(unleased)) end
 if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
 announce_due(visible_now, meta[7], now)
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')

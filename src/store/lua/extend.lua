@@ -12,19 +12,26 @@ if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local default_timeout = tonumber(meta[2] or DEFAULT_VISIBILITY_TIMEOUT_MS)
 local out = {OK}
+local ids, gens, timeouts = {}, {}, {}
 for i = 3, #ARGV, 3 do
-  local id, gen, timeout = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local rec = redis.call('HGET', K_MSG, id)
-  if not rec then
+  ids[#ids + 1] = ARGV[i]
+  gens[#gens + 1] = tonumber(ARGV[i + 1])
+  timeouts[#timeouts + 1] = tonumber(ARGV[i + 2])
+end
+local records, current = read_leases(ids, gens, now)
+local extended = {}
+for n, id in ipairs(ids) do
+  if not records[n] then
     out[#out + 1] = ABSENT
+  elseif not current[n] then
+    out[#out + 1] = NOT_CURRENT
   else
-    if not lease_current(id, rec, gen, now) then
-      out[#out + 1] = NOT_CURRENT
-    else
-      if timeout == 0 then timeout = default_timeout end
-      redis.call('ZADD', K_LEASED, 'XX', now + timeout, id)
-      out[#out + 1] = OK
-    end
+    local timeout = timeouts[n]
+    if timeout == 0 then timeout = default_timeout end
+    extended[#extended + 1] = int(now + timeout)
+    extended[#extended + 1] = id
+    out[#out + 1] = OK
   end
 end
+if #extended > 0 then redis.call('ZADD', K_LEASED, 'XX', unpack(extended)) end
 return out

@@ -116,11 +116,22 @@ local function delete_live(ids)
   return #live
 end
 
--- Whether `gen` names the message's current lease, not yet expired at `now`.
-local function lease_current(id, rec, gen, now)
-  local _, _, _, current_gen = parse_record(rec)
-  local expiry = tonumber(redis.call('ZSCORE', K_LEASED, id) or '0')
-  return current_gen == gen and expiry > now
+-- Reads what deciding on leases takes, for ids[i] with lease generations gens[i], in
+-- two commands whatever their number: each one's record (false: no such message) and
+-- whether gens[i] is its current lease, not expired at `now`.
+local function read_leases(ids, gens, now)
+  if #ids == 0 then return {}, {} end
+  local records = redis.call('HMGET', K_MSG, unpack(ids))
+  local expiries = redis.call('ZMSCORE', K_LEASED, unpack(ids))
+  local current = {}
+  for i = 1, #ids do
+    current[i] = false
+    if records[i] then
+      local _, _, _, gen = parse_record(records[i])
+      current[i] = gen == gens[i] and tonumber(expiries[i] or '0') > now
+    end
+  end
+  return records, current
 end
 
 -- Messages whose last allowed delivery failed leave the queue: into the `dead` outbox
