@@ -37,7 +37,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
-                if let Err(e) = app.broker().store().ping().await {
+                if let Err(e) = app.broker().ping().await {
                     tracing::warn!(error = %e, redis = %settings.redis.url.endpoint(), "redis is not answering yet; the API answers 503 until it does");
                 }
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);

@@ -76,17 +76,17 @@ impl Application {
             reply_bytes: settings.limits.reply_bytes,
         })?
         .with_metrics(metrics.clone());
-        let scrape = web::Data::new(api::Scrape::new(
-            metrics.clone(),
-            store.clone(),
-            Duration::from_millis(settings.metrics.cache_ms),
-        ));
         let broker = Broker::new(
             store,
             LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
             settings.limits.clone(),
         )
         .with_clock(clock);
+        let scrape = web::Data::new(api::Scrape::new(
+            metrics.clone(),
+            broker.clone(),
+            Duration::from_millis(settings.metrics.cache_ms),
+        ));
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();
         tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());

@@ -8,8 +8,9 @@ use super::envelope::{
     ApiError, Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page,
 };
 use super::openapi::{AccountPath, Conflict, NotFound};
+use super::principal::Principal;
 use super::queues::QueuePath;
-use crate::auth::{Principal, QueuesRead, QueuesWrite};
+use crate::auth::{QueuesRead, QueuesWrite};
 use crate::broker::input::ConsumerInput;
 use crate::broker::{Broker, parse_consumer_id, parse_queue_id};
 use crate::model::{Consumer, ConsumerId, ConsumerSettings, ConsumerType, QueueName, rfc3339_ms};

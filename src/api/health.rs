@@ -55,7 +55,7 @@ pub async fn healthz() -> HttpResponse {
     ),
 )]
 pub async fn readyz(broker: web::Data<Broker>) -> HttpResponse {
-    match broker.store().ping().await {
+    match broker.ping().await {
         Ok(()) => json_response(
             StatusCode::OK,
             &Health {

@@ -8,8 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::envelope::{ApiError, Envelope, JsonBody, Null, Page, ok, ok_list};
 use super::openapi::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge};
+use super::principal::Principal;
 use super::queues::QueuePath;
-use crate::auth::{MessagesPull, MessagesPush, Principal, QueuesWrite};
+use crate::auth::{MessagesPull, MessagesPush, QueuesWrite};
 use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{BacklogMetrics, ContentType, MessageId, MessageState, StoredMessage};

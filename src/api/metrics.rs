@@ -8,8 +8,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
+use crate::broker::Broker;
 use crate::metrics::{Metrics, QueueStats};
-use crate::store::Store;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -31,16 +31,16 @@ pub fn request_id(req: &ServiceRequest) -> Option<HeaderValue> {
 /// What a scrape needs, with the per-queue figures cached for a moment.
 pub struct Scrape {
     metrics: Arc<Metrics>,
-    store: Store,
+    broker: Broker,
     ttl: Duration,
     cached: Mutex<Option<(Instant, Arc<Vec<QueueStats>>)>>,
 }
 
 impl Scrape {
-    pub fn new(metrics: Arc<Metrics>, store: Store, ttl: Duration) -> Self {
+    pub fn new(metrics: Arc<Metrics>, broker: Broker, ttl: Duration) -> Self {
         Self {
             metrics,
-            store,
+            broker,
             ttl,
             cached: Mutex::new(None),
         }
@@ -57,7 +57,7 @@ impl Scrape {
         if let Some(stats) = fresh {
             return stats;
         }
-        match self.store.queue_stats(crate::model::now_ms()).await {
+        match self.broker.queue_stats().await {
             Ok(stats) => {
                 let stats = Arc::new(stats);
                 *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -6,6 +6,7 @@ mod health;
 mod messages;
 mod metrics;
 pub mod openapi;
+mod principal;
 mod queues;
 
 use actix_web::{HttpResponse, web};

@@ -11,7 +11,8 @@ use super::envelope::{
     ApiError, Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page,
 };
 use super::openapi::{AccountPath, BadRequest, Conflict, NewQueueInput};
-use crate::auth::{Principal, QueuesRead, QueuesWrite};
+use super::principal::Principal;
+use crate::auth::{QueuesRead, QueuesWrite};
 use crate::broker::input::{QueueInput, RedriveInput};
 use crate::broker::{Broker, parse_queue_id};
 use crate::model::{BacklogMetrics, Queue, QueueId, QueueSettings, rfc3339_ms};

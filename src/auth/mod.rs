@@ -1,11 +1,10 @@
-//! Who is calling, and what they may do.
+//! Who is calling, and what they may do: tokens and scopes, without HTTP (the extractor
+//! that reads them from a request is `api::principal`).
 
 mod jwt;
-mod principal;
 mod scope;
 
 pub use jwt::{Claims, TokenError, TokenKeys, TokenPolicy, TokenRequest};
-pub use principal::Principal;
 pub use scope::{
     MessagesPull, MessagesPush, QueuesRead, QueuesWrite, RequiredScope, Scope, Scopes, all_scopes,
 };

@@ -153,12 +153,14 @@ impl Broker {
         }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// Whether the storage answers within its deadline (readiness).
+    pub async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(self.store.ping().await?)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Every queue's figures, for the metrics scrape.
+    pub async fn queue_stats(&self) -> Result<Vec<crate::metrics::QueueStats>, BrokerError> {
+        Ok(self.store.queue_stats(self.now_ms()).await?)
     }
 
     // ---- queues ------------------------------------------------------------------

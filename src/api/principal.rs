@@ -7,9 +7,8 @@ use std::marker::PhantomData;
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use super::jwt::{Claims, TokenKeys};
-use super::scope::RequiredScope;
-use crate::api::ApiError;
+use super::ApiError;
+use crate::auth::{RequiredScope, TokenKeys};
 use crate::broker::BrokerError;
 use crate::broker::rate_limit::RateLimiter;
 use crate::model::{Access, AccountId, QueueId, QueueName};
@@ -18,7 +17,6 @@ use crate::model::{Access, AccountId, QueueId, QueueName};
 #[derive(Debug, Clone)]
 pub struct Principal<S> {
     pub access: Access,
-    pub claims: Claims,
     scope: PhantomData<S>,
 }
 
@@ -111,7 +109,6 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
         .map(|names| names.iter().filter_map(|n| QueueName::parse(n)).collect());
     Ok(Principal {
         access: Access { account, queues },
-        claims,
         scope: PhantomData,
     })
 }
