@@ -272,3 +272,56 @@ mod tests {
         assert_eq!(access_arg(&some), "acct\n,orders,");
     }
 }
+
+#[cfg(test)]
+mod keyspace {
+    use std::path::Path;
+
+    /// Every `.lua` and `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "lua" || e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                out.push((path.display().to_string(), text.to_lowercase()));
+            }
+        }
+    }
+
+    /// SPEC §7: KEYS and SCAN walk the whole keyspace and block Redis, so no script and
+    /// no command of the product may use them (HSCAN of one queue's hash, a page at a
+    /// time, is not that). A test rather than a lint: the code builds commands with
+    /// `redis::cmd` and in Lua, where a disallowed-method lint cannot see them.
+    #[test]
+    fn no_script_or_command_of_the_product_walks_the_keyspace() {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.iter().any(|(p, _)| p.ends_with("pull.lua")));
+        let forbidden: Vec<String> = ["keys", "scan"]
+            .iter()
+            .flat_map(|c| {
+                [
+                    format!("redis.call('{c}'"),
+                    format!("redis.call(\"{c}\""),
+                    format!("redis.pcall('{c}'"),
+                    format!("cmd(\"{c}\")"),
+                    format!(".{c}::<"),
+                    format!(".{c}_match("),
+                ]
+            })
+            .collect();
+        for (path, text) in &files {
+            for pattern in &forbidden {
+                assert!(!text.contains(pattern.as_str()), "{path} uses {pattern}");
+            }
+        }
+    }
+}
