@@ -5,6 +5,7 @@ mod envelope;
 mod health;
 mod messages;
 mod metrics;
+pub mod middleware;
 pub mod openapi;
 mod principal;
 mod queues;
@@ -12,7 +13,7 @@ mod queues;
 use actix_web::{HttpResponse, web};
 
 pub use envelope::{ApiError, BodyLimit, parse_json};
-pub use metrics::{REQUEST_ID, Scrape, request_id};
+pub use metrics::Scrape;
 
 use crate::broker::BrokerError;
 
