@@ -16,14 +16,10 @@ local cutoff = now - retention_ms
 local due = redis.call('ZRANGEBYSCORE', K_AGE, '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0
 for _, ts in ipairs(due) do
-  local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
-  local ids = {}
-  for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
-  expired = expired + delete_live(ids)
+  expired = expired + delete_live(bucket_ids(ts))
   -- delete_live emptied the bucket; a bucket from before layout 2 may still hold ids
   -- of acked messages, and goes too.
-  redis.call('HDEL', K_AGE_IDS, ts)
-  redis.call('ZREM', K_AGE, ts)
+  store_bucket(ts, {})
 end
 if expired > 0 then redis.call('HINCRBY', K_META, 'expired', expired) end
 local oldest = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')

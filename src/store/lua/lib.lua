@@ -57,21 +57,32 @@ local function remember_ages(ts, ids)
   redis.call('HSET', K_AGE_IDS, ts, (known or '') .. ids)
 end
 
+-- The ids in the age bucket of timestamp `ts`.
+local function bucket_ids(ts)
+  local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
+  local ids = {}
+  for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
+  return ids
+end
+
+-- Makes the age bucket of `ts` hold exactly `ids`; an empty one leaves the index.
+local function store_bucket(ts, ids)
+  if #ids == 0 then
+    redis.call('HDEL', K_AGE_IDS, ts)
+    redis.call('ZREM', K_AGE, ts)
+  else
+    redis.call('HSET', K_AGE_IDS, ts, table.concat(ids))
+  end
+end
+
 -- Removes ids from their age buckets; `gone` maps timestamp -> set of ids.
 local function forget_ages(gone)
   for ts, ids in pairs(gone) do
-    local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
     local kept = {}
-    for i = 1, #packed, 32 do
-      local id = string.sub(packed, i, i + 31)
+    for _, id in ipairs(bucket_ids(ts)) do
       if not ids[id] then kept[#kept + 1] = id end
     end
-    if #kept == 0 then
-      redis.call('HDEL', K_AGE_IDS, ts)
-      redis.call('ZREM', K_AGE, ts)
-    else
-      redis.call('HSET', K_AGE_IDS, ts, table.concat(kept))
-    end
+    store_bucket(ts, kept)
   end
 end
 

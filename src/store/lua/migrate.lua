@@ -66,9 +66,7 @@ if after ~= '-inf' then after = '(' .. after end
 local buckets = redis.call('ZRANGEBYSCORE', K_AGE, after, '+inf', 'LIMIT', 0, most)
 if #buckets > 0 then
   for _, ts in ipairs(buckets) do
-    local packed = redis.call('HGET', K_AGE_IDS, ts) or ''
-    local ids = {}
-    for i = 1, #packed, 32 do ids[#ids + 1] = string.sub(packed, i, i + 31) end
+    local ids = bucket_ids(ts)
     local records = {}
     if #ids > 0 then records = redis.call('HMGET', K_MSG, unpack(ids)) end
     local kept, seen = {}, {}
@@ -78,12 +76,7 @@ if #buckets > 0 then
         kept[#kept + 1] = id
       end
     end
-    if #kept == 0 then
-      redis.call('HDEL', K_AGE_IDS, ts)
-      redis.call('ZREM', K_AGE, ts)
-    else
-      redis.call('HSET', K_AGE_IDS, ts, table.concat(kept))
-    end
+    store_bucket(ts, kept)
   end
   redis.call('HSET', K_META, 'migrate_age', buckets[#buckets])
   return {OK, 0}
