@@ -71,7 +71,8 @@ impl Application {
             LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
             settings.limits.clone(),
         )
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_rate_limits(settings.rate_limits.clone());
         let scrape = web::Data::new(api::Scrape::new(
             metrics.clone(),
             broker.clone(),
@@ -95,7 +96,9 @@ impl Application {
             bytes: settings.limits.request_bytes,
             timeout: client_timeout,
         });
-        let rate_limiter = web::Data::new(RateLimiter::new(&settings.rate_limits));
+        // Per-process limits only when they are not shared through Redis (the broker's).
+        let rate_limiter = (!settings.rate_limits.shared)
+            .then(|| web::Data::new(RateLimiter::new(&settings.rate_limits)));
         let trusted_proxies = web::Data::new(
             TrustedProxies::parse(&settings.server.trusted_proxies)
                 .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))?,
@@ -114,11 +117,15 @@ impl Application {
                 .app_data(broker)
                 .app_data(tokens.clone())
                 .app_data(body_limit.clone())
-                .app_data(rate_limiter.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(openapi.clone())
                 .app_data(api::query_config())
                 .app_data(api::path_config())
+                .configure(|cfg| {
+                    if let Some(limiter) = &rate_limiter {
+                        cfg.app_data(limiter.clone());
+                    }
+                })
                 .configure(api::routes)
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

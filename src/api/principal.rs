@@ -2,6 +2,8 @@
 //! the scope its handler names.
 
 use std::future::{Ready, ready};
+
+use futures_util::future::{Either, LocalBoxFuture};
 use std::marker::PhantomData;
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
@@ -9,8 +11,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::ApiError;
 use crate::auth::{RequiredScope, TokenKeys};
-use crate::broker::BrokerError;
 use crate::broker::rate_limit::RateLimiter;
+use crate::broker::{Broker, BrokerError};
 use crate::model::{Access, AccountId, QueueId, QueueName};
 
 /// The caller, authenticated and authorized for scope `S` on the path's account.
@@ -113,11 +115,31 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
     })
 }
 
-impl<S: RequiredScope> FromRequest for Principal<S> {
+impl<S: RequiredScope + 'static> FromRequest for Principal<S> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Either<
+        Ready<Result<Self, Self::Error>>,
+        LocalBoxFuture<'static, Result<Self, Self::Error>>,
+    >;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize(req).map_err(ApiError::from))
+        let principal = match authorize(req) {
+            Ok(principal) => principal,
+            Err(e) => return Either::Left(ready(Err(e.into()))),
+        };
+        // Rate limits shared by every broker are counted in Redis: one more call, made
+        // only when such limits are configured.
+        let broker = req
+            .app_data::<web::Data<Broker>>()
+            .filter(|b| b.has_shared_rate_limits())
+            .cloned();
+        let Some(broker) = broker else {
+            return Either::Left(ready(Ok(principal)));
+        };
+        let queue = req.match_info().get("queue_id").and_then(QueueId::parse);
+        Either::Right(Box::pin(async move {
+            broker.admit(&principal.access.account, queue).await?;
+            Ok(principal)
+        }))
     }
 }

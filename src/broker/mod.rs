@@ -21,14 +21,15 @@ use input::{
 use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 use long_poll::LongPolls;
+use rate_limit::RateLimitSettings;
 
 use crate::model::{
-    Access, BacklogMetrics, Clock, Consumer, ConsumerId, MessageId, MessageState, NewMessage,
-    Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
+    Access, AccountId, BacklogMetrics, Clock, Consumer, ConsumerId, MessageId, MessageState,
+    NewMessage, Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
 };
 use crate::store::{
-    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, PushReply, Store,
-    StoreError, UpdateQueue, Wakeups,
+    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, PushReply,
+    RateSubject, Store, StoreError, UpdateQueue, Wakeups,
 };
 
 impl From<StoreError> for BrokerError {
@@ -116,6 +117,7 @@ pub struct Broker {
     wakeups: Arc<Wakeups>,
     long_polls: Arc<LongPolls>,
     clock: Arc<dyn Clock>,
+    rate_limits: RateLimitSettings,
 }
 
 impl Broker {
@@ -128,7 +130,55 @@ impl Broker {
             wakeups: Arc::default(),
             long_polls: Arc::new(long_polls),
             clock: Arc::new(SystemClock),
+            rate_limits: RateLimitSettings::default(),
         }
+    }
+
+    /// This broker, enforcing `rate_limits` in Redis when they are shared.
+    pub fn with_rate_limits(self, rate_limits: RateLimitSettings) -> Self {
+        Self {
+            rate_limits,
+            ..self
+        }
+    }
+
+    /// Whether requests must pass [`Broker::admit`].
+    pub fn has_shared_rate_limits(&self) -> bool {
+        self.rate_limits.shared && self.rate_limits.any()
+    }
+
+    /// Admits one request of `account` (naming `queue`, if any) under the rate limits
+    /// shared by every broker process: the account's first, then the queue's.
+    pub async fn admit(
+        &self,
+        account: &AccountId,
+        queue: Option<QueueId>,
+    ) -> Result<(), BrokerError> {
+        let r = &self.rate_limits;
+        let limits = [
+            (
+                r.account_per_sec,
+                r.account_burst,
+                Some(RateSubject::Account(account)),
+            ),
+            (
+                r.queue_per_sec,
+                r.queue_burst,
+                queue.map(RateSubject::Queue),
+            ),
+        ];
+        for (per_sec, burst, subject) in limits {
+            let Some(subject) = subject.filter(|_| per_sec > 0.0) else {
+                continue;
+            };
+            let burst = rate_limit::burst(per_sec, burst);
+            if let Err(wait) = self.store.admit(subject, per_sec, burst).await? {
+                return Err(BrokerError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// This broker, reading the time from `clock`.

@@ -1,8 +1,10 @@
-//! Request rate limits per account and per queue: token buckets, in this process.
+//! Request rate limits per account and per queue.
 //!
-//! Each broker process limits what it serves; N processes behind a balancer admit up to
-//! N times the configured rate. Memory stays bounded: at most `max_tracked` buckets per
-//! limiter, and buckets that have refilled (they hold no information) are dropped first.
+//! By default (`shared = true`) they hold across every broker process: the state lives
+//! in Redis (`Broker::admit`, GCRA). With `shared = false`, the token buckets below
+//! limit each process alone, and N processes behind a balancer admit up to N times the
+//! configured rate; memory stays bounded: at most `max_tracked` buckets per limiter,
+//! and buckets that have refilled (they hold no information) are dropped first.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,8 +24,22 @@ pub struct RateLimitSettings {
     pub queue_per_sec: f64,
     /// Requests a queue may take at once above its rate (0: one second's worth).
     pub queue_burst: f64,
-    /// Most buckets kept per limiter.
+    /// Most buckets kept per limiter (per-process limits only).
     pub max_tracked: usize,
+    /// Enforced in Redis across every broker process (true), or by each process alone.
+    pub shared: bool,
+}
+
+impl RateLimitSettings {
+    /// Whether any limit is on.
+    pub fn any(&self) -> bool {
+        self.account_per_sec > 0.0 || self.queue_per_sec > 0.0
+    }
+}
+
+/// The burst a limit allows: as configured, else one second's worth (at least 1).
+pub fn burst(per_sec: f64, burst: f64) -> f64 {
+    if burst > 0.0 { burst } else { per_sec.max(1.0) }
 }
 
 impl Default for RateLimitSettings {
@@ -34,6 +50,7 @@ impl Default for RateLimitSettings {
             queue_per_sec: 0.0,
             queue_burst: 0.0,
             max_tracked: 100_000,
+            shared: true,
         }
     }
 }
@@ -64,7 +81,7 @@ impl Limiter {
     pub fn new(per_sec: f64, burst: f64, max_tracked: usize) -> Option<Self> {
         (per_sec > 0.0).then(|| Self {
             per_sec,
-            burst: if burst > 0.0 { burst } else { per_sec.max(1.0) },
+            burst: self::burst(per_sec, burst),
             max_tracked: max_tracked.max(1),
             state: Mutex::new(State {
                 buckets: HashMap::new(),

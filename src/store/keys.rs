@@ -136,6 +136,16 @@ impl Keys {
         format!("{}:layout", self.prefix)
     }
 
+    /// STRING: the shared rate limit state of an account (`rate_limits`).
+    pub fn account_rate(&self, account: &AccountId) -> String {
+        format!("{}:{{a:{}}}:rate", self.prefix, account)
+    }
+
+    /// STRING: the shared rate limit state of a queue (`rate_limits`).
+    pub fn queue_rate(&self, queue: QueueId) -> String {
+        format!("{}:{{{queue}}}:rate", self.prefix)
+    }
+
     /// HASH: queue name -> queue id, for one account.
     pub fn account_queues(&self, account: &AccountId) -> String {
         format!("{}:{{a:{}}}:queues", self.prefix, account)

@@ -80,8 +80,10 @@ pub(super) mod code {
     pub const ACCOUNT_FULL: i64 = 4;
     /// A lease that is not (or no longer) the message's current one.
     pub const NOT_CURRENT: i64 = 2;
+    /// Over a rate limit.
+    pub const LIMITED: i64 = -4;
 
-    pub(super) const ALL: [(&str, i64); 9] = [
+    pub(super) const ALL: [(&str, i64); 10] = [
         ("OK", OK),
         ("NOT_FOUND", NOT_FOUND),
         ("PAUSED", PAUSED),
@@ -91,6 +93,7 @@ pub(super) mod code {
         ("NAME_TAKEN", NAME_TAKEN),
         ("ACCOUNT_FULL", ACCOUNT_FULL),
         ("NOT_CURRENT", NOT_CURRENT),
+        ("LIMITED", LIMITED),
     ];
 }
 

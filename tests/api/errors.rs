@@ -244,3 +244,83 @@ async fn a_client_that_sends_its_body_too_slowly_gets_408() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
 }
+
+#[tokio::test]
+async fn rate_limits_hold_across_three_brokers_sharing_one_redis() {
+    const RATE: f64 = 50.0;
+    let first = crate::helpers::spawn_app_with(|s| {
+        s.rate_limits.account_per_sec = RATE;
+        s.rate_limits.account_burst = 1.0;
+    })
+    .await;
+    let mut brokers = vec![first];
+    for _ in 0..2 {
+        let prefix = brokers[0].prefix.clone();
+        brokers.push(
+            crate::helpers::spawn_app_with(move |s| {
+                s.redis.key_prefix = prefix;
+                s.rate_limits.account_per_sec = RATE;
+                s.rate_limits.account_burst = 1.0;
+            })
+            .await,
+        );
+    }
+    let started = std::time::Instant::now();
+    let window = std::time::Duration::from_secs(5);
+    let mut load = tokio::task::JoinSet::new();
+    for app in brokers {
+        load.spawn(async move {
+            let (mut admitted, mut limited) = (0u64, 0u64);
+            while started.elapsed() < window {
+                let reply = app.get("/queues").await;
+                match reply.status.as_u16() {
+                    200 => admitted += 1,
+                    429 => {
+                        reply.assert_error(429, 971);
+                        assert!(reply.headers.contains_key("retry-after"));
+                        limited += 1;
+                    }
+                    other => panic!("unexpected {other}: {}", reply.body),
+                }
+            }
+            (admitted, limited)
+        });
+    }
+    let (mut admitted, mut limited) = (0, 0);
+    while let Some(result) = load.join_next().await {
+        let (a, l) = result.expect("no panic");
+        admitted += a;
+        limited += l;
+    }
+    // Measured against the window the requests really spanned.
+    let expected = RATE * started.elapsed().as_secs_f64();
+    let admitted = admitted as f64;
+    assert!(
+        (expected * 0.9..=expected * 1.1 + 1.0).contains(&admitted),
+        "admitted {admitted} of {} requests, expected about {expected:.0}",
+        admitted as u64 + limited
+    );
+    assert!(limited > 0, "the brokers were pushed past the rate");
+}
+
+#[tokio::test]
+async fn per_process_rate_limits_remain_an_option() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.rate_limits.shared = false;
+        s.rate_limits.queue_per_sec = 1.0;
+        s.rate_limits.queue_burst = 2.0;
+    })
+    .await;
+    let queue = app.create_queue("orders").await;
+    for _ in 0..2 {
+        app.push(&queue, json!({"body": "x"})).await.assert_ok();
+    }
+    let limited = app.push(&queue, json!({"body": "x"})).await;
+    limited.assert_error(429, 971);
+    assert!(limited.headers.contains_key("retry-after"));
+    // Counted in this process alone: nothing about them is in Redis.
+    assert!(
+        app.redis_keys().await.iter().all(|k| !k.ends_with(":rate")),
+        "no shared state"
+    );
+}
