@@ -11,6 +11,9 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod forwarded;
+/// The properties the cargo-fuzz targets check (feature `fuzz-checks`); its tests
+/// replay the committed seeds on stable.
+#[cfg(any(test, feature = "fuzz-checks"))]
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod metrics;
