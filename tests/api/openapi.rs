@@ -125,3 +125,59 @@ async fn the_document_is_openapi_3_1_and_covers_every_route() {
         "the document has operations this test does not list"
     );
 }
+
+/// The scope each operation documents is the scope it enforces: without it the answer
+/// is 403 (code 9109); with only it, anything but 403. Walks the document itself, so a
+/// route whose annotation and `Principal<S>` disagree cannot slip through.
+#[tokio::test]
+async fn every_documented_scope_is_the_one_the_route_enforces() {
+    let document = served_document().await;
+    let app = spawn_app().await;
+    let all = leaseq::auth::all_scopes();
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let Some(scope) = operation["security"][0]["bearer"][0].as_str() else {
+                continue; // a public route
+            };
+            // A fresh queue each time: a route may delete or purge it.
+            let queue = app.create_queue(&format!("q{checked}")).await;
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{account_id}", crate::helpers::ACCOUNT)
+                    .replace("{queue_id}", &queue)
+                    .replace("{consumer_id}", &"0".repeat(32))
+                    .replace("{message_id}", &"0".repeat(32))
+            );
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let others: Vec<&str> = all.split(' ').filter(|s| *s != scope).collect();
+            for (token, documented) in [
+                (
+                    app.mint(&[crate::helpers::ACCOUNT], &others.join(" "), None),
+                    false,
+                ),
+                (app.mint(&[crate::helpers::ACCOUNT], scope, None), true),
+            ] {
+                let mut request = app.client.request(method.clone(), &url).bearer_auth(token);
+                if method != reqwest::Method::GET && method != reqwest::Method::DELETE {
+                    request = request.json(&serde_json::json!({}));
+                }
+                let reply = app.send_raw(request).await;
+                if documented {
+                    assert_ne!(
+                        reply.status.as_u16(),
+                        403,
+                        "{method} {path} with {scope}: {}",
+                        reply.body
+                    );
+                } else {
+                    reply.assert_error(403, 9109);
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 24, "every account route was checked");
+}
