@@ -35,10 +35,10 @@ local function int(n)
   return string.format('%d', n)
 end
 
--- Exact backlog figures: {count, bytes, oldest_timestamp_ms}. `bytes`, when the caller
--- knows it, saves reading meta.bytes again.
-local function backlog(bytes)
-  local count = redis.call('HLEN', K_MSG)
+-- Exact backlog figures: {count, bytes, oldest_timestamp_ms}. `bytes` and `count`, when
+-- the caller knows them, save reading them again.
+local function backlog(bytes, count)
+  count = count or redis.call('HLEN', K_MSG)
   bytes = bytes or tonumber(redis.call('HGET', K_META, 'bytes') or '0')
   local oldest = 0
   local first = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')

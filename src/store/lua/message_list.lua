@@ -23,16 +23,21 @@ for _ = 1, want do
   end
   local page = redis.call('HSCAN', K_MSG, cursor, 'COUNT', step)
   cursor = page[1]
-  local entries = page[2]
+  local entries, ids = page[2], {}
+  for i = 1, #entries, 2 do ids[#ids + 1] = entries[i] end
+  -- Where each message is, read for the whole step at once.
+  local leased, due = {}, {}
+  if #ids > 0 then
+    leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
+    due = redis.call('ZMSCORE', K_DUE, unpack(ids))
+  end
   for i = 1, #entries, 2 do
-    local id = entries[i]
+    local id, n = entries[i], (i + 1) / 2
     local state, until_ms = 'ready', 0
-    local leased = redis.call('ZSCORE', K_LEASED, id)
-    if leased then
-      state, until_ms = 'leased', tonumber(leased)
-    else
-      local due = tonumber(redis.call('ZSCORE', K_DUE, id) or '0')
-      if due > now then state, until_ms = 'delayed', due end
+    if leased[n] then
+      state, until_ms = 'leased', tonumber(leased[n])
+    elseif tonumber(due[n] or '0') > now then
+      state, until_ms = 'delayed', tonumber(due[n])
     end
     out[#out + 1] = id
     out[#out + 1] = entries[i + 1]

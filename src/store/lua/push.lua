@@ -14,6 +14,8 @@
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
   'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
+-- Messages held before this push: for the quota and the reply's backlog count.
+local held = redis.call('HLEN', K_MSG)
 local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
 local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
@@ -61,7 +63,7 @@ local function quota(own, deployment)
 end
 if #records > 0 then
   local most_messages, most_bytes = quota(meta[4], ARGV[3]), quota(meta[5], ARGV[4])
-  if (most_messages > 0 and redis.call('HLEN', K_MSG) + #records / 2 > most_messages)
+  if (most_messages > 0 and held + #records / 2 > most_messages)
     or (most_bytes > 0 and tonumber(meta[6] or '0') + bytes > most_bytes) then
     return {BACKLOG_FULL, most_messages, most_bytes}
   end
@@ -81,5 +83,5 @@ end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
 announce_due(visible_now, meta[8], now)
 
-local b = backlog(tonumber(meta[6] or '0') + bytes)
+local b = backlog(tonumber(meta[6] or '0') + bytes, held + #records / 2)
 return {OK, b[1], b[2], b[3]}
