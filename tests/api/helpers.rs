@@ -233,6 +233,21 @@ impl TestApp {
             .clone()
     }
 
+    /// How many times this app has run the script `name` (from its own /metrics).
+    pub async fn script_calls(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let series = format!(r#"leaseq_redis_script_duration_seconds_count{{script="{name}"}} "#);
+        text.lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Every Redis key under this test's prefix (test-only: KEYS is fine here).
     pub async fn redis_keys(&self) -> Vec<String> {
         let client = redis::Client::open(self.redis_url.as_str()).expect("redis url");

@@ -595,21 +595,6 @@ async fn the_deployments_backlog_quota_applies_to_every_queue_and_caps_their_set
         .assert_error(429, 10260);
 }
 
-/// How many pull scripts this app has run (its own /metrics).
-async fn pull_scripts(app: &TestApp) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let series = r#"leaseq_redis_script_duration_seconds_count{script="pull"} "#;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_push_wakes_as_many_long_polls_as_it_made_messages_visible() {
     const WAITERS: usize = 400;
@@ -626,10 +611,10 @@ async fn a_push_wakes_as_many_long_polls_as_it_made_messages_visible() {
     }
     // Each poll runs one pull before it waits.
     crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
-        (pull_scripts(&app).await >= WAITERS as f64).then_some(())
+        (app.script_calls("pull").await >= WAITERS as f64).then_some(())
     })
     .await;
-    let before = pull_scripts(&app).await;
+    let before = app.script_calls("pull").await;
     for i in 0..20 {
         app.push(&q, json!({"body": format!("m{i}")}))
             .await
@@ -639,7 +624,7 @@ async fn a_push_wakes_as_many_long_polls_as_it_made_messages_visible() {
     while delivered < 20 {
         delivered += polls.join_next().await.expect("a poll").expect("no panic");
     }
-    let scripts = pull_scripts(&app).await - before;
+    let scripts = app.script_calls("pull").await - before;
     // 20 wake-ups, each a pull; a few more when a woken pull lost the race. Not 8 000.
     assert!(
         (20.0..=60.0).contains(&scripts),
@@ -668,7 +653,7 @@ async fn long_polls_beyond_the_per_queue_and_per_account_caps_get_429() {
     }
     // A waiting pull is admitted right after its first (empty) pull script.
     crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
-        (pull_scripts(&app).await >= 3.0).then_some(())
+        (app.script_calls("pull").await >= 3.0).then_some(())
     })
     .await;
     let over_queue = app.pull(&a, json!({"wait_time_ms": 10})).await;

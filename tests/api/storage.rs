@@ -175,19 +175,7 @@ async fn a_queue_of_layout_1_with_100_000_stale_ids_is_served_and_moved_in_bound
         (marked.as_deref() == Some("2")).then_some(())
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", upgraded.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let steps: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"leaseq_redis_script_duration_seconds_count{script="migrate"} "#)
-        })
-        .and_then(|v| v.parse().ok())
-        .expect("migrate steps counted");
+    let steps = upgraded.script_calls("migrate").await;
     assert!(steps >= 100.0, "{steps} steps for 100 006 ids");
     for role in ["ready", "delayed", "age_count"] {
         let exists: bool = redis::cmd("EXISTS")
