@@ -17,7 +17,7 @@ run: redis
 
 ## Every test: unit, integration (real Redis, app on port 0) and the Cloudflare SDK compat suite.
 test: redis
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 	$(MAKE) compat
 
 build:
@@ -33,14 +33,18 @@ compat: redis $(VENV)/.installed
 	$(CARGO) build --quiet
 	$(VENV)/bin/python -m pytest -q tests/compat
 
+## Format, clippy, and the layering: the domain crate must not depend on HTTP or OpenAPI.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@tree="$$($(CARGO) tree -p leaseq-core -e normal --prefix none)" && \
+	  if grep -E '^(actix|utoipa)' <<< "$$tree"; then \
+	    echo "leaseq-core depends on the crates above: the domain must not know HTTP"; exit 1; fi
 
 ## The standard benchmark set (medians of 3 runs); rewrites the generated part of docs/benchmarks.md.
 bench: redis
-	$(CARGO) build --release --quiet
-	./target/release/leaseq bench --scenario standard --runs 3 --write docs/benchmarks.md
+	$(CARGO) build --release --quiet -p leaseq-bench
+	./target/release/leaseq-bench --scenario standard --runs 3 --write docs/benchmarks.md
 
 ## The full reliability runs (docs/reliability.md): 200 000 messages through 3 brokers,
 ## one SIGKILLed every 2 s; then Redis SIGKILLed twice under load. `make test` runs a

@@ -1,4 +1,4 @@
-//! The command line: `leaseq serve | token | bench | openapi`.
+//! The command line: `leaseq serve | token | openapi`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,8 +35,6 @@ pub enum Command {
     },
     /// Print the OpenAPI 3.1 document of the HTTP API (what docs/openapi.json holds).
     Openapi,
-    /// Measure throughput, latency, Redis commands and memory (see docs/benchmarks.md).
-    Bench(crate::bench::BenchArgs),
     /// Print an API token signed with the configured key.
     Token {
         #[command(flatten)]

@@ -8,15 +8,14 @@ use std::any::type_name;
 
 use serde::de::DeserializeOwned;
 
-use crate::api::parse_json;
-use crate::broker::BrokerError;
-use crate::broker::input::{
-    AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
+use crate::api::input::{
+    self, AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
     QueueInput, RedriveInput,
 };
+use crate::api::{ApiError, parse_json};
 use crate::broker::lease::{Lease, LeaseSigner};
 use crate::broker::limits::{self, DELAY_SECONDS, Limits};
-use crate::model::{AccountId, MessageId, QueueId, QueueSettings};
+use crate::model::{AccountId, MessageId, QueueId};
 
 const LEASE_ID_LEN: usize = 80;
 
@@ -94,25 +93,25 @@ pub fn request_body(data: &[u8]) {
     };
 
     check::<QueueInput>(data, |input| {
-        limits::queue_name(input.queue_name.as_deref())?;
-        limits::queue_settings(input.settings.as_ref(), QueueSettings::default(), &limits)?;
+        input::new_queue(&limits, &input)?;
+        input::queue_change(&limits, &input, true)?;
         Ok(())
     });
     check::<ConsumerInput>(data, |input| {
-        let (_, settings) = limits::consumer(&input)?;
+        let settings = input::consumer(&input)?.settings;
         assert!(limits::PULL_BATCH_SIZE.contains(&u64::from(settings.batch_size)));
         assert!(limits::MAX_RETRIES.contains(&u64::from(settings.max_retries)));
         assert!(limits::VISIBILITY_TIMEOUT_MS.contains(&settings.visibility_timeout_ms));
         Ok(())
     });
     check::<MessageInput>(data, |input| {
-        let message = limits.push(&input, crate::model::now_ms())?;
+        let message = input::push(&limits, &input, crate::model::now_ms())?;
         assert!(message.body.len() <= limits.message_bytes);
         assert!(message.delay_ms.unwrap_or(0) <= DELAY_SECONDS.end() * 1000);
         Ok(())
     });
     check::<BatchInput>(data, |input| {
-        let messages = limits.batch(&input, crate::model::now_ms())?;
+        let messages = input::batch(&limits, &input, crate::model::now_ms())?;
         assert!((1..=limits.batch_messages).contains(&messages.len()));
         assert!(messages.iter().map(|m| m.body.len()).sum::<usize>() <= limits.batch_bytes);
         assert!(
@@ -123,31 +122,31 @@ pub fn request_body(data: &[u8]) {
         Ok(())
     });
     check::<PullInput>(data, |input| {
-        let pull = limits.pull(&input)?;
+        let pull = input::pull(&input)?;
         assert!(pull.batch_size.is_none_or(|n| (1..=100).contains(&n)));
         assert!(limits::WAIT_TIME_MS.contains(&pull.wait_time_ms));
         Ok(())
     });
     check::<PeekInput>(data, |input| {
-        let batch_size = limits.peek(&input)?;
+        let batch_size = input::peek(&input)?;
         assert!(batch_size.is_none_or(|n| (1..=100).contains(&n)));
         Ok(())
     });
     check::<AckInput>(data, |input| {
-        let ack = limits.ack(input)?;
+        let ack = input::acks(&limits, input)?;
         assert!(ack.acks.len() + ack.retries.len() <= limits.ack_entries);
         verify_all(&mut ack.acks.iter().chain(ack.retries.iter().map(|(id, _)| id)));
         Ok(())
     });
     check::<ExtendInput>(data, |input| {
-        let leases = limits.extend(input)?;
+        let leases = input::extensions(&limits, input)?;
         assert!(leases.len() <= limits.ack_entries);
         verify_all(&mut leases.iter().map(|(id, _)| id));
         Ok(())
     });
     check::<RedriveInput>(data, |input| {
-        let (_, max) = limits::redrive(&input)?;
-        assert!((1..=10_000).contains(&max));
+        let redrive = input::redrive(&input)?;
+        assert!((1..=10_000).contains(&redrive.max_messages));
         Ok(())
     });
 }
@@ -155,9 +154,9 @@ pub fn request_body(data: &[u8]) {
 /// Parses `data` as a `T` and validates it; any error must be the client's (4xx).
 fn check<T: DeserializeOwned + Default>(
     data: &[u8],
-    validate: impl FnOnce(T) -> Result<(), BrokerError>,
+    validate: impl FnOnce(T) -> Result<(), crate::broker::BrokerError>,
 ) {
-    let result = parse_json::<T>(data).map_err(|e| e.0).and_then(validate);
+    let result = parse_json::<T>(data).and_then(|input| validate(input).map_err(ApiError::from));
     if let Err(e) = result {
         assert!(
             (400..500).contains(&e.status()),

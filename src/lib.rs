@@ -1,13 +1,14 @@
 //! leaseq: a pull-based lease/ack message broker speaking the Cloudflare Queues API.
 //!
-//! Dependencies run one way: `api` → `broker` → `store`, all over `model`.
+//! Dependencies run one way: `api` → `broker` → `store`, all over `model`. The domain
+//! (`broker`, `store`, `model`, with `metrics` and `reaper`) is the `leaseq-core` crate,
+//! which does not depend on actix-web or utoipa; this crate is its HTTP edge (`api`,
+//! `auth`) and the process around it (`config`, `startup`, `cli`, `telemetry`).
 
 #![warn(clippy::unwrap_used)]
 
 pub mod api;
 pub mod auth;
-pub mod bench;
-pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod forwarded;
@@ -16,9 +17,7 @@ pub mod forwarded;
 #[cfg(any(test, feature = "fuzz-checks"))]
 #[doc(hidden)]
 pub mod fuzz_checks;
-pub mod metrics;
-pub mod model;
-pub mod reaper;
 pub mod startup;
-pub mod store;
 pub mod telemetry;
+
+pub use leaseq_core::{broker, metrics, model, reaper, store};

@@ -68,14 +68,6 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{document}");
             Ok(())
         }
-        Command::Bench(args) => {
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(leaseq::bench::run(args, command))
-        }
         Command::Token {
             config,
             accounts,

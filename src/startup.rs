@@ -10,10 +10,10 @@ use tracing_actix_web::TracingLogger;
 
 use std::sync::Arc;
 
+use crate::api::rate_limit::RateLimiter;
 use crate::api::{self, BodyLimit};
 use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
-use crate::broker::rate_limit::RateLimiter;
 use crate::config::{ConfigError, Secrets, Settings};
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;

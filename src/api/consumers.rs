@@ -4,15 +4,13 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::envelope::{
-    ApiError, Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page,
-};
-use super::openapi::{AccountPath, Conflict, NotFound};
-use super::principal::Principal;
-use super::queues::QueuePath;
+use super::ApiError;
+use super::doc::{AccountPath, Conflict, NotFound, QueuePath};
+use super::envelope::{Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page};
+use super::input::{self, ConsumerInput};
+use super::principal::OnQueue;
 use crate::auth::{QueuesRead, QueuesWrite};
-use crate::broker::input::ConsumerInput;
-use crate::broker::{Broker, parse_consumer_id, parse_queue_id};
+use crate::broker::{Broker, BrokerError};
 use crate::model::{Consumer, ConsumerId, ConsumerSettings, ConsumerType, QueueName, rfc3339_ms};
 
 /// A consumer as the API shows it.
@@ -48,14 +46,17 @@ impl ConsumerView {
     }
 }
 
-/// The `{queue_id}` and `{consumer_id}` of a route.
+/// The `{consumer_id}` of a route.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ConsumerPath {
     #[param(pattern = "^[0-9a-f]{32}$")]
-    pub queue_id: String,
-    #[param(pattern = "^[0-9a-f]{32}$")]
     pub consumer_id: String,
+}
+
+/// The path's consumer id; one that cannot be an id names no consumer.
+fn consumer_id(path: &ConsumerPath) -> Result<ConsumerId, BrokerError> {
+    ConsumerId::parse(&path.consumer_id).ok_or(BrokerError::ConsumerNotFound)
 }
 
 /// Creates the queue's consumer (a queue has at most one).
@@ -74,13 +75,12 @@ pub struct ConsumerPath {
 )]
 pub async fn create(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     JsonBody(input): JsonBody<ConsumerInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
+    let spec = input::consumer(&input)?;
     let (name, consumer) = broker
-        .write_consumer(&who.access, queue, None, &input)
+        .write_consumer(&who.access, who.queue, None, spec)
         .await?;
     Ok(ok(ConsumerView::new(&name, &consumer)))
 }
@@ -97,12 +97,9 @@ pub async fn create(
 )]
 pub async fn list(
     broker: web::Data<Broker>,
-    who: Principal<QueuesRead>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker
-        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
-        .await?;
+    let queue = broker.get_queue(&who.access, who.queue).await?;
     let consumers: Vec<ConsumerView> = queue
         .consumer
         .iter()
@@ -119,7 +116,7 @@ pub async fn list(
     operation_id = "get_consumer",
     tag = "consumers",
     security(("bearer" = ["queues:read"]), ("x_auth_key" = ["queues:read"]), ("x_api_key" = ["queues:read"])),
-    params(AccountPath, ConsumerPath),
+    params(AccountPath, QueuePath, ConsumerPath),
     responses(
         (status = 200, description = "The consumer.", body = Envelope<ConsumerView>),
         (status = 404, response = NotFound),
@@ -127,12 +124,11 @@ pub async fn list(
 )]
 pub async fn get(
     broker: web::Data<Broker>,
-    who: Principal<QueuesRead>,
+    who: OnQueue<QueuesRead>,
     path: web::Path<ConsumerPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let id = parse_consumer_id(&path.consumer_id)?;
-    let (name, consumer) = broker.get_consumer(&who.access, queue, id).await?;
+    let id = consumer_id(&path)?;
+    let (name, consumer) = broker.get_consumer(&who.access, who.queue, id).await?;
     Ok(ok(ConsumerView::new(&name, &consumer)))
 }
 
@@ -143,7 +139,7 @@ pub async fn get(
     operation_id = "put_consumer",
     tag = "consumers",
     security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
-    params(AccountPath, ConsumerPath),
+    params(AccountPath, QueuePath, ConsumerPath),
     request_body(content = Option<ConsumerInput>, description = "May be empty."),
     responses(
         (status = 200, description = "The consumer as written.", body = Envelope<ConsumerView>),
@@ -153,14 +149,14 @@ pub async fn get(
 )]
 pub async fn put(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
+    who: OnQueue<QueuesWrite>,
     path: web::Path<ConsumerPath>,
     JsonBody(input): JsonBody<ConsumerInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let id = parse_consumer_id(&path.consumer_id)?;
+    let id = consumer_id(&path)?;
+    let spec = input::consumer(&input)?;
     let (name, consumer) = broker
-        .write_consumer(&who.access, queue, Some(id), &input)
+        .write_consumer(&who.access, who.queue, Some(id), spec)
         .await?;
     Ok(ok(ConsumerView::new(&name, &consumer)))
 }
@@ -172,7 +168,7 @@ pub async fn put(
     operation_id = "delete_consumer",
     tag = "consumers",
     security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
-    params(AccountPath, ConsumerPath),
+    params(AccountPath, QueuePath, ConsumerPath),
     responses(
         (status = 200, description = "Deleted.", body = Envelope<Null>),
         (status = 404, response = NotFound),
@@ -180,11 +176,10 @@ pub async fn put(
 )]
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
+    who: OnQueue<QueuesWrite>,
     path: web::Path<ConsumerPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let id = parse_consumer_id(&path.consumer_id)?;
-    broker.delete_consumer(&who.access, queue, id).await?;
+    let id = consumer_id(&path)?;
+    broker.delete_consumer(&who.access, who.queue, id).await?;
     Ok(ok_empty())
 }

@@ -1,10 +1,10 @@
-//! The Cloudflare v4 envelope, the one `ResponseError` impl, and the JSON body extractor.
+//! The Cloudflare v4 envelope and the JSON body extractor.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, HeaderValue};
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
+use super::ApiError;
 use crate::broker::BrokerError;
 
 /// An entry of `errors` (and of `messages`, which leaseq always leaves empty).
@@ -106,7 +107,7 @@ impl ErrorEnvelope {
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
     match serde_json::to_value(body) {
         Ok(value) => HttpResponse::build(status).json(value),
-        Err(e) => ApiError(BrokerError::Internal(format!(
+        Err(e) => ApiError::from(BrokerError::Internal(format!(
             "response did not serialize: {e}"
         )))
         .error_response(),
@@ -167,65 +168,6 @@ pub fn ok_empty() -> HttpResponse {
     ok(Null)
 }
 
-/// Every error response goes through here.
-#[derive(Debug)]
-pub struct ApiError(pub BrokerError);
-
-impl From<BrokerError> for ApiError {
-    fn from(e: BrokerError) -> Self {
-        ApiError(e)
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// `Display` of an error and all its causes, for logs.
-fn cause_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            // The cause goes to the log; clients get an opaque message.
-            tracing::error!(error = %cause_chain(&self.0), code = self.0.code(), "request failed");
-        }
-        let mut response = HttpResponse::build(status);
-        if let Some(secs) = self.0.retry_after_secs() {
-            response.insert_header(("retry-after", secs.to_string()));
-        }
-        if let Some(retry) = self.0.should_retry() {
-            response.insert_header((
-                "x-should-retry",
-                HeaderValue::from_static(if retry { "true" } else { "false" }),
-            ));
-        }
-        // Built by hand rather than through `json_response`, which reports its own
-        // failures through here.
-        let body = ErrorEnvelope::new(self.0.code(), self.0.to_string());
-        match serde_json::to_value(&body) {
-            Ok(value) => response.json(value),
-            Err(_) => response.finish(),
-        }
-    }
-}
-
 /// A JSON request body, read with a size limit before any parsing.
 ///
 /// An empty body is the type's default, so a pull with no body, or a DELETE that sends
@@ -259,23 +201,23 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonBody<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if declared.is_some_and(|len| len > limit) {
-                return Err(BrokerError::RequestTooLarge { limit }.into());
+                return Err(ApiError::RequestTooLarge { limit });
             }
             let read = async {
                 let mut body = web::BytesMut::new();
                 while let Some(chunk) = payload.next().await {
                     let chunk = chunk.map_err(|e| {
-                        BrokerError::schema(format!("could not read the request body: {e}"))
+                        ApiError::schema(format!("could not read the request body: {e}"))
                     })?;
                     if body.len() + chunk.len() > limit {
-                        return Err(BrokerError::RequestTooLarge { limit });
+                        return Err(ApiError::RequestTooLarge { limit });
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(body)
             };
             let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
-                BrokerError::RequestTimeout {
+                ApiError::RequestTimeout {
                     secs: timeout.as_secs(),
                 }
             })??;
@@ -290,7 +232,7 @@ pub fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiEr
     // JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks the strings it decodes but
     // not those it skips, such as an unknown field's, so the whole body is checked here.
     let body = std::str::from_utf8(body).map_err(|e| {
-        BrokerError::MalformedJson(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+        ApiError::MalformedJson(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })?;
     // JSON's whitespace, which is not all of ASCII's (no form feed).
     match body
@@ -302,44 +244,41 @@ pub fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiEr
         // serde would read a struct from an array too; Cloudflare's bodies are objects.
         // Whether this is JSON at all decides the code, not how far `T` got into it.
         Some(_) => Err(match serde_json::from_str::<serde::de::IgnoredAny>(body) {
-            Ok(_) => BrokerError::schema("request body must be a JSON object").into(),
+            Ok(_) => ApiError::schema("request body must be a JSON object"),
             Err(e) => json_error(e),
         }),
     }
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {
-    let error = match e.classify() {
+    match e.classify() {
         serde_json::error::Category::Data => {
-            BrokerError::schema(format!("request body does not match the schema: {e}"))
+            ApiError::schema(format!("request body does not match the schema: {e}"))
         }
-        _ => BrokerError::MalformedJson(e.to_string()),
-    };
-    error.into()
+        _ => ApiError::MalformedJson(e.to_string()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::input::PullInput;
+    use crate::api::input::PullInput;
 
     #[test]
     fn empty_bodies_are_defaults_and_broken_json_is_10208() {
         assert!(parse_json::<PullInput>(b"").is_ok());
         assert!(parse_json::<PullInput>(b"  \n").is_ok());
         assert_eq!(
-            parse_json::<PullInput>(b"{").map_err(|e| e.0.code()).err(),
+            parse_json::<PullInput>(b"{").map_err(|e| e.code()).err(),
             Some(10208)
         );
         assert_eq!(
-            parse_json::<PullInput>(b"[1]")
-                .map_err(|e| e.0.code())
-                .err(),
+            parse_json::<PullInput>(b"[1]").map_err(|e| e.code()).err(),
             Some(10207)
         );
         assert_eq!(
             parse_json::<PullInput>(br#"{"batch_size":"x"}"#)
-                .map_err(|e| e.0.code())
+                .map_err(|e| e.code())
                 .err(),
             Some(10207)
         );
@@ -347,7 +286,7 @@ mod tests {
 
     #[test]
     fn what_is_not_json_is_10208_even_where_nothing_reads_it() {
-        let code = |body: &[u8]| parse_json::<PullInput>(body).map_err(|e| e.0.code()).err();
+        let code = |body: &[u8]| parse_json::<PullInput>(body).map_err(|e| e.code()).err();
         assert_eq!(code(b"{\"batch_size\":1,\"note\":\"\xff\"}"), Some(10208));
         assert_eq!(code(b"{\"\xc0\x80\":1}"), Some(10208));
         assert_eq!(code("{\"note\":\"\u{e9}\"}".as_bytes()), None);
@@ -377,6 +316,6 @@ mod tests {
             "[".repeat(500_000),
             "]".repeat(500_000)
         );
-        assert!(parse_json::<crate::broker::input::MessageInput>(deep_body.as_bytes()).is_ok());
+        assert!(parse_json::<crate::api::input::MessageInput>(deep_body.as_bytes()).is_ok());
     }
 }

@@ -6,13 +6,13 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::envelope::{ApiError, Envelope, JsonBody, Null, Page, ok, ok_list};
-use super::openapi::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge};
-use super::principal::Principal;
-use super::queues::QueuePath;
+use super::ApiError;
+use super::doc::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge, QueuePath};
+use super::envelope::{Envelope, JsonBody, Null, Page, ok, ok_list};
+use super::input::{self, AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
+use super::principal::OnQueue;
 use crate::auth::{MessagesPull, MessagesPush, QueuesWrite};
-use crate::broker::input::{AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
-use crate::broker::{Broker, parse_queue_id};
+use crate::broker::{Broker, BrokerError};
 use crate::model::{BacklogMetrics, ContentType, MessageId, MessageState, StoredMessage};
 
 #[derive(Serialize, ToSchema)]
@@ -119,12 +119,12 @@ fn push_result(metrics: BacklogMetrics) -> HttpResponse {
 )]
 pub async fn push(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPush>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPush>,
     JsonBody(input): JsonBody<MessageInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    Ok(push_result(broker.push(&who.access, queue, &input).await?))
+    let message = input::push(broker.limits(), &input, broker.now_ms())?;
+    let pushed = broker.push(&who.access, who.queue, &[message]).await?;
+    Ok(push_result(pushed))
 }
 
 /// Pushes a batch of messages, all or nothing.
@@ -143,14 +143,12 @@ pub async fn push(
 )]
 pub async fn push_batch(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPush>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPush>,
     JsonBody(input): JsonBody<BatchInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    Ok(push_result(
-        broker.push_batch(&who.access, queue, &input).await?,
-    ))
+    let messages = input::batch(broker.limits(), &input, broker.now_ms())?;
+    let pushed = broker.push(&who.access, who.queue, &messages).await?;
+    Ok(push_result(pushed))
 }
 
 /// Leases up to `batch_size` visible messages, oldest first, for `visibility_timeout_ms`.
@@ -169,12 +167,12 @@ pub async fn push_batch(
 )]
 pub async fn pull(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPull>,
     JsonBody(input): JsonBody<PullInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let pulled = broker.pull(&who.access, queue, &input).await?;
+    let pulled = broker
+        .pull(&who.access, who.queue, input::pull(&input)?)
+        .await?;
     Ok(ok(PullResult {
         message_backlog_count: pulled.backlog.backlog_count,
         messages: pulled
@@ -201,12 +199,12 @@ pub async fn pull(
 )]
 pub async fn peek(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPull>,
     JsonBody(input): JsonBody<PeekInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let peeked = broker.peek(&who.access, queue, &input).await?;
+    let peeked = broker
+        .peek(&who.access, who.queue, input::peek(&input)?)
+        .await?;
     Ok(ok(PullResult {
         message_backlog_count: peeked.backlog.backlog_count,
         messages: peeked
@@ -233,12 +231,11 @@ pub async fn peek(
 )]
 pub async fn ack(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPull>,
     JsonBody(input): JsonBody<AckInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let outcome = broker.ack(&who.access, queue, input).await?;
+    let acks = input::acks(broker.limits(), input)?;
+    let outcome = broker.ack(&who.access, who.queue, acks).await?;
     Ok(ok(AckResult {
         ack_count: outcome.ack_count,
         retry_count: outcome.retry_count,
@@ -268,12 +265,11 @@ pub struct ExtendResult {
 )]
 pub async fn extend(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<MessagesPull>,
     JsonBody(input): JsonBody<ExtendInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let outcome = broker.extend(&who.access, queue, input).await?;
+    let extensions = input::extensions(broker.limits(), input)?;
+    let outcome = broker.extend(&who.access, who.queue, extensions).await?;
     Ok(ok(ExtendResult {
         extend_count: outcome.extend_count,
         warnings: outcome.warnings,
@@ -317,14 +313,17 @@ impl<'a> MessageView<'a> {
     }
 }
 
-/// The `{queue_id}` and `{message_id}` of a route.
+/// The `{message_id}` of a route.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MessagePath {
     #[param(pattern = "^[0-9a-f]{32}$")]
-    pub queue_id: String,
-    #[param(pattern = "^[0-9a-f]{32}$")]
     pub message_id: String,
+}
+
+/// The path's message id; one that cannot be an id names no message.
+fn message_id(path: &MessagePath) -> Result<MessageId, BrokerError> {
+    MessageId::parse(&path.message_id).ok_or(BrokerError::MessageNotFound)
 }
 
 /// Extension: one message, whatever its state, without leasing it.
@@ -334,7 +333,7 @@ pub struct MessagePath {
     operation_id = "get_message",
     tag = "messages",
     security(("bearer" = ["messages:pull"]), ("x_auth_key" = ["messages:pull"]), ("x_api_key" = ["messages:pull"])),
-    params(AccountPath, MessagePath),
+    params(AccountPath, QueuePath, MessagePath),
     responses(
         (status = 200, description = "The message.", body = Envelope<MessageView>),
         (status = 404, response = NotFound),
@@ -342,11 +341,12 @@ pub struct MessagePath {
 )]
 pub async fn get(
     broker: web::Data<Broker>,
-    who: Principal<MessagesPull>,
+    who: OnQueue<MessagesPull>,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
-    let (message, state) = broker.message(&who.access, queue, &path.message_id).await?;
+    let (message, state) = broker
+        .message(&who.access, who.queue, message_id(&path)?)
+        .await?;
     Ok(ok(MessageView::new(&message, state)))
 }
 
@@ -358,7 +358,7 @@ pub async fn get(
     operation_id = "delete_message",
     tag = "messages",
     security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
-    params(AccountPath, MessagePath),
+    params(AccountPath, QueuePath, MessagePath),
     responses(
         (status = 200, description = "Deleted.", body = Envelope<Null>),
         (status = 404, response = NotFound),
@@ -366,12 +366,11 @@ pub async fn get(
 )]
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
+    who: OnQueue<QueuesWrite>,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
     broker
-        .delete_message(&who.access, queue, &path.message_id)
+        .delete_message(&who.access, who.queue, message_id(&path)?)
         .await?;
     Ok(ok(Null))
 }
@@ -414,17 +413,15 @@ pub struct CursorInfo {
 )]
 pub async fn list(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = parse_queue_id(&path.queue_id)?;
     let per_page = query.per_page.unwrap_or(100);
     if !(1..=1000).contains(&per_page) {
-        return Err(crate::broker::BrokerError::schema("per_page must be from 1 to 1000").into());
+        return Err(ApiError::schema("per_page must be from 1 to 1000"));
     }
     let (messages, next_cursor) = broker
-        .list_messages(&who.access, queue, query.cursor.as_deref(), per_page)
+        .list_messages(&who.access, who.queue, query.cursor.as_deref(), per_page)
         .await?;
     let views: Vec<MessageView> = messages
         .iter()

@@ -1,21 +1,24 @@
 //! HTTP only: routes, extractors, response shapes. Handlers are thin.
 
 mod consumers;
+mod doc;
 mod envelope;
+mod error;
 mod health;
+pub mod input;
 mod messages;
 mod metrics;
 pub mod middleware;
 pub mod openapi;
 mod principal;
 mod queues;
+pub mod rate_limit;
 
 use actix_web::{HttpResponse, web};
 
-pub use envelope::{ApiError, BodyLimit, parse_json};
+pub use envelope::{BodyLimit, parse_json};
+pub use error::ApiError;
 pub use metrics::Scrape;
-
-use crate::broker::BrokerError;
 
 /// A path with its methods; any other method gets the envelope (7003), not a bare 405.
 fn resource(path: &str) -> actix_web::Resource {
@@ -77,7 +80,7 @@ fn accounts(cfg: &mut web::ServiceConfig) {
 }
 
 async fn no_route() -> Result<HttpResponse, ApiError> {
-    Err(BrokerError::NoRoute.into())
+    Err(ApiError::NoRoute)
 }
 
 /// Every route of the service.
@@ -93,12 +96,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Query strings that do not parse get the envelope, not actix's plain text.
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|e, _| {
-        ApiError(BrokerError::schema(format!("query string is invalid: {e}"))).into()
-    })
+    web::QueryConfig::default()
+        .error_handler(|e, _| ApiError::schema(format!("query string is invalid: {e}")).into())
 }
 
 /// Path segments that do not parse get the envelope too.
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_, _| ApiError(BrokerError::NoRoute).into())
+    web::PathConfig::default().error_handler(|_, _| ApiError::NoRoute.into())
 }

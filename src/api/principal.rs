@@ -1,5 +1,6 @@
-//! The `Principal` extractor: a verified token, allowed on the path's account, holding
-//! the scope its handler names.
+//! The `Principal` and `OnQueue` extractors: a verified token, allowed on the path's
+//! account, holding the scope its handler names, admitted by the rate limits; and for
+//! routes under a queue, the queue id, parsed once.
 
 use std::future::{Ready, ready};
 
@@ -10,8 +11,8 @@ use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::ApiError;
-use crate::auth::{RequiredScope, TokenKeys};
-use crate::broker::rate_limit::RateLimiter;
+use super::rate_limit::RateLimiter;
+use crate::auth::{RequiredScope, Scope, TokenKeys};
 use crate::broker::{Broker, BrokerError};
 use crate::model::{Access, AccountId, QueueId, QueueName};
 
@@ -19,6 +20,16 @@ use crate::model::{Access, AccountId, QueueId, QueueName};
 #[derive(Debug, Clone)]
 pub struct Principal<S> {
     pub access: Access,
+    scope: PhantomData<S>,
+}
+
+/// The caller of a route under `/queues/{queue_id}`, as for [`Principal`], and the queue.
+/// The queue is only named here: whether it exists, and whether the token's queues
+/// reach it, the broker decides.
+#[derive(Debug, Clone)]
+pub struct OnQueue<S> {
+    pub access: Access,
+    pub queue: QueueId,
     scope: PhantomData<S>,
 }
 
@@ -38,7 +49,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, BrokerError> {
+/// The caller's access, once its token holds `scope` on the path's account.
+fn authorize(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
     let keys = req
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
@@ -51,7 +63,7 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
         .iter()
         .find(|name| req.headers().get_all(**name).nth(1).is_some())
     {
-        return Err(BrokerError::Unauthenticated(format!(
+        return Err(ApiError::Unauthenticated(format!(
             "more than one {name} header"
         )));
     }
@@ -61,85 +73,124 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Principal<S>, Broker
         .count()
         > 1
     {
-        return Err(BrokerError::Unauthenticated(
+        return Err(ApiError::Unauthenticated(
             "send the token in one header only: Authorization, X-Auth-Key or X-API-KEY".into(),
         ));
     }
     let token = bearer(req.headers())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| BrokerError::Unauthenticated("missing bearer token".into()))?;
+        .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
     let claims = keys
         .verify(token)
-        .map_err(|e| BrokerError::Unauthenticated(e.to_string()))?;
+        .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
     let raw_account = req.match_info().get("account_id").unwrap_or_default();
-    let account = AccountId::parse(raw_account).ok_or(BrokerError::InvalidAccountId)?;
+    let account = AccountId::parse(raw_account).ok_or(ApiError::InvalidAccountId)?;
     if !claims.allows_account(account.as_str()) {
-        return Err(BrokerError::Forbidden(
-            "the token does not grant this account".into(),
-        ));
+        return Err(BrokerError::Forbidden("the token does not grant this account".into()).into());
     }
-    if !claims.scopes().contains(S::SCOPE) {
-        return Err(BrokerError::Forbidden(format!(
-            "the token lacks the scope {}",
-            S::SCOPE
-        )));
+    if !claims.scopes().contains(scope) {
+        return Err(BrokerError::Forbidden(format!("the token lacks the scope {scope}")).into());
     }
     // For the request's log line (the span declares these fields).
-    let span = tracing::Span::current();
-    span.record("account", account.as_str());
-    if let Some(queue) = req
-        .match_info()
-        .get("queue_id")
-        .filter(|q| QueueId::parse(q).is_some())
-    {
-        span.record("queue", queue);
-    }
-    if let Some(limiter) = req.app_data::<web::Data<RateLimiter>>() {
-        // Only well-formed ids get a bucket; anything else is refused later anyway.
-        let queue = req
-            .match_info()
-            .get("queue_id")
-            .filter(|q| QueueId::parse(q).is_some());
-        limiter
-            .check(account.as_str(), queue)
-            .map_err(|retry_after_secs| BrokerError::RateLimited { retry_after_secs })?;
-    }
+    tracing::Span::current().record("account", account.as_str());
     // Names in the claim that are not valid queue names can match no queue.
     let queues = claims
         .queues
         .as_ref()
         .map(|names| names.iter().filter_map(|n| QueueName::parse(n)).collect());
-    Ok(Principal {
-        access: Access { account, queues },
-        scope: PhantomData,
-    })
+    Ok(Access { account, queues })
+}
+
+/// The path's queue id: a route under `/queues/{queue_id}` has one.
+fn queue_id(req: &HttpRequest) -> Result<QueueId, ApiError> {
+    let queue = req
+        .match_info()
+        .get("queue_id")
+        .and_then(QueueId::parse)
+        .ok_or(ApiError::QueueIdMalformed)?;
+    tracing::Span::current().record("queue", queue.to_string());
+    Ok(queue)
+}
+
+/// This process's own rate limits (`rate_limits.shared = false`), when they are on.
+fn limit_locally(
+    req: &HttpRequest,
+    access: &Access,
+    queue: Option<QueueId>,
+) -> Result<(), ApiError> {
+    let Some(limiter) = req.app_data::<web::Data<RateLimiter>>() else {
+        return Ok(());
+    };
+    let queue = queue.map(|q| q.to_string());
+    limiter
+        .check(access.account.as_str(), queue.as_deref())
+        .map_err(|retry_after_secs| BrokerError::RateLimited { retry_after_secs }.into())
+}
+
+type Extracted<T> =
+    Either<Ready<Result<T, ApiError>>, LocalBoxFuture<'static, Result<T, ApiError>>>;
+
+/// Admits `caller` under the rate limits shared by every broker (counted in Redis: one
+/// more call, made only when such limits are configured).
+fn admit<T: 'static>(
+    req: &HttpRequest,
+    caller: T,
+    access: &Access,
+    queue: Option<QueueId>,
+) -> Extracted<T> {
+    let broker = req
+        .app_data::<web::Data<Broker>>()
+        .filter(|b| b.has_shared_rate_limits())
+        .cloned();
+    let Some(broker) = broker else {
+        return Either::Left(ready(Ok(caller)));
+    };
+    let account = access.account.clone();
+    Either::Right(Box::pin(async move {
+        broker.admit(&account, queue).await?;
+        Ok(caller)
+    }))
 }
 
 impl<S: RequiredScope + 'static> FromRequest for Principal<S> {
     type Error = ApiError;
-    type Future = Either<
-        Ready<Result<Self, Self::Error>>,
-        LocalBoxFuture<'static, Result<Self, Self::Error>>,
-    >;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let principal = match authorize(req) {
-            Ok(principal) => principal,
-            Err(e) => return Either::Left(ready(Err(e.into()))),
+        let checked = authorize(req, S::SCOPE)
+            .and_then(|access| limit_locally(req, &access, None).map(|()| access));
+        let access = match checked {
+            Ok(access) => access,
+            Err(e) => return Either::Left(ready(Err(e))),
         };
-        // Rate limits shared by every broker are counted in Redis: one more call, made
-        // only when such limits are configured.
-        let broker = req
-            .app_data::<web::Data<Broker>>()
-            .filter(|b| b.has_shared_rate_limits())
-            .cloned();
-        let Some(broker) = broker else {
-            return Either::Left(ready(Ok(principal)));
+        let caller = Principal {
+            access: access.clone(),
+            scope: PhantomData,
         };
-        let queue = req.match_info().get("queue_id").and_then(QueueId::parse);
-        Either::Right(Box::pin(async move {
-            broker.admit(&principal.access.account, queue).await?;
-            Ok(principal)
-        }))
+        admit(req, caller, &access, None)
+    }
+}
+
+impl<S: RequiredScope + 'static> FromRequest for OnQueue<S> {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Who asks comes first: a bad token is 401 whatever the path says.
+        let checked = authorize(req, S::SCOPE).and_then(|access| {
+            let queue = queue_id(req)?;
+            limit_locally(req, &access, Some(queue))?;
+            Ok((access, queue))
+        });
+        let (access, queue) = match checked {
+            Ok(checked) => checked,
+            Err(e) => return Either::Left(ready(Err(e))),
+        };
+        let caller = OnQueue {
+            access: access.clone(),
+            queue,
+            scope: PhantomData,
+        };
+        admit(req, caller, &access, Some(queue))
     }
 }

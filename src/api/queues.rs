@@ -6,15 +6,14 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
+use super::ApiError;
 use super::consumers::ConsumerView;
-use super::envelope::{
-    ApiError, Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page,
-};
-use super::openapi::{AccountPath, BadRequest, Conflict, NewQueueInput};
-use super::principal::Principal;
+use super::doc::{AccountPath, BadRequest, Conflict, NewQueueInput, QueuePath};
+use super::envelope::{Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, ok_page};
+use super::input::{self, QueueInput, RedriveInput};
+use super::principal::{OnQueue, Principal};
 use crate::auth::{QueuesRead, QueuesWrite};
-use crate::broker::input::{QueueInput, RedriveInput};
-use crate::broker::{Broker, parse_queue_id};
+use crate::broker::Broker;
 use crate::model::{BacklogMetrics, Queue, QueueId, QueueSettings, rfc3339_ms};
 
 /// A queue as the API shows it.
@@ -80,7 +79,8 @@ pub async fn create(
     who: Principal<QueuesWrite>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker.create_queue(&who.access, &input).await?;
+    let new = input::new_queue(broker.limits(), &input)?;
+    let queue = broker.create_queue(&who.access, &new).await?;
     Ok(ok(QueueView::new(&queue)))
 }
 
@@ -164,14 +164,6 @@ pub async fn list(
     Ok(ok_page(shown, page, per_page, total))
 }
 
-/// The `{queue_id}` of a route.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct QueuePath {
-    #[param(pattern = "^[0-9a-f]{32}$")]
-    pub queue_id: String,
-}
-
 /// Gets a queue.
 #[utoipa::path(
     get,
@@ -184,12 +176,9 @@ pub struct QueuePath {
 )]
 pub async fn get(
     broker: web::Data<Broker>,
-    who: Principal<QueuesRead>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker
-        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
-        .await?;
+    let queue = broker.get_queue(&who.access, who.queue).await?;
     Ok(ok(QueueView::new(&queue)))
 }
 
@@ -209,12 +198,11 @@ pub async fn get(
 )]
 pub async fn put(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_queue_id(&path.queue_id)?;
-    let queue = broker.update_queue(&who.access, id, &input, false).await?;
+    let change = input::queue_change(broker.limits(), &input, false)?;
+    let queue = broker.update_queue(&who.access, who.queue, &change).await?;
     Ok(ok(QueueView::new(&queue)))
 }
 
@@ -234,12 +222,11 @@ pub async fn put(
 )]
 pub async fn patch(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_queue_id(&path.queue_id)?;
-    let queue = broker.update_queue(&who.access, id, &input, true).await?;
+    let change = input::queue_change(broker.limits(), &input, true)?;
+    let queue = broker.update_queue(&who.access, who.queue, &change).await?;
     Ok(ok(QueueView::new(&queue)))
 }
 
@@ -255,12 +242,9 @@ pub async fn patch(
 )]
 pub async fn delete(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
 ) -> Result<HttpResponse, ApiError> {
-    broker
-        .delete_queue(&who.access, parse_queue_id(&path.queue_id)?)
-        .await?;
+    broker.delete_queue(&who.access, who.queue).await?;
     Ok(ok_empty())
 }
 
@@ -276,12 +260,9 @@ pub async fn delete(
 )]
 pub async fn metrics(
     broker: web::Data<Broker>,
-    who: Principal<QueuesRead>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let metrics = broker
-        .queue_metrics(&who.access, parse_queue_id(&path.queue_id)?)
-        .await?;
+    let metrics = broker.queue_metrics(&who.access, who.queue).await?;
     Ok(ok(metrics))
 }
 
@@ -314,13 +295,11 @@ fn true_or_null() -> RefOr<Schema> {
 )]
 pub async fn purge(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     JsonBody(input): JsonBody<PurgeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_queue_id(&path.queue_id)?;
     let queue = broker
-        .purge(&who.access, id, input.delete_messages_permanently)
+        .purge(&who.access, who.queue, input.delete_messages_permanently)
         .await?;
     Ok(ok(QueueView::new(&queue)))
 }
@@ -356,12 +335,9 @@ fn true_or_false() -> RefOr<Schema> {
 )]
 pub async fn purge_status(
     broker: web::Data<Broker>,
-    who: Principal<QueuesRead>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let queue = broker
-        .get_queue(&who.access, parse_queue_id(&path.queue_id)?)
-        .await?;
+    let queue = broker.get_queue(&who.access, who.queue).await?;
     Ok(ok(PurgeStatus {
         completed: "true",
         started_at: queue.purged_ms.map(rfc3339_ms),
@@ -393,12 +369,11 @@ pub struct RedriveResult {
 )]
 pub async fn redrive(
     broker: web::Data<Broker>,
-    who: Principal<QueuesWrite>,
-    path: web::Path<QueuePath>,
+    who: OnQueue<QueuesWrite>,
     JsonBody(input): JsonBody<RedriveInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_queue_id(&path.queue_id)?;
-    let step = broker.redrive(&who.access, id, &input).await?;
+    let request = input::redrive(&input)?;
+    let step = broker.redrive(&who.access, who.queue, request).await?;
     Ok(ok(RedriveResult {
         redriven: step.moved,
         more: step.more,

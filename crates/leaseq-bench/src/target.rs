@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
-use crate::store::{BacklogQuota, LeaseOutcome, PushReply, Store};
+use leaseq::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
+use leaseq::store::{BacklogQuota, LeaseOutcome, PushReply, Store};
 
 /// One delivered message: the handle to ack it with, and its body.
 pub struct Delivery {
@@ -170,7 +170,7 @@ impl Target {
                     )
                     .await
                     .map_err(|e| e.to_string())?;
-                let crate::store::PullReply::Pulled(pulled) = pulled else {
+                let leaseq::store::PullReply::Pulled(pulled) = pulled else {
                     return Err("queue not found or paused".to_owned());
                 };
                 Ok(pulled

@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// What an account id looks like, for the API document.
 pub const ACCOUNT_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
@@ -164,18 +163,22 @@ macro_rules! hex_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 hex32_schema()
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl ToSchema for $name {}
     };
 }
 
 /// The schema shared by the 32-hex ids.
-fn hex32_schema() -> RefOr<Schema> {
+#[cfg(feature = "openapi")]
+fn hex32_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(HEX32_PATTERN))
@@ -248,7 +251,8 @@ impl Access {
 }
 
 /// How a message body is to be interpreted by consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContentType {
     Text,
@@ -265,7 +269,8 @@ impl ContentType {
 }
 
 /// Queue-level settings, as Cloudflare names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct QueueSettings {
     /// Seconds every message waits before its first delivery, unless it says otherwise.
     pub delivery_delay: u32,
@@ -298,7 +303,8 @@ impl Default for QueueSettings {
 }
 
 /// Settings of an `http_pull` consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ConsumerSettings {
     /// Messages a pull leases when it does not say.
     pub batch_size: u32,
@@ -322,7 +328,8 @@ impl Default for ConsumerSettings {
 }
 
 /// The only kind of consumer there is: consumers pull over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub enum ConsumerType {
     #[serde(rename = "http_pull")]
     HttpPull,
@@ -353,8 +360,9 @@ pub struct Queue {
 }
 
 /// Exact backlog figures of one queue: every unacked message, ready, delayed or leased.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = Metrics)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Metrics))]
 pub struct BacklogMetrics {
     /// Unacked messages.
     pub backlog_count: u64,

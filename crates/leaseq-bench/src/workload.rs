@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::target::Target;
+use crate::target::Target;
 
 /// Percentiles of one latency histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -1,29 +1,25 @@
-//! `leaseq bench`: the load generator. Performance is measured here, never by a timed test.
-//!
-//! Every HTTP figure is reported next to the same lease cycle run directly on Redis
-//! (`raw-redis`: the same Lua scripts, no HTTP, no JSON), measured in the same run, so
-//! the ratio says how much of the design's ceiling the broker delivers on this machine.
-
-mod redis_info;
-mod report;
-mod target;
-mod workload;
+//! The scenarios, their arguments and the run that ties them together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::auth::{TokenRequest, all_scopes};
-use crate::config::{JwtKey, Secrets, Settings};
-use crate::model::{Access, AccountId, QueueId};
-use crate::startup::Application;
-use crate::store::{Store, StoreOptions};
-use target::{HttpTarget, RawTarget, Target};
-use workload::{Latency, ThroughputRun, Workload};
+use crate::target::{HttpTarget, RawTarget, Target};
+use crate::workload::{Latency, ThroughputRun, Workload};
+use crate::{redis_info, report, workload};
+use leaseq::auth::{TokenRequest, all_scopes};
+use leaseq::broker::command::NewQueue;
+use leaseq::broker::lease::LeaseSigner;
+use leaseq::broker::{Broker, Limits};
+use leaseq::config::{JwtKey, Secrets, Settings};
+use leaseq::model::{Access, AccountId, QueueId};
+use leaseq::model::{ContentType, NewMessage, QueueName};
+use leaseq::startup::Application;
+use leaseq::store::{Store, StoreOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,7 +44,9 @@ pub enum TargetKind {
     RawRedis,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Measure throughput, latency, Redis commands and memory (see docs/benchmarks.md).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "leaseq-bench", version)]
 pub struct BenchArgs {
     /// A TOML file overriding config/default.toml (for redis.url and the key prefix).
     #[arg(long, value_name = "FILE")]
@@ -162,6 +160,8 @@ struct Bench {
     args: BenchArgs,
     account: AccountId,
     store: Store,
+    /// Creates the raw target's queues with every rule a broker applies to one.
+    broker: Broker,
     redis: redis::aio::MultiplexedConnection,
     http: Option<(String, String)>,
     client: reqwest::Client,
@@ -203,10 +203,18 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
     } else {
         Some(start_broker(&settings, &account)?)
     };
+    // The raw target's leases are never acked through a broker: any key signs them.
+    let lease_key = uuid::Uuid::now_v7().simple().to_string();
+    let broker = Broker::new(
+        store.clone(),
+        LeaseSigner::new(lease_key.as_bytes()),
+        Limits::default(),
+    );
     let bench = Bench {
         args: args.clone(),
         account,
         store,
+        broker,
         redis,
         http,
         client: reqwest::Client::builder()
@@ -337,19 +345,13 @@ impl Bench {
             };
             Ok((Target::Http(target), id))
         } else {
-            let now = crate::model::now_ms();
-            let queue = crate::model::Queue {
-                id: QueueId::generate(),
-                account: self.account.clone(),
-                name: crate::model::QueueName::parse(&name).ok_or("bad queue name")?,
-                created_ms: now,
-                modified_ms: now,
+            let new = NewQueue {
+                name: QueueName::parse(&name).ok_or("bad queue name")?,
                 settings: Default::default(),
-                consumer: None,
-                purged_ms: None,
             };
-            self.store
-                .create_queue(&queue, 0)
+            let queue = self
+                .broker
+                .create_queue(&Access::account(self.account.clone()), &new)
                 .await
                 .map_err(|e| e.to_string())?;
             let target = RawTarget {
@@ -507,47 +509,31 @@ impl Bench {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..8 {
-            let (store, account, next) = (self.store.clone(), self.account.clone(), next.clone());
+            let (broker, next) = (self.broker.clone(), next.clone());
+            let access = Access::account(self.account.clone());
             tasks.push(tokio::spawn(async move {
                 let mut ids = Vec::new();
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
-                    let now = crate::model::now_ms();
-                    let queue = crate::model::Queue {
-                        id: QueueId::generate(),
-                        account: account.clone(),
-                        name: crate::model::QueueName::parse(&format!(
+                    let new = NewQueue {
+                        name: QueueName::parse(&format!(
                             "scrape-{}",
                             &uuid::Uuid::now_v7().simple().to_string()[16..]
                         ))
                         .ok_or("bad name")?,
-                        created_ms: now,
-                        modified_ms: now,
                         settings: Default::default(),
-                        consumer: None,
-                        purged_ms: None,
                     };
-                    store
-                        .create_queue(&queue, 0)
+                    let queue = broker
+                        .create_queue(&access, &new)
                         .await
                         .map_err(|e| e.to_string())?;
-                    store
-                        .schedule_sweep(queue.id, now + 3_600_000)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let message = crate::model::NewMessage {
-                        content_type: crate::model::ContentType::Text,
+                    let message = NewMessage {
+                        content_type: ContentType::Text,
                         body: "x".repeat(64),
                         delay_ms: None,
                         dedup_id: None,
                     };
-                    store
-                        .push(
-                            &Access::account(account.clone()),
-                            queue.id,
-                            &[message],
-                            crate::store::BacklogQuota::NONE,
-                            now,
-                        )
+                    broker
+                        .push(&access, queue.id, &[message])
                         .await
                         .map_err(|e| e.to_string())?;
                     ids.push(queue.id);

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::workload::Latency;
-use super::{Results, ThroughputResult};
+use crate::bench::{Results, ThroughputResult};
+use crate::workload::Latency;
 
 /// The targets of the benchmark issue, checked against the results.
 pub struct Check {

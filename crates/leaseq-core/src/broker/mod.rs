@@ -1,7 +1,7 @@
 //! The domain: what each operation means. No HTTP here, and no Redis types.
 
+pub mod command;
 pub mod error;
-pub mod input;
 pub mod lease;
 pub mod limits;
 pub mod long_poll;
@@ -13,11 +13,8 @@ use std::time::Duration;
 
 use tracing::instrument;
 
+use command::{Acks, ConsumerSpec, Extensions, NewQueue, Pull, QueueChange, Redrive};
 pub use error::BrokerError;
-use input::{
-    AckInput, BatchInput, ConsumerInput, ExtendInput, MessageInput, PeekInput, PullInput,
-    QueueInput, RedriveInput,
-};
 use lease::{Lease, LeaseSigner};
 pub use limits::Limits;
 use long_poll::LongPolls;
@@ -101,14 +98,6 @@ fn tally(
     warnings.insert(lease_id, why.into());
 }
 
-pub fn parse_queue_id(raw: &str) -> Result<QueueId, BrokerError> {
-    QueueId::parse(raw).ok_or(BrokerError::QueueIdMalformed)
-}
-
-pub fn parse_consumer_id(raw: &str) -> Result<ConsumerId, BrokerError> {
-    ConsumerId::parse(raw).ok_or(BrokerError::ConsumerNotFound)
-}
-
 #[derive(Clone)]
 pub struct Broker {
     store: Store,
@@ -186,8 +175,14 @@ impl Broker {
         Self { clock, ..self }
     }
 
-    fn now_ms(&self) -> u64 {
+    /// The broker's time, Unix ms: what requests naming an absolute time are read against.
+    pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The limits requests are checked against before they become commands.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Starts this process's listener for long-polling wake-ups.
@@ -219,14 +214,10 @@ impl Broker {
     pub async fn create_queue(
         &self,
         access: &Access,
-        input: &QueueInput,
+        new: &NewQueue,
     ) -> Result<Queue, BrokerError> {
-        let name = limits::queue_name(input.queue_name.as_deref())?;
-        let settings = limits::queue_settings(
-            input.settings.as_ref(),
-            QueueSettings::default(),
-            &self.limits,
-        )?;
+        let name = new.name.clone();
+        let settings = new.settings.apply(QueueSettings::default());
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
         }
@@ -278,29 +269,25 @@ impl Broker {
             .ok_or(BrokerError::QueueNotFound)
     }
 
-    /// PUT (`partial = false`: unset settings return to their defaults) or PATCH.
+    /// Renames the queue and replaces or updates its settings.
     #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn update_queue(
         &self,
         access: &Access,
         queue: QueueId,
-        input: &QueueInput,
-        partial: bool,
+        change: &QueueChange,
     ) -> Result<Queue, BrokerError> {
         let current = self.get_queue(access, queue).await?;
-        let name = match input.queue_name.as_deref() {
-            None => current.name.clone(),
-            Some(raw) => limits::queue_name(Some(raw))?,
-        };
+        let name = change.name.clone().unwrap_or_else(|| current.name.clone());
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
         }
-        let base = if partial {
+        let base = if change.keep_unstated {
             current.settings
         } else {
             QueueSettings::default()
         };
-        let settings = limits::queue_settings(input.settings.as_ref(), base, &self.limits)?;
+        let settings = change.settings.apply(base);
         match self
             .store
             .update_queue(&current, &name, &settings, self.now_ms())
@@ -346,9 +333,12 @@ impl Broker {
         access: &Access,
         queue: QueueId,
         id: Option<ConsumerId>,
-        input: &ConsumerInput,
+        spec: ConsumerSpec,
     ) -> Result<(QueueName, Consumer), BrokerError> {
-        let (dead_letter_queue, settings) = limits::consumer(input)?;
+        let ConsumerSpec {
+            dead_letter_queue,
+            settings,
+        } = spec;
         if let Some(dlq) = &dead_letter_queue {
             // Dead letters move (and a missing dead-letter queue is created) with the
             // account's rights, so a token may only name a queue it could reach itself.
@@ -414,29 +404,9 @@ impl Broker {
 
     // ---- messages ----------------------------------------------------------------
 
+    /// Stores `messages` in one atomic step: all of them, or none when the queue is
+    /// missing or its backlog would go past its quota.
     pub async fn push(
-        &self,
-        access: &Access,
-        queue: QueueId,
-        input: &MessageInput,
-    ) -> Result<BacklogMetrics, BrokerError> {
-        let message = self.limits.push(input, self.now_ms())?;
-        self.store_pushed(access, queue, std::slice::from_ref(&message))
-            .await
-    }
-
-    /// All or nothing: the whole batch is validated, then stored in one atomic step.
-    pub async fn push_batch(
-        &self,
-        access: &Access,
-        queue: QueueId,
-        input: &BatchInput,
-    ) -> Result<BacklogMetrics, BrokerError> {
-        let messages = self.limits.batch(input, self.now_ms())?;
-        self.store_pushed(access, queue, &messages).await
-    }
-
-    async fn store_pushed(
         &self,
         access: &Access,
         queue: QueueId,
@@ -464,9 +434,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        input: &PullInput,
+        request: Pull,
     ) -> Result<PullOutcome, BrokerError> {
-        let request = self.limits.pull(input)?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(request.wait_time_ms);
         // Taken when the pull first has to wait; held until it answers.
         let mut admitted = None;
@@ -534,9 +503,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        input: &PeekInput,
+        batch_size: Option<u32>,
     ) -> Result<PeekOutcome, BrokerError> {
-        let batch_size = self.limits.peek(input)?;
         let peeked = self
             .store
             .peek(access, queue, batch_size, self.now_ms())
@@ -555,9 +523,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        input: AckInput,
+        request: Acks,
     ) -> Result<AckOutcome, BrokerError> {
-        let request = self.limits.ack(input)?;
         let mut outcome = AckOutcome::default();
         let mut acks = Vec::new();
         let mut ack_lease_ids = Vec::new();
@@ -620,9 +587,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        input: ExtendInput,
+        requested: Extensions,
     ) -> Result<ExtendOutcome, BrokerError> {
-        let requested = self.limits.extend(input)?;
         let mut outcome = ExtendOutcome::default();
         let mut leases = Vec::new();
         let mut lease_ids = Vec::new();
@@ -730,11 +696,11 @@ impl Broker {
         if let Some(id) = self.store.find_queue(&owner.account, name).await? {
             return Ok(id);
         }
-        let input = QueueInput {
-            queue_name: Some(name.to_string()),
-            settings: None,
+        let new = NewQueue {
+            name: name.clone(),
+            settings: Default::default(),
         };
-        match self.create_queue(owner, &input).await {
+        match self.create_queue(owner, &new).await {
             Ok(queue) => Ok(queue.id),
             // Created by someone else in the meantime.
             Err(BrokerError::QueueNameTaken) => self
@@ -801,9 +767,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        raw_id: &str,
+        id: MessageId,
     ) -> Result<(StoredMessage, MessageState), BrokerError> {
-        let id = MessageId::parse(raw_id).ok_or(BrokerError::MessageNotFound)?;
         self.store
             .message(access, queue, id, self.now_ms())
             .await?
@@ -817,9 +782,8 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        raw_id: &str,
+        id: MessageId,
     ) -> Result<(), BrokerError> {
-        let id = MessageId::parse(raw_id).ok_or(BrokerError::MessageNotFound)?;
         match self.store.delete_message(access, queue, id).await? {
             Some(true) => Ok(()),
             Some(false) => Err(BrokerError::MessageNotFound),
@@ -860,9 +824,12 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-        input: &RedriveInput,
+        request: Redrive,
     ) -> Result<Redriven, BrokerError> {
-        let (source, max) = limits::redrive(input)?;
+        let Redrive {
+            source,
+            max_messages: max,
+        } = request;
         // The messages go back into their source queues: a named source the token cannot
         // reach does not exist for it (unnamed ones out of reach are left where they are).
         if let Some(source) = source {
