@@ -1,5 +1,7 @@
 //! `spawn_app()`: the real application on port 0, against the real Redis, under a fresh
-//! key prefix, with one method per endpoint.
+//! key prefix, with one method per endpoint. `raw`: HTTP byte for byte.
+
+pub mod raw;
 
 use std::sync::Arc;
 use std::time::Duration;
