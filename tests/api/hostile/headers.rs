@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Sentinel;
 use crate::helpers::raw::{addr, assert_parser_refusal, http, raw, refused, responses};
-use crate::helpers::{ACCOUNT, Reply, spawn_app, spawn_app_with};
+use crate::helpers::{ACCOUNT, Ids, Reply, Route, every_route, spawn_app, spawn_app_with};
 
 fn b64url(bytes: &[u8]) -> String {
     const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -185,48 +185,24 @@ async fn hostile_tokens_are_401_envelopes_on_every_route() {
             hs256(hs, &good, SECRET) + &"A".repeat(64 * 1024),
         ),
     ];
-    let routes: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::GET, "/queues".into(), None),
-        (
-            Method::POST,
-            "/queues".into(),
-            Some(json!({"queue_name": "made-by-a-bad-token"})),
-        ),
-        (Method::GET, format!("/queues/{q}/metrics"), None),
-        (
-            Method::POST,
-            format!("/queues/{q}/messages"),
-            Some(json!({"body": "x"})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{q}/messages/pull"),
-            Some(json!({})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{q}/messages/ack"),
-            Some(json!({"acks": []})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{q}/messages/extend"),
-            Some(json!({"leases": []})),
-        ),
-        (Method::POST, format!("/queues/{q}/purge"), Some(json!({}))),
-        (Method::DELETE, format!("/queues/{q}"), None),
-    ];
+    let consumer = uuid::Uuid::now_v7().simple().to_string();
+    let message = uuid::Uuid::now_v7().simple().to_string();
+    let ids = Ids::new(&q, &consumer, &message);
+    let routes: Vec<Route> = every_route()
+        .into_iter()
+        .filter(Route::is_account)
+        .collect();
     for (what, token) in &tokens {
-        for (method, path, body) in &routes {
-            let mut request = app
-                .client
-                .request(method.clone(), app.url(path))
-                .bearer_auth(token);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let reply = app.send_raw(request).await;
-            refused(&reply, 401, 10000, &format!("{what}: {method} {path}"));
+        for route in &routes {
+            let path = route.path(ids);
+            let url = format!("{}/client/v4{path}", app.base);
+            let reply = app.send_route(route, &url, token).await;
+            refused(
+                &reply,
+                401,
+                10000,
+                &format!("{what}: {} {path}", route.method),
+            );
         }
     }
     sentinel.assert_delivered_intact(&app).await;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Sentinel;
 use crate::helpers::raw::{refused, send_bytes};
-use crate::helpers::spawn_app;
+use crate::helpers::{Ids, every_route, spawn_app};
 
 const LEVELS: usize = 100_000;
 
@@ -24,27 +24,17 @@ async fn json_nested_a_hundred_thousand_deep_is_refused_wherever_it_is() {
     let sentinel = Sentinel::plant(&app, "sentinel").await;
     let q = format!("/queues/{}", sentinel.queue);
     let consumer = uuid::Uuid::now_v7().simple().to_string();
-    let routes = [
-        (Method::POST, format!("{q}/messages")),
-        (Method::POST, format!("{q}/messages/batch")),
-        (Method::POST, format!("{q}/messages/pull")),
-        (Method::POST, format!("{q}/messages/ack")),
-        (Method::POST, format!("{q}/messages/peek")),
-        (Method::POST, format!("{q}/messages/extend")),
-        (Method::POST, format!("{q}/purge")),
-        (Method::POST, format!("{q}/consumers")),
-        (Method::PUT, format!("{q}/consumers/{consumer}")),
-        (Method::PUT, q.clone()),
-        (Method::PATCH, q.clone()),
-        (Method::POST, "/queues".to_owned()),
-    ];
-    for (method, path) in &routes {
+    let message = uuid::Uuid::now_v7().simple().to_string();
+    let ids = Ids::new(&sentinel.queue, &consumer, &message);
+    // As the whole body, on every route that reads one.
+    for route in every_route().iter().filter(|r| r.body.is_some()) {
+        let (method, path) = (&route.method, route.in_account(ids));
         for (what, body) in [
             ("a bare array", deep_array()),
             ("an unclosed array", "[".repeat(LEVELS)),
             ("an unclosed object", r#"{"a":"#.repeat(LEVELS)),
         ] {
-            let reply = send_bytes(&app, method.clone(), path, body).await;
+            let reply = send_bytes(&app, method.clone(), &path, body).await;
             let code = if what == "a bare array" { 10207 } else { 10208 };
             refused(&reply, 400, code, &format!("{method} {path}, {what}"));
         }

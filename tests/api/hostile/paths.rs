@@ -2,7 +2,7 @@
 
 use super::Sentinel;
 use crate::helpers::raw::{assert_parser_refusal, http, raw, refused};
-use crate::helpers::{ACCOUNT, TestApp, spawn_app};
+use crate::helpers::{ACCOUNT, Ids, Route, TestApp, every_route, spawn_app};
 
 /// Every Redis key, anywhere, matching `pattern` (test-only: KEYS is fine here).
 async fn global_keys(app: &TestApp, pattern: &str) -> Vec<String> {
@@ -75,99 +75,37 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
     ]);
     let consumer = uuid::Uuid::now_v7().simple().to_string();
     let message = uuid::Uuid::now_v7().simple().to_string();
-    let push = br#"{"body":"must not be stored"}"#;
+    let ids = Ids::new(&q, &consumer, &message);
+    let routes: Vec<Route> = every_route()
+        .into_iter()
+        .filter(Route::is_account)
+        .collect();
+    // Each route with the segment as each id it holds, and as the account under both
+    // mounts.
+    let positions = ["{queue_id}", "{consumer_id}", "{message_id}"];
+    let per_segment: usize = routes
+        .iter()
+        .map(|r| 2 + positions.iter().filter(|id| r.names(id)).count())
+        .sum();
     let mut cases_run = 0;
     for segment in &segments {
-        let a = format!("/client/v4/accounts/{segment}");
-        let s = segment;
-        let queue_routes: Vec<(&str, String, &[u8])> = vec![
-            ("GET", format!("/queues/{s}"), b""),
-            (
-                "PUT",
-                format!("/queues/{s}"),
-                br#"{"queue_name":"renamed"}"#,
-            ),
-            (
-                "PATCH",
-                format!("/queues/{s}"),
-                br#"{"settings":{"delivery_paused":true}}"#,
-            ),
-            ("DELETE", format!("/queues/{s}"), b""),
-            ("GET", format!("/queues/{s}/metrics"), b""),
-            ("POST", format!("/queues/{s}/messages"), push),
-            (
-                "POST",
-                format!("/queues/{s}/messages/batch"),
-                br#"{"messages":[{"body":"x"}]}"#,
-            ),
-            ("POST", format!("/queues/{s}/messages/pull"), b"{}"),
-            (
-                "POST",
-                format!("/queues/{s}/messages/ack"),
-                br#"{"acks":[{"lease_id":"x"}]}"#,
-            ),
-            ("POST", format!("/queues/{s}/messages/peek"), b"{}"),
-            (
-                "POST",
-                format!("/queues/{s}/messages/extend"),
-                br#"{"leases":[]}"#,
-            ),
-            ("GET", format!("/queues/{s}/messages"), b""),
-            ("GET", format!("/queues/{s}/messages/{message}"), b""),
-            ("DELETE", format!("/queues/{s}/messages/{message}"), b""),
-            ("POST", format!("/queues/{s}/purge"), b"{}"),
-            ("GET", format!("/queues/{s}/purge"), b""),
-            ("POST", format!("/queues/{s}/consumers"), b"{}"),
-            ("GET", format!("/queues/{s}/consumers"), b""),
-            ("PUT", format!("/queues/{s}/consumers/{consumer}"), b"{}"),
-            ("POST", format!("/queues/{s}/redrive"), b"{}"),
-        ];
-        let mut cases: Vec<(&str, String, &[u8], &str)> = Vec::new();
-        for (method, path, body) in queue_routes {
-            cases.push((
-                method,
-                format!("/client/v4/accounts/{ACCOUNT}{path}"),
-                body,
-                "queue",
-            ));
+        let s = segment.as_str();
+        let mut cases: Vec<(&Route, String, &str)> = Vec::new();
+        for route in &routes {
+            let v4 = |ids: Ids| format!("/client/v4{}", route.path(ids));
+            for position in positions.into_iter().filter(|id| route.names(id)) {
+                let (target, position) = match position {
+                    "{queue_id}" => (v4(Ids { queue: s, ..ids }), "queue"),
+                    "{consumer_id}" => (v4(Ids { consumer: s, ..ids }), "consumer"),
+                    _ => (v4(Ids { message: s, ..ids }), "message"),
+                };
+                cases.push((route, target, position));
+            }
+            let at_root = route.path(Ids { account: s, ..ids });
+            cases.push((route, format!("/client/v4{at_root}"), "account"));
+            cases.push((route, at_root, "account"));
         }
-        for (method, path, body) in [
-            ("GET", format!("/queues/{q}/consumers/{s}"), &b""[..]),
-            ("PUT", format!("/queues/{q}/consumers/{s}"), b"{}"),
-            ("DELETE", format!("/queues/{q}/consumers/{s}"), b""),
-        ] {
-            cases.push((
-                method,
-                format!("/client/v4/accounts/{ACCOUNT}{path}"),
-                body,
-                "consumer",
-            ));
-        }
-        for (method, path) in [
-            ("GET", format!("/queues/{q}/messages/{s}")),
-            ("DELETE", format!("/queues/{q}/messages/{s}")),
-        ] {
-            cases.push((
-                method,
-                format!("/client/v4/accounts/{ACCOUNT}{path}"),
-                b"",
-                "message",
-            ));
-        }
-        for (method, path, body) in [
-            ("GET", format!("{a}/queues"), &b""[..]),
-            ("POST", format!("{a}/queues"), br#"{"queue_name":"pathq"}"#),
-            ("POST", format!("{a}/queues/{q}/messages"), push),
-            (
-                "POST",
-                format!("/accounts/{s}/queues/{q}/messages/pull"),
-                b"{}",
-            ),
-            ("DELETE", format!("{a}/queues/{q}"), b""),
-        ] {
-            cases.push((method, path, body, "account"));
-        }
-        for (method, target, body, position) in cases {
+        for (route, target, position) in cases {
             let (status, code) = match position {
                 "queue" => (400, 10107),
                 "consumer" => (404, 10120),
@@ -176,6 +114,8 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
                 _ if account_id_is_valid(segment) => (403, 9109),
                 _ => (400, 7003),
             };
+            let method = route.method.as_str();
+            let body = route.body.unwrap_or_default().as_bytes();
             let (reply, _) = raw(&app, &http(&app, method, target.as_bytes(), "", body)).await;
             let short: String = target.chars().take(120).collect();
             refused(
@@ -187,7 +127,7 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
             cases_run += 1;
         }
     }
-    assert_eq!(cases_run, segments.len() * 30);
+    assert_eq!(cases_run, segments.len() * per_segment);
     // Bytes that must be percent-encoded in a request target: actix-http's parser refuses
     // the request line (a bare 400, connection closed) before any handler runs.
     for target in [
