@@ -5,7 +5,7 @@ use leaseq::auth::{Claims, all_scopes};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ACCOUNT, spawn_app, spawn_app_with};
+use crate::helpers::{ACCOUNT, Ids, every_route, spawn_app, spawn_app_with};
 
 fn now() -> u64 {
     leaseq::model::now_ms() / 1000
@@ -141,74 +141,20 @@ async fn a_token_for_another_account_is_403() {
 #[tokio::test]
 async fn every_route_needs_its_scope() {
     let app = spawn_app().await;
-    let queue = app.create_queue("orders").await;
-    app.push(&queue, json!({"body": "x"})).await.assert_ok();
-    let q = format!("/queues/{queue}");
-    let routes: Vec<(Method, String, Option<Value>, &str)> = vec![
-        (Method::GET, "/queues".into(), None, "queues:read"),
-        (Method::GET, q.clone(), None, "queues:read"),
-        (Method::GET, format!("{q}/metrics"), None, "queues:read"),
-        (Method::GET, format!("{q}/consumers"), None, "queues:read"),
-        (
-            Method::POST,
-            "/queues".into(),
-            Some(json!({"queue_name": "new"})),
-            "queues:write",
-        ),
-        (Method::PATCH, q.clone(), Some(json!({})), "queues:write"),
-        (
-            Method::POST,
-            format!("{q}/consumers"),
-            Some(json!({"type": "http_pull"})),
-            "queues:write",
-        ),
-        (
-            Method::POST,
-            format!("{q}/messages"),
-            Some(json!({"body": "x"})),
-            "messages:push",
-        ),
-        (
-            Method::POST,
-            format!("{q}/messages/batch"),
-            Some(json!({"messages": [{"body": "x"}]})),
-            "messages:push",
-        ),
-        (
-            Method::POST,
-            format!("{q}/messages/pull"),
-            Some(json!({})),
-            "messages:pull",
-        ),
-        (
-            Method::POST,
-            format!("{q}/messages/peek"),
-            Some(json!({})),
-            "messages:pull",
-        ),
-        (
-            Method::POST,
-            format!("{q}/messages/ack"),
-            Some(json!({})),
-            "messages:pull",
-        ),
-        (Method::DELETE, q.clone(), None, "queues:write"),
-    ];
-    for (method, path, body, scope) in routes {
+    for (i, route) in every_route().iter().enumerate() {
+        let Some(scope) = route.scope else {
+            continue; // a public route
+        };
+        let path = app.route_on_fresh_queue(route, &format!("q{i}")).await;
+        let url = format!("{}/client/v4{path}", app.base);
+        let method = &route.method;
         let others: Vec<&str> = all_scopes()
             .leak()
             .split(' ')
             .filter(|s| *s != scope)
             .collect();
         let without = app.mint(&[ACCOUNT], &others.join(" "), None);
-        let mut request = app
-            .client
-            .request(method.clone(), app.url(&path))
-            .bearer_auth(&without);
-        if let Some(body) = &body {
-            request = request.json(body);
-        }
-        let reply = app.send_raw(request).await;
+        let reply = app.send_route(route, &url, &without).await;
         assert_eq!(
             reply.status.as_u16(),
             403,
@@ -217,14 +163,7 @@ async fn every_route_needs_its_scope() {
         );
         reply.assert_error(403, 9109);
         let with = app.mint(&[ACCOUNT], scope, None);
-        let mut request = app
-            .client
-            .request(method.clone(), app.url(&path))
-            .bearer_auth(&with);
-        if let Some(body) = &body {
-            request = request.json(body);
-        }
-        let reply = app.send_raw(request).await;
+        let reply = app.send_route(route, &url, &with).await;
         assert!(
             reply.status.is_success(),
             "{method} {path} with {scope}: {}",
@@ -272,32 +211,21 @@ async fn a_token_limited_to_some_queues_sees_only_those() {
     )
     .await
     .assert_ok();
-    for (method, path, body) in [
-        (Method::GET, format!("/queues/{billing}"), None),
-        (Method::GET, format!("/queues/{billing}/metrics"), None),
-        (
-            Method::POST,
-            format!("/queues/{billing}/messages"),
-            Some(json!({"body": "x"})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{billing}/messages/pull"),
-            Some(json!({})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{billing}/messages/ack"),
-            Some(json!({"acks": []})),
-        ),
-        (
-            Method::POST,
-            format!("/queues/{billing}/consumers"),
-            Some(json!({"type": "http_pull"})),
-        ),
-        (Method::DELETE, format!("/queues/{billing}"), None),
-    ] {
-        call(method, path, body).await.assert_error(404, 10104);
+    // Every route on a queue outside the token's: as if it did not exist.
+    let unknown = "0".repeat(32);
+    for route in every_route().iter().filter(|r| r.names("{queue_id}")) {
+        let path = route.path(Ids::new(&billing, &unknown, &unknown));
+        let reply = app
+            .send_route(route, &format!("{}/client/v4{path}", app.base), &token)
+            .await;
+        assert_eq!(
+            reply.status.as_u16(),
+            404,
+            "{} {path}: {}",
+            route.method,
+            reply.body
+        );
+        reply.assert_error(404, 10104);
     }
     call(
         Method::POST,

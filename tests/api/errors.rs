@@ -222,7 +222,7 @@ async fn a_client_that_sends_its_body_too_slowly_gets_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = crate::helpers::spawn_app_with(|s| s.server.client_timeout_secs = 1).await;
     let queue = app.create_queue("orders").await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
+    let addr = crate::helpers::raw::addr(&app);
     let mut stream = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");

@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ACCOUNT, spawn_app};
+use crate::helpers::{ACCOUNT, every_route, spawn_app};
 
 fn is_rfc3339(value: &Value) -> bool {
     value
@@ -151,6 +151,22 @@ async fn every_route_is_served_at_the_root_too() {
     let url = format!("{}/accounts/{ACCOUNT}/queues/{id}", app.base);
     let reply = app.request_url(Method::GET, &url, None).await;
     assert_eq!(reply.assert_ok()["queue_id"], id.as_str());
+    for (i, route) in every_route().iter().enumerate() {
+        if !route.is_account() {
+            continue;
+        }
+        let path = app.route_on_fresh_queue(route, &format!("q{i}")).await;
+        let reply = app
+            .send_route(route, &format!("{}{path}", app.base), &app.token)
+            .await;
+        assert!(
+            reply.status.is_success() && reply.body["success"] == true,
+            "{} {path}: {} {}",
+            route.method,
+            reply.status,
+            reply.body
+        );
+    }
 }
 
 #[tokio::test]

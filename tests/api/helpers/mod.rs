@@ -1,5 +1,11 @@
 //! `spawn_app()`: the real application on port 0, against the real Redis, under a fresh
-//! key prefix, with one method per endpoint.
+//! key prefix, with one method per endpoint. `raw`: HTTP byte for byte. `routes`: the
+//! one list of every route, for the tests that walk them all.
+
+pub mod raw;
+pub mod routes;
+
+pub use routes::{Ids, Route, every_route};
 
 use std::sync::Arc;
 use std::time::Duration;
