@@ -65,6 +65,9 @@ impl ApiError {
             QueueDeliveryPaused => (10252, 409),
             BacklogFull { .. } => (10260, 429),
             MessageNotFound => (10130, 404),
+            // leaseq's own: Cloudflare has no listeners.
+            ListenerNotFound => (10140, 404),
+            TooManyListeners { .. } => (10141, 409),
             RateLimited { .. } | TooManyLongPolls { .. } => (971, 429),
             Unavailable(_) => (15000, 503),
             Internal(_) => (10001, 500),

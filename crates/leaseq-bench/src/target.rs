@@ -131,7 +131,7 @@ impl Target {
                     .await
                     .map_err(|e| e.to_string())?
                 {
-                    PushReply::Pushed(_) => Ok(()),
+                    PushReply::Pushed { .. } => Ok(()),
                     other => Err(format!("push refused: {other:?}")),
                 }
             }

@@ -201,6 +201,10 @@ hex_id!(
     /// A message id: 32 lowercase hex characters (UUIDv7).
     MessageId
 );
+hex_id!(
+    /// A listener id: 32 lowercase hex characters (UUIDv7).
+    ListenerId
+);
 
 /// A queue name: 1–63 of `[a-z0-9-]`, Cloudflare's rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -370,6 +374,86 @@ pub struct BacklogMetrics {
     pub backlog_bytes: u64,
     /// Smallest `timestamp_ms` among them; 0 when there are none.
     pub oldest_message_timestamp_ms: u64,
+}
+
+/// Settings of a listener (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ListenerSettings))]
+pub struct ListenerSettings {
+    /// Most messages per delivery request.
+    pub batch_size: u32,
+    /// Failed attempts retried before a message is dead-lettered (or dropped).
+    pub max_retries: u32,
+    /// Seconds before the first retry; each further one waits twice as long.
+    pub retry_delay: u32,
+    /// The longest wait between retries, seconds.
+    pub retry_delay_max: u32,
+    /// How long one delivery request may take, ms.
+    pub timeout_ms: u64,
+    /// Most delivery requests in flight at once to this listener.
+    pub max_concurrency: u32,
+    /// A paused listener keeps receiving messages and delivers none.
+    pub paused: bool,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 10,
+            max_retries: 10,
+            retry_delay: 5,
+            retry_delay_max: 3_600,
+            timeout_ms: 10_000,
+            max_concurrency: 4,
+            paused: false,
+        }
+    }
+}
+
+/// Whether a listener is being delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerHealth {
+    Up,
+    /// Its liveness URL failed: deliveries wait, without spending attempts, until a probe
+    /// at `next_probe_ms` (or a later one) answers 2xx.
+    Down {
+        since_ms: u64,
+        next_probe_ms: u64,
+        /// The wait before the probe after next, ms (doubles up to a minute).
+        probe_backoff_ms: u64,
+    },
+}
+
+/// A secret a listener's deliveries are signed with (`whsec_` and base64).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(pub String);
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(***)")
+    }
+}
+
+/// A push destination of a queue: every message pushed after its creation is delivered
+/// to `notify_url`, independently of the queue's pull consumer and other listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub id: ListenerId,
+    pub name: String,
+    pub notify_url: String,
+    pub liveness_url: Option<String>,
+    pub dead_letter_queue: Option<QueueName>,
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub settings: ListenerSettings,
+    pub secret: WebhookSecret,
+    /// The secret before the last rotation, and until when (ms) deliveries are signed
+    /// with it too.
+    pub previous_secret: Option<(WebhookSecret, u64)>,
+    pub health: ListenerHealth,
+    /// Messages its lane holds (not yet delivered, dead-lettered or expired).
+    pub backlog: u64,
 }
 
 /// A validated message ready to be stored.

@@ -2,7 +2,7 @@
 //! parses and checks a request against [`super::limits`] and hands over one of these.
 //! `None` always means "not stated": the queue's or consumer's setting, else the default.
 
-use crate::model::{ConsumerSettings, QueueId, QueueName, QueueSettings};
+use crate::model::{ConsumerSettings, ListenerSettings, QueueId, QueueName, QueueSettings};
 
 /// Queue settings as a request states them; each `None` keeps the base it is applied
 /// to (the defaults on create and replace, the current settings on update).
@@ -84,4 +84,48 @@ pub type Extensions = Vec<(String, Option<u64>)>;
 pub struct Redrive {
     pub source: Option<QueueId>,
     pub max_messages: u32,
+}
+
+/// Listener settings as a request states them; each `None` keeps the base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerSettingsChange {
+    pub batch_size: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub retry_delay: Option<u32>,
+    pub retry_delay_max: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_concurrency: Option<u32>,
+    pub paused: Option<bool>,
+}
+
+impl ListenerSettingsChange {
+    pub fn apply(&self, base: ListenerSettings) -> ListenerSettings {
+        ListenerSettings {
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
+            max_retries: self.max_retries.unwrap_or(base.max_retries),
+            retry_delay: self.retry_delay.unwrap_or(base.retry_delay),
+            retry_delay_max: self.retry_delay_max.unwrap_or(base.retry_delay_max),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
+            paused: self.paused.unwrap_or(base.paused),
+        }
+    }
+}
+
+/// A listener to create, or a change to one. On create every field but the optional
+/// ones is required; on a change `None` keeps the current value (`Some(None)` clears an
+/// optional one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub name: Option<String>,
+    /// Checked by the caller: an `http`/`https` URL its destination rules allow.
+    pub notify_url: Option<String>,
+    pub liveness_url: Option<Option<String>>,
+    pub dead_letter_queue: Option<Option<QueueName>>,
+    pub settings: ListenerSettingsChange,
+    /// Replace (`false`: unstated settings return to their defaults) or update.
+    pub keep_unstated: bool,
+    /// A new secret; the current one stays valid (deliveries carry both signatures)
+    /// for [`super::listeners::PREVIOUS_SECRET_MS`].
+    pub rotate_secret: bool,
 }

@@ -31,6 +31,10 @@ pub enum BrokerError {
     ConsumerExists,
     #[error("message does not exist")]
     MessageNotFound,
+    #[error("listener does not exist")]
+    ListenerNotFound,
+    #[error("the queue already has {limit} listeners")]
+    TooManyListeners { limit: usize },
     #[error("queue delivery is paused")]
     QueueDeliveryPaused,
     /// 0 means no limit of that kind.

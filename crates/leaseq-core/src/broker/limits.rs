@@ -16,6 +16,17 @@ pub const DEDUP_WINDOW_SECONDS: RangeInclusive<u64> = 1..=86_400;
 /// `max_messages` of one redrive.
 pub const REDRIVE_MESSAGES: RangeInclusive<u64> = 1..=10_000;
 pub const DEDUP_ID_BYTES: usize = 128;
+/// A listener's `batch_size`.
+pub const LISTENER_BATCH_SIZE: RangeInclusive<u64> = 1..=100;
+/// A listener's `retry_delay` and `retry_delay_max`, seconds.
+pub const LISTENER_RETRY_DELAY: RangeInclusive<u64> = 0..=86_400;
+/// A listener's `timeout_ms`.
+pub const LISTENER_TIMEOUT_MS: RangeInclusive<u64> = 100..=120_000;
+/// A listener's `max_concurrency`.
+pub const LISTENER_CONCURRENCY: RangeInclusive<u64> = 1..=64;
+/// Longest listener name and URL.
+pub const LISTENER_NAME_BYTES: usize = 256;
+pub const LISTENER_URL_BYTES: usize = 2048;
 /// Deepest nesting accepted in a JSON message body (serde_json's own default limit),
 /// so no consumer's parser is handed a stack-overflow bomb.
 pub const JSON_BODY_DEPTH: usize = 128;
@@ -50,6 +61,8 @@ pub struct Limits {
     pub long_polls_per_queue: usize,
     /// Most pulls waiting for messages at once per account, in one process (0: no limit).
     pub long_polls_per_account: usize,
+    /// Most listeners per queue.
+    pub listeners_per_queue: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +80,7 @@ impl Default for Limits {
             max_backlog_bytes: 1024 * 1024 * 1024,
             long_polls_per_queue: 1_000,
             long_polls_per_account: 10_000,
+            listeners_per_queue: 16,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod command;
 pub mod error;
 pub mod lease;
 pub mod limits;
+pub mod listeners;
 pub mod long_poll;
 pub mod rate_limit;
 
@@ -25,7 +26,7 @@ use crate::model::{
     NewMessage, Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
 };
 use crate::store::{
-    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LeaseOutcome, PullReply, PushReply,
+    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LaneRef, LeaseOutcome, PullReply, PushReply,
     RateSubject, Store, StoreError, UpdateQueue, Wakeups,
 };
 
@@ -107,6 +108,8 @@ pub struct Broker {
     long_polls: Arc<LongPolls>,
     clock: Arc<dyn Clock>,
     rate_limits: RateLimitSettings,
+    /// Woken when a push in this process makes a listener's lane due.
+    lanes_due: Arc<tokio::sync::Notify>,
 }
 
 impl Broker {
@@ -120,6 +123,7 @@ impl Broker {
             long_polls: Arc::new(long_polls),
             clock: Arc::new(SystemClock),
             rate_limits: RateLimitSettings::default(),
+            lanes_due: Arc::default(),
         }
     }
 
@@ -421,7 +425,22 @@ impl Broker {
             .push(access, queue, messages, quota, self.now_ms())
             .await?
         {
-            PushReply::Pushed(backlog) => Ok(backlog),
+            PushReply::Pushed { backlog, listeners } => {
+                let lanes: Vec<LaneRef> = listeners
+                    .into_iter()
+                    .map(|listener| LaneRef {
+                        account: access.account.clone(),
+                        queue,
+                        listener,
+                    })
+                    .collect();
+                // The messages are stored; a worker's periodic look at the schedule
+                // finds the lanes even if this fails.
+                if let Err(e) = self.schedule_lanes(&lanes).await {
+                    tracing::warn!(error = %e, %queue, "listener lanes not scheduled");
+                }
+                Ok(backlog)
+            }
             PushReply::QueueNotFound => Err(BrokerError::QueueNotFound),
             PushReply::BacklogFull(quota) => Err(BrokerError::BacklogFull {
                 messages: quota.messages,

@@ -4,6 +4,8 @@
 //! Redis Cluster slot. Account-level keys use the tag `{a:<account_id>}`, which can
 //! never equal a queue id (those are 32 hex characters).
 
+#[cfg(test)]
+use crate::model::ListenerId;
 use crate::model::{AccountId, QueueId};
 
 /// What each key of a queue holds. The order of [`Role::ALL`] is the order every queue
@@ -29,6 +31,10 @@ pub enum Role {
     Dedup,
     /// HASH: id -> the queue a dead letter came from, for redrive.
     Origin,
+    /// HASH: listener id -> its record (JSON; see `listeners.rs`).
+    Listeners,
+    /// HASH: id of a message some listener lane holds -> how many lanes still hold it.
+    Refs,
     /// LIST (layout 1): ids ready for delivery; emptied into `Due` by the migration.
     LegacyReady,
     /// ZSET (layout 1): delayed ids; moved into `Due` by the migration.
@@ -38,7 +44,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 12] = [
+    pub const ALL: [Role; 14] = [
         Role::Meta,
         Role::Msg,
         Role::Due,
@@ -48,6 +54,8 @@ impl Role {
         Role::Dead,
         Role::Dedup,
         Role::Origin,
+        Role::Listeners,
+        Role::Refs,
         Role::LegacyReady,
         Role::LegacyDelayed,
         Role::LegacyAgeCount,
@@ -65,6 +73,8 @@ impl Role {
             Role::Dead => "dead",
             Role::Dedup => "dedup",
             Role::Origin => "origin",
+            Role::Listeners => "listeners",
+            Role::Refs => "refs",
             Role::LegacyReady => "ready",
             Role::LegacyDelayed => "delayed",
             Role::LegacyAgeCount => "age_count",
@@ -84,6 +94,48 @@ impl Role {
         name
     }
 }
+
+/// The keys of a listener's lane, `{prefix}:{<queue id>}:l:<listener id>:<part>`, in
+/// the queue's slot. Lua builds them with `lane_key(lid, LANE_<PART>)`, which the
+/// prelude generates from this list (see `script.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanePart {
+    /// ZSET: message id -> when (ms) it is next due; a claimed one, when its claim lapses.
+    Due,
+    /// HASH: message id -> delivery attempts so far.
+    Attempts,
+    /// LIST: the latest delivery attempts, newest first (JSON entries).
+    Log,
+    /// HASH: id -> record of messages on their way to the listener's dead-letter queue.
+    Dead,
+}
+
+impl LanePart {
+    pub const ALL: [LanePart; 4] = [
+        LanePart::Due,
+        LanePart::Attempts,
+        LanePart::Log,
+        LanePart::Dead,
+    ];
+
+    /// The key's last segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            LanePart::Due => "due",
+            LanePart::Attempts => "att",
+            LanePart::Log => "log",
+            LanePart::Dead => "dead",
+        }
+    }
+
+    /// Its name in Lua: `LANE_` and the variant in upper case.
+    pub fn lua_name(self) -> String {
+        format!("LANE_{}", format!("{self:?}").to_uppercase())
+    }
+}
+
+/// The segment between a queue's tag and a listener id in lane keys.
+pub const LANE_SEGMENT: &str = "l";
 
 /// The keys of one queue, `{prefix}:{<queue id>}:<role>`, in [`Role::ALL`] order.
 #[derive(Debug, Clone)]
@@ -126,6 +178,23 @@ impl Keys {
         QueueKeys(Role::ALL.map(|role| format!("{}:{{{id}}}:{}", self.prefix, role.name())))
     }
 
+    /// One key of a listener's lane, as Lua's `lane_key` builds it (scripts alone use
+    /// lane keys; this spells one out for the tests).
+    #[cfg(test)]
+    pub fn lane(&self, queue: QueueId, listener: ListenerId, part: LanePart) -> String {
+        format!(
+            "{}:{{{queue}}}:{LANE_SEGMENT}:{listener}:{}",
+            self.prefix,
+            part.name()
+        )
+    }
+
+    /// ZSET: `<queue id>/<listener id>` -> when (ms) the listener's lane next needs a
+    /// delivery worker.
+    pub fn delivery_schedule(&self) -> String {
+        format!("{}:deliveries", self.prefix)
+    }
+
     /// ZSET: queue id -> when (ms) the retention sweep next needs to look at it.
     pub fn sweep_schedule(&self) -> String {
         format!("{}:sweep", self.prefix)
@@ -160,6 +229,25 @@ mod tests {
         let start = key.find('{').expect("tag start") + 1;
         let end = start + key[start..].find('}').expect("tag end");
         &key[start..end]
+    }
+
+    #[test]
+    fn lane_keys_extend_the_queue_keys_and_keep_their_hash_tag() {
+        let keys = Keys::new("lq");
+        let queue = QueueId::generate();
+        let listener = ListenerId::generate();
+        let meta = &keys.queue(queue)[Role::Meta];
+        let base = meta
+            .strip_suffix(Role::Meta.name())
+            .expect("meta ends the key");
+        for part in LanePart::ALL {
+            let lane = keys.lane(queue, listener, part);
+            assert_eq!(
+                lane,
+                format!("{base}{LANE_SEGMENT}:{listener}:{}", part.name())
+            );
+            assert_eq!(hash_tag(&lane), hash_tag(meta));
+        }
     }
 
     #[test]

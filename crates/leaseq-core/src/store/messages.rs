@@ -7,7 +7,7 @@ use super::keys::Keys;
 use super::script::{KeySet, Op, Reply, access_arg, bytes, code, lua_script, text};
 use super::{Store, StoreError};
 use crate::model::{
-    Access, BacklogMetrics, MessageId, MessageState, NewMessage, QueueId, StoredMessage,
+    Access, BacklogMetrics, ListenerId, MessageId, MessageState, NewMessage, QueueId, StoredMessage,
 };
 
 /// What a pull (or peek) found.
@@ -48,7 +48,11 @@ impl BacklogQuota {
 /// What a push did.
 #[derive(Debug, Clone)]
 pub enum PushReply {
-    Pushed(BacklogMetrics),
+    Pushed {
+        backlog: BacklogMetrics,
+        /// The listeners whose lanes received the messages.
+        listeners: Vec<ListenerId>,
+    },
     QueueNotFound,
     /// Nothing was stored: the new messages would pass this quota.
     BacklogFull(BacklogQuota),
@@ -156,7 +160,19 @@ impl Op for Push<'_> {
 
     fn decode(&self, reply: Reply) -> Result<PushReply, CorruptData> {
         Ok(match reply.code()? {
-            code::OK => PushReply::Pushed(reply.backlog(1)?),
+            code::OK => PushReply::Pushed {
+                backlog: reply.backlog(1)?,
+                listeners: reply
+                    .rest(4)
+                    .iter()
+                    .map(|v| {
+                        text(v).and_then(|t| {
+                            ListenerId::parse(&t)
+                                .ok_or_else(|| CorruptData("listener id in push reply".into()))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             code::BACKLOG_FULL => PushReply::BacklogFull(BacklogQuota {
                 messages: reply.count(1)?,
                 bytes: reply.count(2)?,

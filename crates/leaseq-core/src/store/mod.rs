@@ -2,7 +2,8 @@
 //!
 //! Each script is one typed operation (`script.rs`: keys, arguments, reply, and the Lua
 //! prelude generated from them); the operations live with their resource: `queues.rs`,
-//! `messages.rs`, `dead_letters.rs`, `sweep.rs`, and `stats.rs` for the metrics scrape.
+//! `messages.rs`, `dead_letters.rs`, `listeners.rs`, `sweep.rs`, and `stats.rs` for the
+//! metrics scrape.
 //!
 //! # Key layout (layout 2)
 //!
@@ -19,14 +20,24 @@
 //! | `P:{Q}:dead` | HASH | id → record: dead letters on their way to the dead-letter queue |
 //! | `P:{Q}:dedup` | ZSET | dedup id → end of its window (ms) |
 //! | `P:{Q}:origin` | HASH | id → the queue a dead letter came from, for redrive |
+//! | `P:{Q}:listeners` | HASH | listener id → its record (JSON, `listeners.rs`) |
+//! | `P:{Q}:refs` | HASH | id of a message a listener lane holds → how many lanes (pull lane included) still hold it |
+//! | `P:{Q}:l:L:due` | ZSET | listener `L`'s lane: message id → when (ms) it is next due; a claimed one, when its claim lapses |
+//! | `P:{Q}:l:L:att` | HASH | message id → listener `L`'s delivery attempts |
+//! | `P:{Q}:l:L:log` | LIST | listener `L`'s latest delivery attempts (JSON), newest first |
+//! | `P:{Q}:l:L:dead` | HASH | id → record: listener `L`'s dead letters on their way to its dead-letter queue |
 //! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it |
+//! | `P:deliveries` | ZSET | `A/Q/L` → when (ms) listener `L`'s lane next needs a delivery worker |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
 //! | `P:layout` | STRING | `2` once every queue has been moved onto layout 2 (`migrate.rs`) |
 //!
-//! A live message is in `msg`, in exactly one of `due` and `leased`, and in the age
-//! bucket of its timestamp; removing it (ack, delete, retention, purge, dead-lettering,
-//! redrive) removes it from all of them in the same script, so no id is ever indexed
-//! twice or left behind. `backlog_count` is `HLEN msg`, `backlog_bytes` is `meta.bytes`,
+//! A live message is in `msg` and in the age bucket of its timestamp, and held by one or
+//! more lanes: the pull lane (exactly one of `due` and `leased`) and, for a message
+//! pushed while the queue had listeners, each listener's lane (`refs` counts its lanes;
+//! a queue with listeners and no consumer has no pull lane). A lane that is done with a
+//! message (ack, delivery, dead-lettering) lets go of it; the last one removes it, and
+//! removing it (ack, delete, retention, purge, redrive) takes it out of every index in
+//! the same script, so no id is ever indexed twice or left behind. `backlog_count` is `HLEN msg`, `backlog_bytes` is `meta.bytes`,
 //! the oldest timestamp is the head of `age`. Expired leases go back to `due` inside
 //! the pull script, a bounded number per call, so reclaiming costs O(expired); delayed
 //! messages need no promotion at all. Layout 1 (before this version) kept ready ids on
@@ -35,6 +46,7 @@
 mod codec;
 mod dead_letters;
 mod keys;
+mod listeners;
 mod messages;
 mod migrate;
 mod queues;
@@ -53,6 +65,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use codec::CorruptData;
 pub use dead_letters::{DeadLetters, Redrivable};
 use keys::Keys;
+pub use listeners::{
+    Claimed, DELIVERY_LOG, DeliveryClaim, LaneRef, ListenerCreate, ListenerRead, ListenerWrite,
+    Settled, Settlement,
+};
 pub use messages::{Acked, BacklogQuota, LeaseOutcome, PullReply, Pulled, PushReply};
 pub use queues::{ConsumerWrite, CreateQueue, UpdateQueue};
 pub use rate::RateSubject;

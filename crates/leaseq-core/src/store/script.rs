@@ -12,7 +12,7 @@
 use redis::{Script, ScriptInvocation, Value};
 
 use super::codec::{self, CorruptData};
-use super::keys::{Keys, Role};
+use super::keys::{Keys, LANE_SEGMENT, LanePart, Role};
 use crate::model::{Access, BacklogMetrics, ConsumerSettings, QueueSettings};
 
 const LIB: &str = include_str!("lua/lib.lua");
@@ -104,6 +104,15 @@ fn prelude(keys: &KeySet) -> String {
         KeySet::Queue => {
             for (i, role) in Role::ALL.iter().enumerate() {
                 lua.push_str(&format!("local {} = KEYS[{}]\n", role.lua_name(), i + 1));
+            }
+            // Lane keys share the queue keys' start: K_META without its last segment.
+            lua.push_str(&format!(
+                "local LANE_BASE = string.sub(K_META, 1, -{}) .. '{LANE_SEGMENT}:'\n\
+                 local function lane_key(lid, part) return LANE_BASE .. lid .. ':' .. part end\n",
+                Role::Meta.name().len() + 1
+            ));
+            for part in LanePart::ALL {
+                lua.push_str(&format!("local {} = '{}'\n", part.lua_name(), part.name()));
             }
         }
         KeySet::One(name) => lua.push_str(&format!("local K_{name} = KEYS[1]\n")),

@@ -28,7 +28,7 @@ struct SweepClaim {
 }
 
 impl Op for SweepClaim {
-    lua_script!("sweep_claim", KeySet::One("SCHEDULE"));
+    lua_script!("schedule_claim", KeySet::One("SCHEDULE"));
     type Output = Vec<QueueId>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {

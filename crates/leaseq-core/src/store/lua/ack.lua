@@ -30,10 +30,11 @@ if ack_count > 0 then
     gens[#gens + 1] = tonumber(ARGV[i + 1])
   end
   local records = redis.call('HMGET', K_MSG, unpack(ids))
+  local pulled = in_pull_lane(ids)
   local gone, gone_records = {}, {}
   for i, id in ipairs(ids) do
     local rec = records[i]
-    if not rec or deleted[id] then
+    if not rec or not pulled[i] or deleted[id] then
       out[#out + 1] = ABSENT
     elseif gens[i] <= select(6, parse_record(rec)) then
       out[#out + 1] = NOT_CURRENT
@@ -45,7 +46,7 @@ if ack_count > 0 then
     end
   end
   if #gone > 0 then
-    local bytes = delete_messages(gone, gone_records, true)
+    local bytes = release(gone, gone_records, nil, true)
     redis.call('HSET', K_META, 'bytes', int(tonumber(meta[5] or '0') - bytes),
       'acked', int(tonumber(meta[6] or '0') + #gone))
   end

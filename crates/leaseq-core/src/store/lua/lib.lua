@@ -23,11 +23,17 @@ local function record(ct, ts, attempts, gen, entry, body)
   return RECORD_VERSION .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
 end
 
--- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG and in
--- exactly one of K_DUE (not leased: ready, or delayed until its score) and K_LEASED
--- (until its lease expires), and its id is in the age bucket of its timestamp. Removing
--- a message removes it from all of them at once (delete_messages), so no id is ever
--- indexed twice or left behind.
+-- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG, its id is
+-- in the age bucket of its timestamp, and it is held by one or more lanes:
+-- - the pull lane: exactly one of K_DUE (not leased: ready, or delayed until its score)
+--   and K_LEASED (until its lease expires);
+-- - each listener's lane, for a message pushed while the listener existed: in
+--   lane_key(lid, LANE_DUE), scored by when it is next due (a claimed message, by when
+--   its claim lapses), with its delivery attempts in lane_key(lid, LANE_ATTEMPTS).
+-- A message held by a listener lane has an entry in K_REFS: how many lanes still hold
+-- it. A lane lets go of messages through `release`; the last one deletes them, and
+-- delete_messages takes them out of everything at once, so no id is ever indexed twice
+-- or left behind.
 
 -- A whole number as Redis reads one: Lua's own formatting of a large number can be
 -- "1e+15", which HINCRBY and friends refuse.
@@ -91,6 +97,14 @@ end
 -- (folded into its own write of meta), else this does.
 local function delete_messages(ids, records, keep_bytes)
   if #ids == 0 then return 0 end
+  -- Listener lanes may hold them too (a message some lane still holds has a K_REFS
+  -- entry; HDEL tells whether any of these did).
+  if redis.call('HDEL', K_REFS, unpack(ids)) > 0 then
+    for _, lid in ipairs(redis.call('HKEYS', K_LISTENERS)) do
+      redis.call('ZREM', lane_key(lid, LANE_DUE), unpack(ids))
+      redis.call('HDEL', lane_key(lid, LANE_ATTEMPTS), unpack(ids))
+    end
+  end
   local bytes, ages, reentered = 0, {}, false
   for i, id in ipairs(ids) do
     local _, ts, _, _, offset, entry = parse_record(records[i])
@@ -127,6 +141,51 @@ local function delete_live(ids)
   return #live
 end
 
+-- Lane `lid` (nil: the pull lane) lets go of messages `ids`, whose `records` are given
+-- (false: already gone). Those no other lane holds are deleted; the others only leave
+-- this lane. Returns the bytes deleted (taken off meta.bytes unless `keep_bytes`).
+local function release(ids, records, lid, keep_bytes)
+  if #ids == 0 then return 0 end
+  -- Without K_REFS no message has a listener lane: the pull lane is the only one.
+  local counts = {}
+  if lid or redis.call('EXISTS', K_REFS) == 1 then
+    counts = redis.call('HMGET', K_REFS, unpack(ids))
+  end
+  local gone, gone_records, held = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local n = tonumber(counts[i] or '1')
+    if n > 1 then
+      redis.call('HSET', K_REFS, id, n - 1)
+      held[#held + 1] = id
+    elseif records[i] then
+      gone[#gone + 1] = id
+      gone_records[#gone_records + 1] = records[i]
+    end
+  end
+  if lid then
+    redis.call('ZREM', lane_key(lid, LANE_DUE), unpack(ids))
+    redis.call('HDEL', lane_key(lid, LANE_ATTEMPTS), unpack(ids))
+  elseif #held > 0 and redis.call('ZREM', K_LEASED, unpack(held)) < #held then
+    redis.call('ZREM', K_DUE, unpack(held))
+  end
+  return delete_messages(gone, gone_records, keep_bytes)
+end
+
+-- Whether the pull lane holds each of `ids`: a message only listener lanes still hold
+-- has a record but is no longer the pull lane's to ack. Costs nothing while no message
+-- has a listener lane.
+local function in_pull_lane(ids)
+  local held = {}
+  if #ids == 0 or redis.call('EXISTS', K_REFS) == 0 then
+    for i = 1, #ids do held[i] = true end
+    return held
+  end
+  local leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
+  local due = redis.call('ZMSCORE', K_DUE, unpack(ids))
+  for i = 1, #ids do held[i] = leased[i] ~= false or due[i] ~= false end
+  return held
+end
+
 -- Reads what deciding on leases takes, for ids[i] with lease generations gens[i], in
 -- two commands whatever their number: each one's record (false: no such message) and
 -- whether gens[i] is its current lease, not expired at `now`.
@@ -151,7 +210,7 @@ end
 -- Either way they stop counting in this queue's backlog. Returns how many.
 local function bury(ids, records, has_dlq)
   if #ids == 0 then return 0 end
-  delete_messages(ids, records)
+  release(ids, records)
   if has_dlq then
     local outbox = {}
     for i, id in ipairs(ids) do

@@ -3,13 +3,16 @@
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: message id   ARGV[3]: now (ms)
 -- Returns: {NOT_FOUND}, {ABSENT} (no such message), or {OK, record, state, until_ms}
 --   state: 'ready', 'delayed' (until_ms: when it becomes visible) or 'leased'
---   (until_ms: when the lease expires)
+--   (until_ms: when the lease expires). A message only listeners still hold is no longer
+--   the pull lane's: ABSENT.
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 local rec = redis.call('HGET', K_MSG, ARGV[2])
 if not rec then return {ABSENT} end
 local leased = redis.call('ZSCORE', K_LEASED, ARGV[2])
 if leased then return {OK, rec, 'leased', tonumber(leased)} end
-local due = tonumber(redis.call('ZSCORE', K_DUE, ARGV[2]) or '0')
+local due = redis.call('ZSCORE', K_DUE, ARGV[2])
+if not due then return {ABSENT} end
+due = tonumber(due)
 if due > tonumber(ARGV[3]) then return {OK, rec, 'delayed', due} end
 return {OK, rec, 'ready', 0}

@@ -1,5 +1,5 @@
--- Lists messages without leasing them, a page at a time (HSCAN order: stable across
--- pages, not by age).
+-- Lists the pull lane's messages without leasing them, a page at a time (HSCAN order:
+-- stable across pages, not by age); messages only listeners still hold are skipped.
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: cursor ('0' to start)
 -- ARGV[3]: page size hint   ARGV[4]: most record bytes in the reply   ARGV[5]: now (ms)
@@ -36,14 +36,18 @@ for _ = 1, want do
     local state, until_ms = 'ready', 0
     if leased[n] then
       state, until_ms = 'leased', tonumber(leased[n])
-    elseif tonumber(due[n] or '0') > now then
+    elseif not due[n] then
+      state = nil
+    elseif tonumber(due[n]) > now then
       state, until_ms = 'delayed', tonumber(due[n])
     end
-    out[#out + 1] = id
-    out[#out + 1] = entries[i + 1]
-    out[#out + 1] = state
-    out[#out + 1] = until_ms
-    listed = listed + 1
+    if state then
+      out[#out + 1] = id
+      out[#out + 1] = entries[i + 1]
+      out[#out + 1] = state
+      out[#out + 1] = until_ms
+      listed = listed + 1
+    end
     size = size + #entries[i + 1]
     biggest = math.max(biggest, #entries[i + 1])
   end

@@ -7,12 +7,16 @@
 --            body size in bytes, record, dedup id ('' = none)
 -- Returns: {NOT_FOUND}, {BACKLOG_FULL, most messages, most bytes} when the new messages
 --          would pass the quota (nothing is stored), or
---          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms}
+--          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, listener id, ...}
+--          naming the listeners whose lanes received messages.
 -- A message whose dedup id was pushed within the queue's dedup window (or earlier in
 -- the same batch) is accepted and not stored again.
+-- Fan-out: with listeners, each message also enters every listener's lane (the body is
+-- stored once; K_REFS counts its lanes). A queue with listeners and no consumer is
+-- consumed by push only: its messages enter no pull lane.
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
-  'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting')
+  'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting', 'listeners', 'c_id')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 -- Messages held before this push: for the quota and the reply's backlog count.
 local held = redis.call('HLEN', K_MSG)
@@ -69,6 +73,9 @@ if #records > 0 then
   end
 end
 
+local listeners = {}
+if tonumber(meta[9] or '0') > 0 then listeners = redis.call('HKEYS', K_LISTENERS) end
+local pull_lane = #listeners == 0 or meta[10] ~= false
 if #records > 0 then
   redis.call('HSET', K_MSG, unpack(records))
   -- Every message of the batch has timestamp `now`: one index entry for all of them.
@@ -76,12 +83,25 @@ if #records > 0 then
   local ids = {}
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids))
-  redis.call('ZADD', K_DUE, unpack(due))
+  if pull_lane then redis.call('ZADD', K_DUE, unpack(due)) end
+  if #listeners > 0 then
+    for _, lid in ipairs(listeners) do redis.call('ZADD', lane_key(lid, LANE_DUE), unpack(due)) end
+    local lanes, refs = #listeners + (pull_lane and 1 or 0), {}
+    for _, id in ipairs(ids) do
+      refs[#refs + 1] = id
+      refs[#refs + 1] = lanes
+    end
+    redis.call('HSET', K_REFS, unpack(refs))
+  end
   redis.call('HSET', K_META, 'bytes', int(tonumber(meta[6] or '0') + bytes),
     'pushed', int(tonumber(meta[7] or '0') + #ids))
 end
 if #remembered > 0 then redis.call('ZADD', K_DEDUP, unpack(remembered)) end
-announce_due(visible_now, meta[8], now)
+if pull_lane then announce_due(visible_now, meta[8], now) end
 
 local b = backlog(tonumber(meta[6] or '0') + bytes, held + #records / 2)
-return {OK, b[1], b[2], b[3]}
+local out = {OK, b[1], b[2], b[3]}
+if #records > 0 then
+  for _, lid in ipairs(listeners) do out[#out + 1] = lid end
+end
+return out
