@@ -39,6 +39,19 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub listeners: ListenerSettings,
+}
+
+/// `[listeners]`: push delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSettings {
+    /// Whether this process delivers.
+    pub deliver: bool,
+    /// Most lanes this process delivers to at once.
+    pub lanes_in_flight: usize,
+    /// Whether destinations may be private, loopback or link-local addresses.
+    pub allow_private_destinations: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

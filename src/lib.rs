@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod forwarded;
 /// The properties the cargo-fuzz targets check (feature `fuzz-checks`); its tests
 /// replay the committed seeds on stable.

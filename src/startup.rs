@@ -15,6 +15,8 @@ use crate::api::{self, BodyLimit};
 use crate::broker::Broker;
 use crate::broker::lease::LeaseSigner;
 use crate::config::{ConfigError, Secrets, Settings};
+use crate::delivery::Deliverer;
+use crate::delivery::guard::Destinations;
 use crate::forwarded::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::model::{Clock, SystemClock};
@@ -37,6 +39,8 @@ pub enum StartupError {
     Metrics(String),
     #[error("could not render the OpenAPI document: {0}")]
     OpenApi(#[from] serde_json::Error),
+    #[error("could not set up the delivery client: {0}")]
+    Delivery(#[from] reqwest::Error),
 }
 
 pub struct Application {
@@ -81,6 +85,19 @@ impl Application {
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();
         tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());
+        let destinations = Destinations {
+            allow_private: settings.listeners.allow_private_destinations,
+        };
+        if settings.listeners.deliver {
+            let deliverer = Deliverer::new(
+                broker.clone(),
+                destinations,
+                metrics.clone(),
+                settings.listeners.lanes_in_flight,
+            )?;
+            tokio::spawn(deliverer.run());
+        }
+        let destinations = web::Data::new(destinations);
 
         let bind_error = |source| StartupError::Bind {
             bind: settings.server.bind.clone(),
@@ -119,6 +136,7 @@ impl Application {
                 .app_data(body_limit.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(openapi.clone())
+                .app_data(destinations.clone())
                 .app_data(api::query_config())
                 .app_data(api::path_config())
                 .configure(|cfg| {

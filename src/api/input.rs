@@ -20,11 +20,14 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 
 use crate::broker::BrokerError;
 use crate::broker::command::{
-    Acks, ConsumerSpec, Extensions, NewQueue, Pull, QueueChange, Redrive, SettingsChange,
+    Acks, ConsumerSpec, Extensions, ListenerSettingsChange, ListenerSpec, NewQueue, Pull,
+    QueueChange, Redrive, SettingsChange,
 };
 use crate::broker::limits::{
-    DEDUP_ID_BYTES, DEDUP_WINDOW_SECONDS, DELAY_SECONDS, JSON_BODY_DEPTH, Limits, MAX_RETRIES,
-    PULL_BATCH_SIZE, REDRIVE_MESSAGES, RETENTION_SECONDS, VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
+    DEDUP_ID_BYTES, DEDUP_WINDOW_SECONDS, DELAY_SECONDS, JSON_BODY_DEPTH, LISTENER_BATCH_SIZE,
+    LISTENER_CONCURRENCY, LISTENER_NAME_BYTES, LISTENER_RETRY_DELAY, LISTENER_TIMEOUT_MS,
+    LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE, REDRIVE_MESSAGES,
+    RETENTION_SECONDS, VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
 };
 use crate::model::{ConsumerSettings, ConsumerType, ContentType, NewMessage, QueueId, QueueName};
 
@@ -271,6 +274,58 @@ pub struct AckInput {
     pub acks: Option<Vec<AckEntryInput>>,
     #[serde(default, deserialize_with = "object::list")]
     pub retries: Option<Vec<RetryEntryInput>>,
+}
+
+/// A listener's settings; those left out keep their value on PATCH and take their
+/// defaults otherwise.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ListenerSettingsInput {
+    /// Most messages per delivery request (default 10).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub batch_size: Option<f64>,
+    /// Failed attempts retried before a message is dead-lettered, or dropped without a
+    /// dead-letter queue (default 10).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100)]
+    pub max_retries: Option<f64>,
+    /// Seconds before the first retry; each next one waits twice as long (default 5).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 86400)]
+    pub retry_delay: Option<f64>,
+    /// The longest wait between retries, seconds (default 3 600).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 86400)]
+    pub retry_delay_max: Option<f64>,
+    /// How long one delivery request may take, ms (default 10 000).
+    #[schema(value_type = Option<i64>, minimum = 100, maximum = 120000)]
+    pub timeout_ms: Option<f64>,
+    /// Most delivery requests in flight at once (default 4).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 64)]
+    pub max_concurrency: Option<f64>,
+    /// A paused listener keeps receiving messages and delivers none (default false).
+    pub paused: Option<bool>,
+}
+
+/// A listener to create (`name` and `notify_url` required), or its new values.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ListenerInput {
+    /// 1–256 bytes, no control characters.
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: Option<String>,
+    /// Where deliveries are POSTed: an http or https URL (at most 2 048 bytes) whose host
+    /// is a public address unless the deployment allows private ones.
+    #[schema(max_length = 2048)]
+    pub notify_url: Option<String>,
+    /// Probed (GET) after a failed delivery; while it does not answer 2xx the listener is
+    /// down and deliveries wait without spending attempts. "" for none.
+    #[schema(max_length = 2048)]
+    pub liveness_url: Option<String>,
+    /// Name of a queue of the account (created when missing) that receives messages
+    /// whose last attempt failed, or "" for none (they are dropped and counted).
+    #[schema(pattern = "^[a-z0-9-]{0,63}$")]
+    pub dead_letter_queue: Option<String>,
+    #[serde(default, deserialize_with = "object::option")]
+    pub settings: Option<ListenerSettingsInput>,
+    /// PATCH or PUT: issue a new secret, shown in the answer. The old one stays valid for
+    /// 24 h (deliveries carry both signatures).
+    pub rotate_secret: Option<bool>,
 }
 
 // ---- checks: request bodies into commands ----------------------------------------------
@@ -698,6 +753,81 @@ pub fn consumer(input: &ConsumerInput) -> Result<ConsumerSpec, BrokerError> {
     Ok(ConsumerSpec {
         dead_letter_queue,
         settings,
+    })
+}
+
+/// A listener's name, URLs (their syntax; the caller checks where they lead), dead-letter
+/// queue and settings. `keep_unstated` for PATCH.
+pub fn listener(input: &ListenerInput, keep_unstated: bool) -> Result<ListenerSpec, BrokerError> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|name| {
+            let valid = (1..=LISTENER_NAME_BYTES).contains(&name.len())
+                && !name.chars().any(char::is_control);
+            valid.then(|| name.to_owned()).ok_or_else(|| {
+                BrokerError::schema(format!(
+                    "name must be 1 to {LISTENER_NAME_BYTES} bytes without control characters"
+                ))
+            })
+        })
+        .transpose()?;
+    let url = |value: Option<&str>, field: &str| -> Result<Option<String>, BrokerError> {
+        match value {
+            None => Ok(None),
+            Some(url) if url.len() > LISTENER_URL_BYTES => Err(BrokerError::schema(format!(
+                "{field} must be at most {LISTENER_URL_BYTES} bytes"
+            ))),
+            Some(url) => Ok(Some(url.to_owned())),
+        }
+    };
+    let notify_url = url(input.notify_url.as_deref(), "notify_url")?;
+    if notify_url.as_deref() == Some("") {
+        return Err(BrokerError::schema("notify_url must be an http or https URL"));
+    }
+    let liveness_url = url(input.liveness_url.as_deref(), "liveness_url")?
+        .map(|url| (!url.is_empty()).then_some(url));
+    let dead_letter_queue = match input.dead_letter_queue.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(name) => Some(Some(QueueName::parse(name).ok_or_else(|| {
+            BrokerError::schema("dead_letter_queue must be a queue name (a-z, 0-9 and -)")
+        })?)),
+    };
+    let mut settings = ListenerSettingsChange::default();
+    if let Some(input) = &input.settings {
+        let field = |v: Option<f64>, name: &str, range: &RangeInclusive<u64>| {
+            v.map(|v| whole(v, &format!("settings.{name}"), range))
+                .transpose()
+                .map_err(BrokerError::InvalidSchema)
+        };
+        let small = |v: Option<u64>| v.map(|n| n as u32);
+        settings = ListenerSettingsChange {
+            batch_size: small(field(input.batch_size, "batch_size", &LISTENER_BATCH_SIZE)?),
+            max_retries: small(field(input.max_retries, "max_retries", &MAX_RETRIES)?),
+            retry_delay: small(field(input.retry_delay, "retry_delay", &LISTENER_RETRY_DELAY)?),
+            retry_delay_max: small(field(
+                input.retry_delay_max,
+                "retry_delay_max",
+                &LISTENER_RETRY_DELAY,
+            )?),
+            timeout_ms: field(input.timeout_ms, "timeout_ms", &LISTENER_TIMEOUT_MS)?,
+            max_concurrency: small(field(
+                input.max_concurrency,
+                "max_concurrency",
+                &LISTENER_CONCURRENCY,
+            )?),
+            paused: input.paused,
+        };
+    }
+    Ok(ListenerSpec {
+        name,
+        notify_url,
+        liveness_url,
+        dead_letter_queue,
+        settings,
+        keep_unstated,
+        rotate_secret: input.rotate_secret.unwrap_or(false),
     })
 }
 

@@ -6,6 +6,7 @@ mod envelope;
 mod error;
 mod health;
 pub mod input;
+mod listeners;
 mod messages;
 mod metrics;
 pub mod middleware;
@@ -74,6 +75,21 @@ fn accounts(cfg: &mut web::ServiceConfig) {
                             .get(consumers::get)
                             .put(consumers::put)
                             .delete(consumers::delete),
+                    )
+                    .service(
+                        resource("/listeners")
+                            .post(listeners::create)
+                            .get(listeners::list),
+                    )
+                    .service(
+                        resource("/listeners/{listener_id}")
+                            .get(listeners::get)
+                            .put(listeners::put)
+                            .patch(listeners::patch)
+                            .delete(listeners::delete),
+                    )
+                    .service(
+                        resource("/listeners/{listener_id}/deliveries").get(listeners::deliveries),
                     ),
             ),
     );

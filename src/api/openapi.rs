@@ -19,7 +19,7 @@ use super::doc::{
 };
 use super::envelope::ErrorEnvelope;
 use super::input::MessageInput;
-use super::{consumers, health, messages, metrics, queues};
+use super::{consumers, health, listeners, messages, metrics, queues};
 
 /// The ways to present a token (SPEC §6). Each operation that needs one lists all three,
 /// with the scope it needs as the requirement's role.
@@ -282,6 +282,13 @@ impl Modify for ReferenceComponents {
         consumers::get,
         consumers::put,
         consumers::delete,
+        listeners::create,
+        listeners::list,
+        listeners::get,
+        listeners::put,
+        listeners::patch,
+        listeners::delete,
+        listeners::deliveries,
         messages::push,
         messages::push_batch,
         messages::list,
@@ -320,6 +327,7 @@ impl Modify for ReferenceComponents {
     tags(
         (name = "queues", description = "Queues: create, list, update, delete, purge, backlog."),
         (name = "consumers", description = "A queue's `http_pull` consumer (at most one)."),
+        (name = "listeners", description = "Push delivery: a queue's listeners receive every message pushed after their creation at their notify_url, signed (Standard Webhooks), with retries, dead letters and liveness checks."),
         (name = "messages", description = "Push, pull, ack, and the extensions: peek, extend, list, get and delete one message."),
         (name = "operations", description = "Health, readiness, Prometheus metrics and this document; no token needed."),
     ),

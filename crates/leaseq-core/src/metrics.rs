@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::model::{AccountId, QueueName, now_ms};
@@ -40,6 +40,29 @@ pub struct Metrics {
     http_duration: HistogramVec,
     script_duration: HistogramVec,
     redis_errors: IntCounter,
+    listener_deliveries: IntCounterVec,
+    listener_backlog: IntGaugeVec,
+    listener_duration: HistogramVec,
+}
+
+/// What became of a message in one delivery attempt to a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retried,
+    DeadLettered,
+    Dropped,
+}
+
+impl DeliveryOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retried => "retried",
+            DeliveryOutcome::DeadLettered => "dead_lettered",
+            DeliveryOutcome::Dropped => "dropped",
+        }
+    }
 }
 
 /// HTTP methods as labels; anything else is "other", so a client cannot add series.
@@ -87,16 +110,46 @@ impl Metrics {
             "leaseq_redis_errors_total",
             "Redis calls that failed or timed out",
         )?;
+        let listener_deliveries = IntCounterVec::new(
+            Opts::new(
+                "leaseq_listener_deliveries_total",
+                "Messages handled by delivery attempts to listeners, by outcome",
+            ),
+            &["account", "queue", "listener", "outcome"],
+        )?;
+        let listener_backlog = IntGaugeVec::new(
+            Opts::new(
+                "leaseq_listener_backlog_messages",
+                "Messages a listener's lane holds, as this process last saw it",
+            ),
+            &["account", "queue", "listener"],
+        )?;
+        let listener_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "leaseq_listener_delivery_duration_seconds",
+                "Duration of delivery requests to listeners",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["result"],
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(script_duration.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(listener_deliveries.clone()))?;
+        registry.register(Box::new(listener_backlog.clone()))?;
+        registry.register(Box::new(listener_duration.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             script_duration,
             redis_errors,
+            listener_deliveries,
+            listener_backlog,
+            listener_duration,
         })
     }
 
@@ -118,6 +171,34 @@ impl Metrics {
 
     pub fn redis_error(&self) {
         self.redis_errors.inc();
+    }
+
+    /// `count` messages of one attempt to a listener ended as `outcome`.
+    pub fn listener_messages(
+        &self,
+        lane: [&str; 3],
+        outcome: DeliveryOutcome,
+        count: u64,
+    ) {
+        if count > 0 {
+            let [account, queue, listener] = lane;
+            self.listener_deliveries
+                .with_label_values(&[account, queue, listener, outcome.label()])
+                .inc_by(count);
+        }
+    }
+
+    pub fn listener_backlog(&self, lane: [&str; 3], messages: u64) {
+        self.listener_backlog
+            .with_label_values(&lane)
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
+    }
+
+    /// One delivery request: `ok` when it was answered 2xx.
+    pub fn listener_request(&self, ok: bool, elapsed: Duration) {
+        self.listener_duration
+            .with_label_values(&[if ok { "2xx" } else { "failed" }])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The text exposition: process families, then per-queue families from `queues`.

@@ -108,6 +108,8 @@ async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Tes
         "lease-{}",
         uuid::Uuid::now_v7().simple()
     )));
+    // Test receivers listen on loopback.
+    settings.listeners.allow_private_destinations = true;
     adjust(&mut settings);
     let secrets = settings.secrets(false).expect("secrets");
     let keys = settings.token_keys(&secrets).expect("token keys");

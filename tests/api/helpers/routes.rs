@@ -17,7 +17,7 @@ use super::{ACCOUNT, Reply, TestApp};
 pub struct Route {
     pub method: Method,
     /// The path as `docs/openapi.json` writes it: `{account_id}`, `{queue_id}`,
-    /// `{consumer_id}` and `{message_id}` stand for ids. The `/accounts/…` routes are
+    /// `{consumer_id}`, `{message_id}` and `{listener_id}` stand for ids. The `/accounts/…` routes are
     /// served both at the root and under `/client/v4`.
     pub template: &'static str,
     /// The scope a token needs; `None` for the public routes, which need no token.
@@ -34,16 +34,21 @@ pub struct Ids<'a> {
     pub queue: &'a str,
     pub consumer: &'a str,
     pub message: &'a str,
+    pub listener: &'a str,
 }
 
+/// A well-formed listener id no listener has.
+const NO_LISTENER: &str = "00000000000000000000000000000000";
+
 impl<'a> Ids<'a> {
-    /// These ids in the test account.
+    /// These ids in the test account (and a listener id no listener has).
     pub fn new(queue: &'a str, consumer: &'a str, message: &'a str) -> Self {
         Self {
             account: ACCOUNT,
             queue,
             consumer,
             message,
+            listener: NO_LISTENER,
         }
     }
 }
@@ -66,6 +71,7 @@ impl Route {
             .replace("{queue_id}", ids.queue)
             .replace("{consumer_id}", ids.consumer)
             .replace("{message_id}", ids.message)
+            .replace("{listener_id}", ids.listener)
     }
 
     /// The path after `/accounts/{account_id}`, with `ids` in place: what
@@ -96,6 +102,9 @@ fn route(
         body,
     }
 }
+
+/// A listener's body: a destination nothing answers at (test apps allow loopback ones).
+const LISTENER: &str = r#"{"name":"l","notify_url":"http://127.0.0.1:9/hook"}"#;
 
 /// Every route the app mounts, in the order of `src/api/mod.rs`.
 pub fn every_route() -> Vec<Route> {
@@ -243,6 +252,48 @@ pub fn every_route() -> Vec<Route> {
             write,
             None,
         ),
+        route(
+            Method::POST,
+            "/accounts/{account_id}/queues/{queue_id}/listeners",
+            write,
+            Some(LISTENER),
+        ),
+        route(
+            Method::GET,
+            "/accounts/{account_id}/queues/{queue_id}/listeners",
+            read,
+            None,
+        ),
+        route(
+            Method::GET,
+            "/accounts/{account_id}/queues/{queue_id}/listeners/{listener_id}",
+            read,
+            None,
+        ),
+        route(
+            Method::PUT,
+            "/accounts/{account_id}/queues/{queue_id}/listeners/{listener_id}",
+            write,
+            Some(LISTENER),
+        ),
+        route(
+            Method::PATCH,
+            "/accounts/{account_id}/queues/{queue_id}/listeners/{listener_id}",
+            write,
+            Some("{}"),
+        ),
+        route(
+            Method::DELETE,
+            "/accounts/{account_id}/queues/{queue_id}/listeners/{listener_id}",
+            write,
+            None,
+        ),
+        route(
+            Method::GET,
+            "/accounts/{account_id}/queues/{queue_id}/listeners/{listener_id}/deliveries",
+            read,
+            None,
+        ),
         route(Method::GET, "/healthz", None, None),
         route(Method::GET, "/readyz", None, None),
         route(Method::GET, "/metrics", None, None),
@@ -267,6 +318,19 @@ impl TestApp {
                 .expect("consumer_id")
                 .to_owned();
         }
+        let mut listener = String::new();
+        if route.names("{listener_id}") {
+            let created = self
+                .post(
+                    &format!("/queues/{queue}/listeners"),
+                    serde_json::from_str(LISTENER).expect("JSON"),
+                )
+                .await;
+            listener = created.assert_ok()["listener_id"]
+                .as_str()
+                .expect("listener_id")
+                .to_owned();
+        }
         let mut message = String::new();
         if route.names("{message_id}") {
             let peeked = self
@@ -277,7 +341,10 @@ impl TestApp {
                 .expect("message id")
                 .to_owned();
         }
-        route.path(Ids::new(&queue, &consumer, &message))
+        route.path(Ids {
+            listener: &listener,
+            ..Ids::new(&queue, &consumer, &message)
+        })
     }
 
     /// `route` called at `url` with `token`, and its body when it reads one.

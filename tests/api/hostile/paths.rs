@@ -82,7 +82,7 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
         .collect();
     // Each route with the segment as each id it holds, and as the account under both
     // mounts.
-    let positions = ["{queue_id}", "{consumer_id}", "{message_id}"];
+    let positions = ["{queue_id}", "{consumer_id}", "{message_id}", "{listener_id}"];
     let per_segment: usize = routes
         .iter()
         .map(|r| 2 + positions.iter().filter(|id| r.names(id)).count())
@@ -97,6 +97,7 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
                 let (target, position) = match position {
                     "{queue_id}" => (v4(Ids { queue: s, ..ids }), "queue"),
                     "{consumer_id}" => (v4(Ids { consumer: s, ..ids }), "consumer"),
+                    "{listener_id}" => (v4(Ids { listener: s, ..ids }), "listener"),
                     _ => (v4(Ids { message: s, ..ids }), "message"),
                 };
                 cases.push((route, target, position));
@@ -110,6 +111,7 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
                 "queue" => (400, 10107),
                 "consumer" => (404, 10120),
                 "message" => (404, 10130),
+                "listener" => (404, 10140),
                 // Well-formed, but not an account the token grants.
                 _ if account_id_is_valid(segment) => (403, 9109),
                 _ => (400, 7003),
