@@ -26,8 +26,8 @@ use crate::broker::command::{
 use crate::broker::limits::{
     DEDUP_ID_BYTES, DEDUP_WINDOW_SECONDS, DELAY_SECONDS, JSON_BODY_DEPTH, LISTENER_BATCH_SIZE,
     LISTENER_CONCURRENCY, LISTENER_NAME_BYTES, LISTENER_RETRY_DELAY, LISTENER_TIMEOUT_MS,
-    LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE, REDRIVE_MESSAGES,
-    RETENTION_SECONDS, VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
+    LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE, REDRIVE_MESSAGES, RETENTION_SECONDS,
+    VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
 };
 use crate::model::{ConsumerSettings, ConsumerType, ContentType, NewMessage, QueueId, QueueName};
 
@@ -783,7 +783,9 @@ pub fn listener(input: &ListenerInput, keep_unstated: bool) -> Result<ListenerSp
     };
     let notify_url = url(input.notify_url.as_deref(), "notify_url")?;
     if notify_url.as_deref() == Some("") {
-        return Err(BrokerError::schema("notify_url must be an http or https URL"));
+        return Err(BrokerError::schema(
+            "notify_url must be an http or https URL",
+        ));
     }
     let liveness_url = url(input.liveness_url.as_deref(), "liveness_url")?
         .map(|url| (!url.is_empty()).then_some(url));
@@ -805,7 +807,11 @@ pub fn listener(input: &ListenerInput, keep_unstated: bool) -> Result<ListenerSp
         settings = ListenerSettingsChange {
             batch_size: small(field(input.batch_size, "batch_size", &LISTENER_BATCH_SIZE)?),
             max_retries: small(field(input.max_retries, "max_retries", &MAX_RETRIES)?),
-            retry_delay: small(field(input.retry_delay, "retry_delay", &LISTENER_RETRY_DELAY)?),
+            retry_delay: small(field(
+                input.retry_delay,
+                "retry_delay",
+                &LISTENER_RETRY_DELAY,
+            )?),
             retry_delay_max: small(field(
                 input.retry_delay_max,
                 "retry_delay_max",

@@ -10,8 +10,8 @@ use super::envelope::{Envelope, JsonBody, Null, Page, ResultInfo, ok, ok_empty, 
 use super::input::{self, ListenerInput};
 use super::principal::OnQueue;
 use crate::auth::{QueuesRead, QueuesWrite};
-use crate::broker::listeners::DeliveryRecord;
 use crate::broker::command::ListenerSpec;
+use crate::broker::listeners::DeliveryRecord;
 use crate::broker::{Broker, BrokerError};
 use crate::delivery::guard::Destinations;
 use crate::model::{Listener, ListenerHealth, ListenerId, ListenerSettings, rfc3339_ms};
@@ -121,7 +121,10 @@ async fn checked(
     let spec = input::listener(input, keep_unstated)?;
     let urls = [
         ("notify_url", spec.notify_url.as_deref()),
-        ("liveness_url", spec.liveness_url.as_ref().and_then(|u| u.as_deref())),
+        (
+            "liveness_url",
+            spec.liveness_url.as_ref().and_then(|u| u.as_deref()),
+        ),
     ];
     for (field, url) in urls {
         if let Some(url) = url {

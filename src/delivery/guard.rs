@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// The destination rules of this deployment.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +192,12 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("an address");
             assert!(is_private(ip), "{ip} was allowed");
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111", "64:ff9b::101:101"] {
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+        ] {
             let ip: IpAddr = ip.parse().expect("an address");
             assert!(!is_private(ip), "{ip} was refused");
         }

@@ -190,10 +190,8 @@ impl Deliverer {
             return Ok(None);
         };
         let labels = lane_labels(lane);
-        self.metrics.listener_backlog(
-            [&labels[0], &labels[1], &labels[2]],
-            listener.backlog,
-        );
+        self.metrics
+            .listener_backlog([&labels[0], &labels[1], &labels[2]], listener.backlog);
         let now = self.broker.now_ms();
         if listener.settings.paused {
             return Ok(Some(now + IDLE_LOOK_MS));
@@ -249,7 +247,11 @@ impl Deliverer {
             return Ok(Some(next_probe_ms));
         }
         let idle = self.broker.now_ms() + IDLE_LOOK_MS;
-        Ok(Some(if next_due == 0 { idle } else { next_due.min(idle) }))
+        Ok(Some(if next_due == 0 {
+            idle
+        } else {
+            next_due.min(idle)
+        }))
     }
 
     /// One signed request with `messages`, its outcome settled with the broker.
@@ -393,7 +395,9 @@ impl Deliverer {
 
 /// How one attempt ended, for the lane's loop.
 enum Attempted {
-    Settled { next_due_ms: u64 },
+    Settled {
+        next_due_ms: u64,
+    },
     /// The listener's liveness probe failed: it is down.
     Down,
     /// The listener (or its queue) is gone.

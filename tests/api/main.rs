@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 mod leases;
 mod lifecycle;
+mod listeners;
 mod messages;
 mod model_based;
 mod observability;

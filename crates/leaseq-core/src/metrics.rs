@@ -174,12 +174,7 @@ impl Metrics {
     }
 
     /// `count` messages of one attempt to a listener ended as `outcome`.
-    pub fn listener_messages(
-        &self,
-        lane: [&str; 3],
-        outcome: DeliveryOutcome,
-        count: u64,
-    ) {
+    pub fn listener_messages(&self, lane: [&str; 3], outcome: DeliveryOutcome, count: u64) {
         if count > 0 {
             let [account, queue, listener] = lane;
             self.listener_deliveries

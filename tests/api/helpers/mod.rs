@@ -3,6 +3,7 @@
 //! one list of every route, for the tests that walk them all.
 
 pub mod raw;
+pub mod receiver;
 pub mod routes;
 
 pub use routes::{Ids, Route, every_route};
@@ -178,6 +179,10 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.request(Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.request(Method::DELETE, path, None).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {

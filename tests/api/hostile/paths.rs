@@ -82,7 +82,12 @@ async fn hostile_path_segments_are_envelopes_in_every_id_position_and_reach_no_r
         .collect();
     // Each route with the segment as each id it holds, and as the account under both
     // mounts.
-    let positions = ["{queue_id}", "{consumer_id}", "{message_id}", "{listener_id}"];
+    let positions = [
+        "{queue_id}",
+        "{consumer_id}",
+        "{message_id}",
+        "{listener_id}",
+    ];
     let per_segment: usize = routes
         .iter()
         .map(|r| 2 + positions.iter().filter(|id| r.names(id)).count())
