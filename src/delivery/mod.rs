@@ -24,7 +24,7 @@ use crate::store::LaneRef;
 use guard::Destinations;
 
 /// A claimed lane is another worker's again after this long if this process dies.
-const LANE_HOLD_MS: u64 = 30_000;
+const LANE_HOLD_MS: u64 = 10_000;
 /// An idle or paused lane is looked at again this often (a push makes it due at once).
 const IDLE_LOOK_MS: u64 = 30_000;
 /// How often an idle worker looks at the schedule for lanes made due by other processes.

@@ -18,5 +18,6 @@
 mod broker_kills;
 mod harness;
 mod ledger;
+mod listener_kills;
 mod processes;
 mod redis_restarts;
