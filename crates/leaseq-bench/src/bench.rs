@@ -34,6 +34,9 @@ pub enum Scenario {
     Scrape,
     /// Everything `make bench` records in docs/benchmarks.md.
     Standard,
+    /// Push delivery to a local receiver: throughput at batch 100 and 1, and
+    /// push-to-delivery latency at 1 000 msg/s (printed, not written).
+    Listeners,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,7 +194,10 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         .await
         .map_err(|e| format!("redis at {}: {e}", settings.redis.url.endpoint()))?;
     let needs_http = args.target != TargetKind::RawRedis
-        || matches!(args.scenario, Scenario::Backlog | Scenario::Standard);
+        || matches!(
+            args.scenario,
+            Scenario::Backlog | Scenario::Standard | Scenario::Listeners
+        );
     let http = if !needs_http {
         None
     } else if let Some(url) = &args.url {
@@ -228,6 +234,17 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         ..Results::default()
     };
     match args.scenario {
+        Scenario::Listeners => {
+            let (url, token) = bench.http.clone().ok_or("no broker")?;
+            let results =
+                crate::listeners::run(&bench.client, &url, &token, &args.account, args.runs)
+                    .await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
+            );
+            return Ok(());
+        }
         Scenario::Throughput => {
             let w = bench.workload(args.batch, args.messages);
             results.throughput = bench.throughput(w).await?;
@@ -281,6 +298,8 @@ fn start_broker(settings: &Settings, account: &AccountId) -> Result<(String, Str
     settings.server.bind = "127.0.0.1:0".into();
     // Every scrape of the scrape scenario reads Redis.
     settings.metrics.cache_ms = 0;
+    // The listeners scenario's receiver is on loopback.
+    settings.listeners.allow_private_destinations = true;
     // The retention sweep is background work, not part of any request: keep its script
     // calls out of the per-request counts (its queues are all young here anyway).
     settings.retention.sweep_interval_ms = 3_600_000;

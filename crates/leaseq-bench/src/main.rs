@@ -5,6 +5,7 @@
 //! the ratio says how much of the design's ceiling the broker delivers on this machine.
 
 mod bench;
+mod listeners;
 mod redis_info;
 mod report;
 mod target;
