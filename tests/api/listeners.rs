@@ -544,6 +544,37 @@ async fn private_destinations_are_refused_unless_allowed() {
 }
 
 #[tokio::test]
+async fn redirects_are_not_followed() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("redirected").await;
+    let elsewhere = Receiver::start().await;
+    let target = elsewhere.url.clone();
+    let redirecting = Receiver::scripted(move |_, _| Answer::Redirect(target.clone())).await;
+    let id = create_listener(
+        &app,
+        &queue,
+        json!({"name": "r", "notify_url": redirecting.url, "settings": {"retry_delay": 3600}}),
+    )
+    .await["listener_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.push(&queue, json!({"body": "x"})).await.assert_ok();
+    redirecting.wait_for(WAIT, |r| r.len() == 1).await;
+    let log_path = format!("/queues/{queue}/listeners/{id}/deliveries");
+    let entry = crate::helpers::eventually(WAIT, || async {
+        app.get(&log_path).await.assert_ok().get(0).cloned()
+    })
+    .await;
+    assert_eq!(entry["status"], 307);
+    assert_eq!(entry["error"], "answered 307");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+#[tokio::test]
 async fn listeners_are_validated_updated_rotated_and_paused() {
     let app = spawn_app().await;
     let queue = app.create_queue("crud").await;

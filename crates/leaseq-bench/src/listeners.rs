@@ -46,7 +46,11 @@ async fn receiver(base: Instant) -> Result<(String, Arc<Seen>), String> {
     Ok((url, seen))
 }
 
-async fn serve(mut stream: tokio::net::TcpStream, seen: Arc<Seen>, base: Instant) -> std::io::Result<()> {
+async fn serve(
+    mut stream: tokio::net::TcpStream,
+    seen: Arc<Seen>,
+    base: Instant,
+) -> std::io::Result<()> {
     let mut buffer = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -78,7 +82,8 @@ async fn serve(mut stream: tokio::net::TcpStream, seen: Arc<Seen>, base: Instant
         if let Ok(delivery) = serde_json::from_slice::<Value>(&buffer[head_end..head_end + length])
             && let Some(messages) = delivery["messages"].as_array()
         {
-            seen.messages.fetch_add(messages.len() as u64, Ordering::Relaxed);
+            seen.messages
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
             let mut latency = seen.latency.lock().unwrap_or_else(|e| e.into_inner());
             for message in messages {
                 if let Some(sent) = message["body"].as_str().and_then(|b| b.parse::<u64>().ok()) {
@@ -125,7 +130,12 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, String> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, String> {
         let response = self
             .client
             .request(method, format!("{}{path}", self.accounts))
@@ -149,7 +159,11 @@ impl Api<'_> {
         settings: Value,
     ) -> Result<(String, String), String> {
         let queue = self
-            .call(reqwest::Method::POST, "/queues", json!({"queue_name": name}))
+            .call(
+                reqwest::Method::POST,
+                "/queues",
+                json!({"queue_name": name}),
+            )
             .await?;
         let queue = queue["queue_id"].as_str().ok_or("queue_id")?.to_owned();
         let listener = self
@@ -159,7 +173,10 @@ impl Api<'_> {
                 json!({"name": "bench", "notify_url": hook, "settings": settings}),
             )
             .await?;
-        let listener = listener["listener_id"].as_str().ok_or("listener_id")?.to_owned();
+        let listener = listener["listener_id"]
+            .as_str()
+            .ok_or("listener_id")?
+            .to_owned();
         Ok((queue, listener))
     }
 }
@@ -189,7 +206,10 @@ pub async fn run(
         let max_concurrency = 8;
         let mut rates = Vec::new();
         for run in 0..runs {
-            let name = format!("lst-{batch_size}-{run}-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+            let name = format!(
+                "lst-{batch_size}-{run}-{}",
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            );
             let (queue, listener) = api
                 .queue_with_listener(
                     &name,
@@ -225,8 +245,12 @@ pub async fn run(
             let rate = messages as f64 / started.elapsed().as_secs_f64();
             eprintln!("listeners: batch {batch_size}, run {run}: {rate:.0} msg/s");
             rates.push(rate);
-            api.call(reqwest::Method::DELETE, &format!("/queues/{queue}"), json!({}))
-                .await?;
+            api.call(
+                reqwest::Method::DELETE,
+                &format!("/queues/{queue}"),
+                json!({}),
+            )
+            .await?;
         }
         throughput.push(DeliveryThroughput {
             batch_size,
@@ -239,9 +263,15 @@ pub async fn run(
 
     // Latency at a steady 1 000 messages a second, single-message pushes from 4 tasks.
     let (rate, seconds) = (1_000u64, 10u64);
-    let name = format!("lst-latency-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+    let name = format!(
+        "lst-latency-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    );
     let (queue, _) = api.queue_with_listener(&name, &hook, json!({})).await?;
-    seen.latency.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    seen.latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     let per_task = rate / 4;
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -273,7 +303,11 @@ pub async fn run(
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let samples = seen.latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let samples = seen
+        .latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     for us in &samples {
         histogram.saturating_record(*us);

@@ -38,6 +38,8 @@ pub enum Answer {
     Json(u16, Value),
     /// Answer 200 after this long.
     After(Duration),
+    /// 307 to this URL.
+    Redirect(String),
 }
 
 type Script = Arc<dyn Fn(usize, &Value) -> Answer + Send + Sync>;
@@ -143,6 +145,9 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
             HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("a status"))
                 .json(body)
         }
+        Answer::Redirect(to) => HttpResponse::TemporaryRedirect()
+            .insert_header(("location", to))
+            .finish(),
         Answer::After(wait) => {
             tokio::time::sleep(wait).await;
             HttpResponse::Ok().finish()
