@@ -29,7 +29,9 @@ use crate::broker::limits::{
     LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE, REDRIVE_MESSAGES, RETENTION_SECONDS,
     VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
 };
-use crate::model::{ConsumerSettings, ConsumerType, ContentType, NewMessage, QueueId, QueueName};
+use crate::model::{
+    ConsumerSettings, ConsumerType, ContentType, Jurisdiction, NewMessage, QueueId, QueueName,
+};
 
 /// Nested request objects must be JSON objects. serde's derive also reads a struct from
 /// an array of all its fields in order (`"acks": [["<lease>"]]`), which no client means:
@@ -117,6 +119,10 @@ pub struct QueueInput {
     pub queue_name: Option<String>,
     #[serde(default, deserialize_with = "object::option")]
     pub settings: Option<QueueSettingsInput>,
+    /// Set at creation (one of the deployment's `limits.jurisdictions`); on an update it
+    /// may only repeat the queue's own.
+    #[schema(value_type = Option<Jurisdiction>)]
+    pub jurisdiction: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -253,6 +259,22 @@ pub struct ExtendInput {
     #[serde(default, deserialize_with = "object::list")]
     #[schema(max_items = 1000)]
     pub leases: Option<Vec<ExtendEntryInput>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefInput {
+    /// A `ref` from a peek of this queue.
+    #[serde(rename = "ref")]
+    #[schema(value_type = String, required = true)]
+    pub reference: Option<String>,
+}
+
+/// `POST …/messages/purge`: peeked messages to delete, at most 1 000.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PurgeInput {
+    #[serde(default, deserialize_with = "object::list")]
+    #[schema(max_items = 1000)]
+    pub refs: Option<Vec<RefInput>>,
 }
 
 /// Extension: `POST …/redrive` on a dead-letter queue.
@@ -610,7 +632,26 @@ pub fn new_queue(limits: &Limits, input: &QueueInput) -> Result<NewQueue, Broker
     Ok(NewQueue {
         name: queue_name(input.queue_name.as_deref())?,
         settings: settings_change(input.settings.as_ref(), limits)?,
+        jurisdiction: jurisdiction(limits, input.jurisdiction.as_deref())?,
     })
+}
+
+fn jurisdiction(limits: &Limits, raw: Option<&str>) -> Result<Option<Jurisdiction>, BrokerError> {
+    let Some(raw) = raw else { return Ok(None) };
+    Jurisdiction::parse(raw)
+        .filter(|j| {
+            limits
+                .jurisdictions
+                .iter()
+                .any(|allowed| allowed == j.as_str())
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            BrokerError::schema(format!(
+                "jurisdiction must be one of {}",
+                limits.jurisdictions.join(", ")
+            ))
+        })
 }
 
 /// A change of name and settings; `keep_unstated` for PATCH, not for PUT.
@@ -627,6 +668,7 @@ pub fn queue_change(
             .transpose()?,
         settings: settings_change(input.settings.as_ref(), limits)?,
         keep_unstated,
+        jurisdiction: jurisdiction(limits, input.jurisdiction.as_deref())?,
     })
 }
 
@@ -835,6 +877,24 @@ pub fn listener(input: &ListenerInput, keep_unstated: bool) -> Result<ListenerSp
         keep_unstated,
         rotate_secret: input.rotate_secret.unwrap_or(false),
     })
+}
+
+/// The refs of a purge.
+pub fn refs(limits: &Limits, input: PurgeInput) -> Result<Vec<String>, BrokerError> {
+    let refs = input.refs.unwrap_or_default();
+    if refs.len() > limits.ack_entries {
+        return Err(BrokerError::schema(format!(
+            "at most {} refs per request",
+            limits.ack_entries
+        )));
+    }
+    refs.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.reference
+                .ok_or_else(|| BrokerError::schema(format!("refs[{i}].ref is required")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

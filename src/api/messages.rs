@@ -9,7 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::doc::{AccountPath, BadRequest, Conflict, NotFound, PayloadTooLarge, QueuePath};
 use super::envelope::{Envelope, JsonBody, Null, Page, ok, ok_list};
-use super::input::{self, AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput};
+use super::input::{
+    self, AckInput, BatchInput, ExtendInput, MessageInput, PeekInput, PullInput, PurgeInput,
+};
 use super::principal::OnQueue;
 use crate::auth::{MessagesPull, MessagesPush, QueuesWrite};
 use crate::broker::{Broker, BrokerError};
@@ -54,6 +56,10 @@ pub struct MessageOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     lease_id: Option<&'a str>,
+    /// Only on peeked messages: an opaque reference `POST …/messages/purge` takes.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    reference: Option<&'a str>,
     /// When the message was first pushed, Unix ms.
     timestamp_ms: u64,
     metadata: MessageMetadata,
@@ -66,6 +72,7 @@ impl<'a> MessageOut<'a> {
             body: &message.body,
             attempts: message.attempts,
             lease_id,
+            reference: None,
             timestamp_ms: message.timestamp_ms,
             metadata: MessageMetadata {
                 content_type: message.content_type,
@@ -75,7 +82,8 @@ impl<'a> MessageOut<'a> {
     }
 }
 
-/// Messages with the queue's backlog (pull and peek; peeked messages have no `lease_id`).
+/// Messages with the queue's backlog (pull and peek; peeked messages have a `ref` and no
+/// `lease_id`).
 #[derive(Serialize, ToSchema)]
 #[schema(as = PullResult)]
 pub struct PullResult<'a> {
@@ -210,7 +218,10 @@ pub async fn peek(
         messages: peeked
             .messages
             .iter()
-            .map(|m| MessageOut::new(m, None))
+            .map(|(m, reference)| MessageOut {
+                reference: Some(reference),
+                ..MessageOut::new(m, None)
+            })
             .collect(),
         metadata: MetricsMetadata {
             metrics: peeked.backlog,
@@ -240,6 +251,44 @@ pub async fn ack(
         ack_count: outcome.ack_count,
         retry_count: outcome.retry_count,
         warnings: outcome.warnings,
+    }))
+}
+
+/// What a purge by refs did (Cloudflare's shape, and a count).
+#[derive(Serialize, ToSchema)]
+pub struct PurgeResult {
+    /// Errors while purging: always empty (a ref that deletes nothing is a warning).
+    errors: Vec<super::envelope::ResponseInfo>,
+    /// Why a ref deleted nothing, by ref (forged, of another queue, already gone).
+    warnings: BTreeMap<String, String>,
+    /// Extension: messages deleted.
+    #[serde(rename = "purgeCount")]
+    purge_count: usize,
+}
+
+/// Deletes peeked messages by their `ref`, whatever their state now: they are not
+/// delivered, and count as neither acked nor retried.
+#[utoipa::path(
+    post,
+    path = "/accounts/{account_id}/queues/{queue_id}/messages/purge",
+    operation_id = "purge_messages",
+    tag = "messages",
+    security(("bearer" = ["queues:write"]), ("x_auth_key" = ["queues:write"]), ("x_api_key" = ["queues:write"])),
+    params(AccountPath, QueuePath),
+    request_body(content = Option<PurgeInput>, description = "May be empty."),
+    responses((status = 200, description = "What was deleted; refs that deleted nothing are in `warnings`.", body = Envelope<PurgeResult>)),
+)]
+pub async fn purge(
+    broker: web::Data<Broker>,
+    who: OnQueue<QueuesWrite>,
+    JsonBody(input): JsonBody<PurgeInput>,
+) -> Result<HttpResponse, ApiError> {
+    let refs = input::refs(broker.limits(), input)?;
+    let outcome = broker.purge_messages(&who.access, who.queue, refs).await?;
+    Ok(ok(PurgeResult {
+        errors: Vec::new(),
+        warnings: outcome.warnings,
+        purge_count: outcome.purge_count,
     }))
 }
 

@@ -5,6 +5,7 @@ mod doc;
 mod envelope;
 mod error;
 mod health;
+mod identity;
 pub mod input;
 mod listeners;
 mod messages;
@@ -52,6 +53,7 @@ fn accounts(cfg: &mut web::ServiceConfig) {
                     .service(resource("/messages/ack").post(messages::ack))
                     .service(resource("/messages/peek").post(messages::peek))
                     .service(resource("/messages/extend").post(messages::extend))
+                    .service(resource("/messages/purge").post(messages::purge))
                     // After the fixed /messages/… paths, so those keep their own methods.
                     .service(
                         resource("/messages/{message_id}")
@@ -95,6 +97,13 @@ fn accounts(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// What Cloudflare clients ask about their token, served beside the account routes.
+fn identity(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/accounts").get(identity::list_accounts))
+        .service(resource("/memberships").get(identity::list_memberships))
+        .service(resource("/user/tokens/verify").get(identity::verify_token));
+}
+
 async fn no_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute)
 }
@@ -105,8 +114,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
-        .service(web::scope("/client/v4").configure(accounts))
+        .service(
+            web::scope("/client/v4")
+                .configure(accounts)
+                .configure(identity),
+        )
         .configure(accounts)
+        .configure(identity)
         .default_service(web::to(no_route));
 }
 

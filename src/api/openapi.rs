@@ -19,7 +19,7 @@ use super::doc::{
 };
 use super::envelope::ErrorEnvelope;
 use super::input::MessageInput;
-use super::{consumers, health, listeners, messages, metrics, queues};
+use super::{consumers, health, identity, listeners, messages, metrics, queues};
 
 /// The ways to present a token (SPEC §6). Each operation that needs one lists all three,
 /// with the scope it needs as the requirement's role.
@@ -90,12 +90,16 @@ impl SharedErrors {
 
     fn operation(path: &str, operation: &mut Operation) {
         let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        // The identity routes need a token but name no account, and read no Redis.
+        let on_account = secured && path.contains("{account_id}");
         let has_body = operation.request_body.is_some();
         if path.contains("{account_id}") || path.contains("{queue_id}") || has_body {
             Self::add(operation, 400, BadRequest::response());
         }
         if secured {
             Self::add(operation, 401, Unauthorized::response());
+        }
+        if on_account {
             Self::add(operation, 403, Forbidden::response());
         }
         if path.contains("{queue_id}") {
@@ -105,7 +109,7 @@ impl SharedErrors {
             Self::add(operation, 408, RequestTimeout::response());
             Self::add(operation, 413, PayloadTooLarge::response());
         }
-        if secured {
+        if on_account {
             Self::add(operation, 429, TooManyRequests::response());
             Self::add(operation, 503, Unavailable::response());
         }
@@ -296,8 +300,12 @@ impl Modify for ReferenceComponents {
         messages::ack,
         messages::peek,
         messages::extend,
+        messages::purge,
         messages::get,
         messages::delete,
+        identity::list_accounts,
+        identity::list_memberships,
+        identity::verify_token,
         health::healthz,
         health::readyz,
         metrics::metrics,
@@ -329,6 +337,7 @@ impl Modify for ReferenceComponents {
         (name = "consumers", description = "A queue's `http_pull` consumer (at most one)."),
         (name = "listeners", description = "Push delivery: a queue's listeners receive every message pushed after their creation at their notify_url, signed (Standard Webhooks), with retries, dead letters and liveness checks."),
         (name = "messages", description = "Push, pull, ack, and the extensions: peek, extend, list, get and delete one message."),
+        (name = "identity", description = "What Cloudflare clients ask about their token: its accounts, memberships and status. Any valid token."),
         (name = "operations", description = "Health, readiness, Prometheus metrics and this document; no token needed."),
     ),
 )]
@@ -517,6 +526,13 @@ mod tests {
                         "{method} {path}"
                     );
                     for status in ["200", "400", "401", "403", "429", "503"] {
+                        assert!(statuses.contains(&status), "{method} {path}: {status}");
+                    }
+                } else if ["/accounts", "/memberships", "/user/tokens/verify"]
+                    .contains(&path.as_str())
+                {
+                    assert!(operation["security"].is_array(), "{method} {path}");
+                    for status in ["200", "401"] {
                         assert!(statuses.contains(&status), "{method} {path}: {status}");
                     }
                 } else {

@@ -12,7 +12,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::ApiError;
 use super::rate_limit::RateLimiter;
-use crate::auth::{RequiredScope, Scope, TokenKeys};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Claims, RequiredScope, Scope, TokenKeys};
 use crate::broker::{Broker, BrokerError};
 use crate::model::{Access, AccountId, QueueId, QueueName};
 
@@ -49,8 +51,24 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The caller's access, once its token holds `scope` on the path's account.
-fn authorize(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
+/// The caller's verified token: its claims, and an id for it (a digest, so the token
+/// itself is never shown back or logged).
+pub struct Token {
+    pub claims: Claims,
+    pub id: String,
+}
+
+impl FromRequest for Token {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(verified(req))
+    }
+}
+
+/// The request's one token, verified.
+fn verified(req: &HttpRequest) -> Result<Token, ApiError> {
     let keys = req
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
@@ -83,6 +101,14 @@ fn authorize(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
     let claims = keys
         .verify(token)
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    let digest = Sha256::digest(token.as_bytes());
+    let id = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Token { claims, id })
+}
+
+/// The caller's access, once its token holds `scope` on the path's account.
+fn authorize(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
+    let Token { claims, .. } = verified(req)?;
     let raw_account = req.match_info().get("account_id").unwrap_or_default();
     let account = AccountId::parse(raw_account).ok_or(ApiError::InvalidAccountId)?;
     if !claims.allows_account(account.as_str()) {

@@ -14,7 +14,7 @@ use super::input::{self, QueueInput, RedriveInput};
 use super::principal::{OnQueue, Principal};
 use crate::auth::{QueuesRead, QueuesWrite};
 use crate::broker::Broker;
-use crate::model::{BacklogMetrics, Queue, QueueId, QueueSettings, rfc3339_ms};
+use crate::model::{BacklogMetrics, Jurisdiction, Queue, QueueId, QueueSettings, rfc3339_ms};
 
 /// A queue as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -37,6 +37,9 @@ pub struct QueueView {
     producers: Vec<serde_json::Value>,
     /// Always 0.
     producers_total_count: usize,
+    /// Where the queue's data is meant to live, when it was created with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jurisdiction: Option<Jurisdiction>,
 }
 
 impl QueueView {
@@ -56,6 +59,7 @@ impl QueueView {
             consumers,
             producers: Vec::new(),
             producers_total_count: 0,
+            jurisdiction: queue.jurisdiction,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0, real Redis, a fresh key prefix each.
 
 mod auth;
+mod cloudflare;
 mod consumers;
 mod errors;
 mod helpers;

@@ -367,6 +367,7 @@ impl Bench {
             let new = NewQueue {
                 name: QueueName::parse(&name).ok_or("bad queue name")?,
                 settings: Default::default(),
+                jurisdiction: None,
             };
             let queue = self
                 .broker
@@ -540,6 +541,7 @@ impl Bench {
                         ))
                         .ok_or("bad name")?,
                         settings: Default::default(),
+                        jurisdiction: None,
                     };
                     let queue = broker
                         .create_queue(&access, &new)

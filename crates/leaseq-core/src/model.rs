@@ -349,6 +349,34 @@ pub struct Consumer {
     pub settings: ConsumerSettings,
 }
 
+/// Where a queue's data is meant to live (Cloudflare's `jurisdiction`). leaseq has one
+/// location per deployment: the value is a label, set at creation and never changed,
+/// that an operator can rely on (`limits.jurisdictions` lists those a deployment takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Jurisdiction {
+    Eu,
+    Us,
+    Fedramp,
+}
+
+impl Jurisdiction {
+    pub const ALL: [Jurisdiction; 3] = [Jurisdiction::Eu, Jurisdiction::Us, Jurisdiction::Fedramp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Jurisdiction::Eu => "eu",
+            Jurisdiction::Us => "us",
+            Jurisdiction::Fedramp => "fedramp",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|j| j.as_str() == raw)
+    }
+}
+
 /// A queue as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
@@ -361,6 +389,8 @@ pub struct Queue {
     pub consumer: Option<Consumer>,
     /// When the last purge ran, if one did.
     pub purged_ms: Option<u64>,
+    /// Set at creation, never changed.
+    pub jurisdiction: Option<Jurisdiction>,
 }
 
 /// Exact backlog figures of one queue: every unacked message, ready, delayed or leased.

@@ -187,6 +187,12 @@ pub fn every_route() -> Vec<Route> {
             Some(r#"{"leases":[]}"#),
         ),
         route(
+            Method::POST,
+            "/accounts/{account_id}/queues/{queue_id}/messages/purge",
+            write,
+            Some(r#"{"refs":[]}"#),
+        ),
+        route(
             Method::GET,
             "/accounts/{account_id}/queues/{queue_id}/messages/{message_id}",
             pull,
@@ -294,6 +300,10 @@ pub fn every_route() -> Vec<Route> {
             read,
             None,
         ),
+        // Any valid token: no scope.
+        route(Method::GET, "/accounts", None, None),
+        route(Method::GET, "/memberships", None, None),
+        route(Method::GET, "/user/tokens/verify", None, None),
         route(Method::GET, "/healthz", None, None),
         route(Method::GET, "/readyz", None, None),
         route(Method::GET, "/metrics", None, None),

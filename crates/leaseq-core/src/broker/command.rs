@@ -2,7 +2,9 @@
 //! parses and checks a request against [`super::limits`] and hands over one of these.
 //! `None` always means "not stated": the queue's or consumer's setting, else the default.
 
-use crate::model::{ConsumerSettings, ListenerSettings, QueueId, QueueName, QueueSettings};
+use crate::model::{
+    ConsumerSettings, Jurisdiction, ListenerSettings, QueueId, QueueName, QueueSettings,
+};
 
 /// Queue settings as a request states them; each `None` keeps the base it is applied
 /// to (the defaults on create and replace, the current settings on update).
@@ -40,6 +42,7 @@ impl SettingsChange {
 pub struct NewQueue {
     pub name: QueueName,
     pub settings: SettingsChange,
+    pub jurisdiction: Option<Jurisdiction>,
 }
 
 /// A change to a queue: its name (`None`: kept) and settings.
@@ -49,6 +52,8 @@ pub struct QueueChange {
     pub settings: SettingsChange,
     /// Replace (`false`: unstated settings return to their defaults) or update.
     pub keep_unstated: bool,
+    /// A jurisdiction stated: it must be the queue's own (it never changes).
+    pub jurisdiction: Option<Jurisdiction>,
 }
 
 /// A consumer as written: its dead-letter queue and every setting.

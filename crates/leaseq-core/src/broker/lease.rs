@@ -87,6 +87,51 @@ impl LeaseSigner {
     }
 }
 
+/// A peek's `ref`: `r ‖ hex(message_id) ‖ hex(mac, 32)`, the MAC over the account, queue
+/// and message under its own label, so a ref is never a lease id, nor the reverse.
+const REF_LEN: usize = 1 + ID_HEX + MAC_BYTES * 2;
+
+impl LeaseSigner {
+    fn ref_mac(&self, account: &AccountId, queue: QueueId, message: MessageId) -> HmacSha256 {
+        let mut mac = self.key.clone();
+        mac.update(b"leaseq/ref/v1\0");
+        mac.update(account.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(queue.as_bytes());
+        mac.update(message.as_bytes());
+        mac
+    }
+
+    /// The ref a peek shows for `message`: what `POST …/messages/purge` takes.
+    pub fn sign_ref(&self, account: &AccountId, queue: QueueId, message: MessageId) -> String {
+        let tag = self
+            .ref_mac(account, queue, message)
+            .finalize()
+            .into_bytes();
+        let mut out = String::with_capacity(REF_LEN);
+        out.push('r');
+        out.push_str(&message.to_string());
+        for byte in &tag[..MAC_BYTES] {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+
+    /// The message a ref names; `None` for anything this server did not issue for this
+    /// account and queue.
+    pub fn verify_ref(&self, account: &AccountId, queue: QueueId, r: &str) -> Option<MessageId> {
+        if r.len() != REF_LEN || !r.is_ascii() || !r.starts_with('r') {
+            return None;
+        }
+        let message = MessageId::parse(&r[1..=ID_HEX])?;
+        let tag = decode_hex(&r[1 + ID_HEX..])?;
+        self.ref_mac(account, queue, message)
+            .verify_truncated_left(&tag)
+            .ok()
+            .map(|()| message)
+    }
+}
+
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -116,6 +161,40 @@ mod tests {
             generation: 42,
         };
         (signer, account, queue, lease)
+    }
+
+    #[test]
+    fn refs_name_their_message_and_are_not_leases() {
+        let signer = LeaseSigner::new(b"secret");
+        let account = AccountId::parse("acct").expect("valid");
+        let queue = QueueId::generate();
+        let message = MessageId::generate();
+        let r = signer.sign_ref(&account, queue, message);
+        assert_eq!(signer.verify_ref(&account, queue, &r), Some(message));
+        assert_eq!(
+            signer.verify(&account, queue, &r),
+            None,
+            "a ref is no lease"
+        );
+        let other = AccountId::parse("other").expect("valid");
+        assert_eq!(signer.verify_ref(&other, queue, &r), None);
+        assert_eq!(signer.verify_ref(&account, QueueId::generate(), &r), None);
+        let lease = signer.sign(
+            &account,
+            queue,
+            Lease {
+                message_id: message,
+                generation: 1,
+            },
+        );
+        assert_eq!(
+            signer.verify_ref(&account, queue, &lease),
+            None,
+            "a lease is no ref"
+        );
+        let mut tampered = r.clone();
+        tampered.replace_range(r.len() - 1.., if r.ends_with('0') { "1" } else { "0" });
+        assert_eq!(signer.verify_ref(&account, queue, &tampered), None);
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Limits {
     pub long_polls_per_account: usize,
     /// Most listeners per queue.
     pub listeners_per_queue: u32,
+    /// The jurisdictions queues may be created in (Cloudflare's `eu`, `us`, `fedramp`).
+    pub jurisdictions: Vec<String>,
 }
 
 impl Default for Limits {
@@ -81,6 +83,7 @@ impl Default for Limits {
             long_polls_per_queue: 1_000,
             long_polls_per_account: 10_000,
             listeners_per_queue: 16,
+            jurisdictions: vec!["eu".into(), "us".into(), "fedramp".into()],
         }
     }
 }

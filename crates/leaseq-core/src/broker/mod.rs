@@ -54,7 +54,8 @@ pub struct PullOutcome {
 
 #[derive(Debug, Clone)]
 pub struct PeekOutcome {
-    pub messages: Vec<StoredMessage>,
+    /// Each message with its ref, which `purge_messages` takes.
+    pub messages: Vec<(StoredMessage, String)>,
     pub backlog: BacklogMetrics,
 }
 
@@ -63,6 +64,13 @@ pub struct AckOutcome {
     pub ack_count: usize,
     pub retry_count: usize,
     /// Lease id → why it was not acted on.
+    pub warnings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeOutcome {
+    pub purge_count: usize,
+    /// Ref → why it deleted nothing.
     pub warnings: BTreeMap<String, String>,
 }
 
@@ -77,6 +85,10 @@ const WARN_INVALID_LEASE: &str = "lease id is not valid for this queue";
 const WARN_NO_MESSAGE: &str = "message not found: it was already acknowledged or deleted";
 const WARN_NOT_CURRENT: &str =
     "lease is no longer current: it expired or the message was redelivered";
+
+const WARN_INVALID_REF: &str = "ref is not valid for this queue";
+const WARN_REF_GONE: &str =
+    "message not found: it was already acknowledged, purged, deleted or expired";
 
 const FORBIDDEN_QUEUE_NAME: &str = "the token does not grant this queue name";
 const FORBIDDEN_DLQ_NAME: &str = "the token does not grant the dead_letter_queue named";
@@ -235,6 +247,7 @@ impl Broker {
             settings,
             consumer: None,
             purged_ms: None,
+            jurisdiction: new.jurisdiction,
         };
         let limit = self.limits.queues_per_account;
         match self.store.create_queue(&queue, limit).await? {
@@ -282,6 +295,14 @@ impl Broker {
         change: &QueueChange,
     ) -> Result<Queue, BrokerError> {
         let current = self.get_queue(access, queue).await?;
+        if change
+            .jurisdiction
+            .is_some_and(|j| Some(j) != current.jurisdiction)
+        {
+            return Err(BrokerError::schema(
+                "jurisdiction is set when a queue is created and cannot change",
+            ));
+        }
         let name = change.name.clone().unwrap_or_else(|| current.name.clone());
         if !access.allows(&name) {
             return Err(BrokerError::Forbidden(FORBIDDEN_QUEUE_NAME.into()));
@@ -300,7 +321,7 @@ impl Broker {
             UpdateQueue::Updated(queue) => {
                 // The retention period may have shrunk: look at the queue now.
                 self.store.schedule_sweep(queue.id, self.now_ms()).await?;
-                Ok(queue)
+                Ok(*queue)
             }
             UpdateQueue::NotFound => Err(BrokerError::QueueNotFound),
             UpdateQueue::NameTaken => Err(BrokerError::QueueNameTaken),
@@ -530,8 +551,16 @@ impl Broker {
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         self.after_burial(access, queue, peeked.buried).await;
+        let messages = peeked
+            .messages
+            .into_iter()
+            .map(|message| {
+                let reference = self.leases.sign_ref(&access.account, queue, message.id);
+                (message, reference)
+            })
+            .collect();
         Ok(PeekOutcome {
-            messages: peeked.messages,
+            messages,
             backlog: peeked.backlog,
         })
     }
@@ -638,6 +667,45 @@ impl Broker {
         Ok(outcome)
     }
 
+    /// Deletes the peeked messages `refs` name, whatever their state now. A ref that is
+    /// forged, of another queue, or names a message already gone is a warning.
+    #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
+    pub async fn purge_messages(
+        &self,
+        access: &Access,
+        queue: QueueId,
+        refs: Vec<String>,
+    ) -> Result<PurgeOutcome, BrokerError> {
+        let mut outcome = PurgeOutcome::default();
+        let mut ids = Vec::new();
+        let mut named = Vec::new();
+        for reference in refs {
+            match self.leases.verify_ref(&access.account, queue, &reference) {
+                Some(id) => {
+                    ids.push(id);
+                    named.push(reference);
+                }
+                None => {
+                    outcome.warnings.insert(reference, WARN_INVALID_REF.into());
+                }
+            }
+        }
+        // The queue must exist even when every ref was refused.
+        let deleted = self
+            .store
+            .delete_messages(access, queue, &ids)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)?;
+        for (reference, deleted) in named.into_iter().zip(deleted) {
+            if deleted {
+                outcome.purge_count += 1;
+            } else {
+                outcome.warnings.insert(reference, WARN_REF_GONE.into());
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Deletes every message of the queue (ready, delayed, leased) and returns the queue.
     #[instrument(skip_all, fields(account = %access.account, queue = %queue))]
     pub async fn purge(
@@ -718,6 +786,7 @@ impl Broker {
         let new = NewQueue {
             name: name.clone(),
             settings: Default::default(),
+            jurisdiction: None,
         };
         match self.create_queue(owner, &new).await {
             Ok(queue) => Ok(queue.id),
@@ -803,9 +872,14 @@ impl Broker {
         queue: QueueId,
         id: MessageId,
     ) -> Result<(), BrokerError> {
-        match self.store.delete_message(access, queue, id).await? {
-            Some(true) => Ok(()),
-            Some(false) => Err(BrokerError::MessageNotFound),
+        match self
+            .store
+            .delete_messages(access, queue, std::slice::from_ref(&id))
+            .await?
+            .as_deref()
+        {
+            Some([true]) => Ok(()),
+            Some(_) => Err(BrokerError::MessageNotFound),
             None => Err(BrokerError::QueueNotFound),
         }
     }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    AccountId, Consumer, ConsumerId, ConsumerSettings, ContentType, MessageId, Queue, QueueId,
-    QueueName, QueueSettings, StoredMessage,
+    AccountId, Consumer, ConsumerId, ConsumerSettings, ContentType, Jurisdiction, MessageId, Queue,
+    QueueId, QueueName, QueueSettings, StoredMessage,
 };
 
 /// Data in Redis that leaseq could not have written.
@@ -87,6 +87,9 @@ pub fn queue_fields(queue: &Queue) -> Vec<(&'static str, String)> {
         ("created_ms", queue.created_ms.to_string()),
         ("layout", LAYOUT.to_string()),
     ];
+    if let Some(jurisdiction) = queue.jurisdiction {
+        fields.push(("jurisdiction", jurisdiction.as_str().to_owned()));
+    }
     fields.extend(settings_fields(&queue.settings, queue.modified_ms));
     fields
 }
@@ -178,6 +181,10 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
         },
         consumer,
         purged_ms: fields.get("purged_ms").and_then(|v| v.parse().ok()),
+        jurisdiction: fields
+            .get("jurisdiction")
+            .map(|j| Jurisdiction::parse(j).ok_or_else(|| corrupt("jurisdiction")))
+            .transpose()?,
     })
 }
 
@@ -246,6 +253,7 @@ mod tests {
             },
             consumer: None,
             purged_ms: None,
+            jurisdiction: None,
         };
         let mut fields: HashMap<String, String> = queue_fields(&queue)
             .into_iter()

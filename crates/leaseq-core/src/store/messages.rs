@@ -393,30 +393,33 @@ impl Op for MessageGet<'_> {
 struct MessageDelete<'a> {
     access: &'a Access,
     queue: QueueId,
-    id: MessageId,
+    ids: &'a [MessageId],
 }
 
 impl Op for MessageDelete<'_> {
     lua_script!("message_delete", KeySet::Queue);
-    /// `None`: no such queue; else whether the message existed.
-    type Output = Option<bool>;
+    /// `None`: no such queue; else, per id, whether it named a message (now deleted).
+    type Output = Option<Vec<bool>>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
         keys.queue(self.queue).all().to_vec()
     }
 
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation
-            .arg(access_arg(self.access))
-            .arg(self.id.to_string());
+        invocation.arg(access_arg(self.access));
+        for id in self.ids {
+            invocation.arg(id.to_string());
+        }
     }
 
     fn decode(&self, reply: Reply) -> Result<Self::Output, CorruptData> {
-        Ok(match reply.code()? {
-            code::OK => Some(true),
-            code::ABSENT => Some(false),
-            _ => None,
-        })
+        if reply.code()? != code::OK {
+            return Ok(None);
+        }
+        (1..=self.ids.len())
+            .map(|i| Ok(reply.int(i)? == code::OK))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 }
 
@@ -639,13 +642,15 @@ impl Store {
 
     /// Deletes one message whatever its state. `None`: no such queue; else whether it
     /// existed.
-    pub async fn delete_message(
+    /// Deletes messages whatever their state. `None`: no such queue; else, per id,
+    /// whether it named a message.
+    pub async fn delete_messages(
         &self,
         access: &Access,
         queue: QueueId,
-        id: MessageId,
-    ) -> Result<Option<bool>, StoreError> {
-        self.call(MessageDelete { access, queue, id }).await
+        ids: &[MessageId],
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        self.call(MessageDelete { access, queue, ids }).await
     }
 
     /// A page of messages from `cursor` ("0" to start). `None`: no such queue; else the

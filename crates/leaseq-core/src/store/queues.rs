@@ -24,7 +24,7 @@ pub enum CreateQueue {
 /// The outcome of [`Store::update_queue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateQueue {
-    Updated(Queue),
+    Updated(Box<Queue>),
     NotFound,
     NameTaken,
 }
@@ -32,7 +32,7 @@ pub enum UpdateQueue {
 /// Whether a consumer write went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerWrite {
-    Written(Queue),
+    Written(Box<Queue>),
     QueueNotFound,
     OtherConsumerExists,
 }
@@ -238,7 +238,9 @@ impl Op for ConsumerUpsert<'_> {
             return Ok(ConsumerWrite::OtherConsumerExists);
         }
         Ok(match fields_after_ok(&reply)? {
-            Some(fields) => ConsumerWrite::Written(codec::decode_queue(self.queue, &fields)?),
+            Some(fields) => {
+                ConsumerWrite::Written(Box::new(codec::decode_queue(self.queue, &fields)?))
+            }
             None => ConsumerWrite::QueueNotFound,
         })
     }
@@ -422,7 +424,7 @@ impl Store {
             self.release_name(&current.account, &current.name, current.id)
                 .await?;
         }
-        Ok(UpdateQueue::Updated(updated))
+        Ok(UpdateQueue::Updated(Box::new(updated)))
     }
 
     /// Deletes the queue and all its messages. `false`: no such queue.
