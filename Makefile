@@ -28,10 +28,18 @@ $(VENV)/.installed: tests/compat/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/compat/requirements.txt
 	touch $@
 
-## The official `cloudflare` Python SDK against a real broker.
-compat: redis $(VENV)/.installed
+TS_COMPAT := tests/compat/ts
+
+$(TS_COMPAT)/node_modules/.installed: $(TS_COMPAT)/package-lock.json
+	cd $(TS_COMPAT) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## The official `cloudflare` SDKs, Python and TypeScript (npm, from the lockfile),
+## against a real broker.
+compat: redis $(VENV)/.installed $(TS_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
-	$(VENV)/bin/python -m pytest -q tests/compat
+	$(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT)
+	cd $(TS_COMPAT) && node --test --test-concurrency=1 sdk.test.mjs
 
 ## Format, clippy, and the layering: the domain crate must not depend on HTTP or OpenAPI.
 lint:

@@ -2,9 +2,9 @@
 //! clients (wrangler among them) ask to find their account and check their token. Any
 //! valid token may ask; each answers only about that token.
 
-use actix_web::HttpResponse;
-use serde::Serialize;
-use utoipa::ToSchema;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use super::envelope::{Envelope, Page, ResultInfo, ok, ok_page};
@@ -46,6 +46,37 @@ pub struct TokenStatus {
     not_before: Option<String>,
 }
 
+/// `page` and `per_page` of the two lists: Cloudflare's clients ask for the next page
+/// until one comes back empty.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// From 1.
+    #[param(minimum = 1)]
+    page: Option<usize>,
+    /// 5 to 50, default 20.
+    #[param(minimum = 5, maximum = 50)]
+    per_page: Option<usize>,
+}
+
+/// One page of `items`.
+fn page<T: Serialize>(items: Vec<T>, query: &PageQuery) -> Result<HttpResponse, ApiError> {
+    let page = query.page.unwrap_or(1);
+    let per_page = query.per_page.unwrap_or(20);
+    if page == 0 || !(5..=50).contains(&per_page) {
+        return Err(ApiError::schema(
+            "page must be at least 1 and per_page from 5 to 50",
+        ));
+    }
+    let total = items.len();
+    let shown: Vec<T> = items
+        .into_iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect();
+    Ok(ok_page(shown, page, per_page, total))
+}
+
 /// The accounts the token names. A token for every account (`"*"`) lists none: leaseq
 /// keeps no list of accounts.
 fn accounts(token: &Token) -> Vec<AccountView> {
@@ -69,12 +100,14 @@ fn accounts(token: &Token) -> Vec<AccountView> {
     operation_id = "list_accounts",
     tag = "identity",
     security(("bearer" = []), ("x_auth_key" = []), ("x_api_key" = [])),
+    params(PageQuery),
     responses((status = 200, description = "The token's accounts (none for an all-accounts token).", body = Page<AccountView, ResultInfo>)),
 )]
-pub async fn list_accounts(token: Token) -> Result<HttpResponse, ApiError> {
-    let accounts = accounts(&token);
-    let count = accounts.len();
-    Ok(ok_page(accounts, 1, count, count))
+pub async fn list_accounts(
+    token: Token,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    page(accounts(&token), &query)
 }
 
 /// The token's memberships: one per account it may act on.
@@ -84,9 +117,13 @@ pub async fn list_accounts(token: Token) -> Result<HttpResponse, ApiError> {
     operation_id = "list_memberships",
     tag = "identity",
     security(("bearer" = []), ("x_auth_key" = []), ("x_api_key" = [])),
+    params(PageQuery),
     responses((status = 200, description = "One accepted membership per account.", body = Page<MembershipView, ResultInfo>)),
 )]
-pub async fn list_memberships(token: Token) -> Result<HttpResponse, ApiError> {
+pub async fn list_memberships(
+    token: Token,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let scopes = token.claims.scopes();
     let permissions: Vec<String> = Scope::ALL
         .into_iter()
@@ -102,8 +139,7 @@ pub async fn list_memberships(token: Token) -> Result<HttpResponse, ApiError> {
             permissions: permissions.clone(),
         })
         .collect();
-    let count = memberships.len();
-    Ok(ok_page(memberships, 1, count, count))
+    page(memberships, &query)
 }
 
 /// Whether the token is valid (an invalid one is 401, code 10000).
