@@ -132,7 +132,7 @@ pub async fn push(
 ) -> Result<HttpResponse, ApiError> {
     let message = input::push(broker.limits(), &input, broker.now_ms())?;
     let pushed = broker.push(&who.access, who.queue, &[message]).await?;
-    Ok(push_result(pushed))
+    Ok(push_result(pushed.backlog))
 }
 
 /// Pushes a batch of messages, all or nothing.
@@ -156,7 +156,7 @@ pub async fn push_batch(
 ) -> Result<HttpResponse, ApiError> {
     let messages = input::batch(broker.limits(), &input, broker.now_ms())?;
     let pushed = broker.push(&who.access, who.queue, &messages).await?;
-    Ok(push_result(pushed))
+    Ok(push_result(pushed.backlog))
 }
 
 /// Leases up to `batch_size` visible messages, oldest first, for `visibility_timeout_ms`.

@@ -1,6 +1,7 @@
 //! HTTP only: routes, extractors, response shapes. Handlers are thin.
 
 mod consumers;
+mod dialects;
 mod doc;
 mod envelope;
 mod error;
@@ -114,6 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
+        .configure(dialects::elasticqueue::routes)
         .service(
             web::scope("/client/v4")
                 .configure(accounts)

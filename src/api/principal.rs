@@ -40,10 +40,15 @@ const TOKEN_HEADERS: [&str; 3] = ["authorization", "x-auth-key", "x-api-key"];
 
 /// The token from `Authorization: Bearer`, or from `X-Auth-Key` / `X-API-KEY`
 /// (discue-style clients).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// With `bare`, `Authorization: <token>` (no scheme) is taken too: ElasticQueue's
+/// clients send that.
+fn bearer(headers: &HeaderMap, bare: bool) -> Option<&str> {
     if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+        let value = value.trim();
+        return match value.split_once(' ') {
+            Some((scheme, token)) => scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()),
+            None => bare.then_some(value),
+        };
     }
     TOKEN_HEADERS[1..]
         .iter()
@@ -63,12 +68,12 @@ impl FromRequest for Token {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(verified(req))
+        ready(verified(req, false))
     }
 }
 
 /// The request's one token, verified.
-fn verified(req: &HttpRequest) -> Result<Token, ApiError> {
+fn verified(req: &HttpRequest, bare: bool) -> Result<Token, ApiError> {
     let keys = req
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| BrokerError::Internal("token keys are not configured".into()))?;
@@ -95,7 +100,7 @@ fn verified(req: &HttpRequest) -> Result<Token, ApiError> {
             "send the token in one header only: Authorization, X-Auth-Key or X-API-KEY".into(),
         ));
     }
-    let token = bearer(req.headers())
+    let token = bearer(req.headers(), bare)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
     let claims = keys
@@ -108,7 +113,7 @@ fn verified(req: &HttpRequest) -> Result<Token, ApiError> {
 
 /// The caller's access, once its token holds `scope` on the path's account.
 fn authorize(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
-    let Token { claims, .. } = verified(req)?;
+    let Token { claims, .. } = verified(req, false)?;
     let raw_account = req.match_info().get("account_id").unwrap_or_default();
     let account = AccountId::parse(raw_account).ok_or(ApiError::InvalidAccountId)?;
     if !claims.allows_account(account.as_str()) {
@@ -218,5 +223,54 @@ impl<S: RequiredScope + 'static> FromRequest for OnQueue<S> {
             scope: PhantomData,
         };
         admit(req, caller, &access, Some(queue))
+    }
+}
+
+/// The caller of a seed dialect's route (`/discue/v1`, `/elasticqueue/v1`), whose paths
+/// name no account: the token must name exactly one, which is the caller's, and hold
+/// scope `S`. The token may come as `Authorization: Bearer`, a bare `Authorization`
+/// (ElasticQueue) or `X-API-KEY` (discue).
+#[derive(Debug, Clone)]
+pub struct OwnAccount<S> {
+    pub access: Access,
+    scope: PhantomData<S>,
+}
+
+fn own_account(req: &HttpRequest, scope: Scope) -> Result<Access, ApiError> {
+    let Token { claims, .. } = verified(req, true)?;
+    let account = match claims.accounts.as_slice() {
+        [only] if only != "*" => AccountId::parse(only),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        BrokerError::Forbidden("this API needs a token for exactly one account (not \"*\")".into())
+    })?;
+    if !claims.scopes().contains(scope) {
+        return Err(BrokerError::Forbidden(format!("the token lacks the scope {scope}")).into());
+    }
+    tracing::Span::current().record("account", account.as_str());
+    let queues = claims
+        .queues
+        .as_ref()
+        .map(|names| names.iter().filter_map(|n| QueueName::parse(n)).collect());
+    let access = Access { account, queues };
+    limit_locally(req, &access, None)?;
+    Ok(access)
+}
+
+impl<S: RequiredScope + 'static> FromRequest for OwnAccount<S> {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let access = match own_account(req, S::SCOPE) {
+            Ok(access) => access,
+            Err(e) => return Either::Left(ready(Err(e))),
+        };
+        let caller = OwnAccount {
+            access: access.clone(),
+            scope: PhantomData,
+        };
+        admit(req, caller, &access, None)
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod cloudflare;
 mod consumers;
+mod dialects;
 mod errors;
 mod helpers;
 mod hostile;

@@ -52,6 +52,14 @@ pub struct PullOutcome {
     pub backlog: BacklogMetrics,
 }
 
+/// What a push stored.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub backlog: BacklogMetrics,
+    /// The messages' ids, in the order pushed.
+    pub ids: Vec<MessageId>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PeekOutcome {
     /// Each message with its ref, which `purge_messages` takes.
@@ -277,6 +285,21 @@ impl Broker {
         Ok(queues)
     }
 
+    /// The id of the account's queue named `name`, if the caller may reach it.
+    pub async fn queue_named(
+        &self,
+        access: &Access,
+        name: &QueueName,
+    ) -> Result<QueueId, BrokerError> {
+        if !access.allows(name) {
+            return Err(BrokerError::QueueNotFound);
+        }
+        self.store
+            .find_queue(&access.account, name)
+            .await?
+            .ok_or(BrokerError::QueueNotFound)
+    }
+
     pub async fn get_queue(&self, access: &Access, queue: QueueId) -> Result<Queue, BrokerError> {
         // A queue the token may not reach does not exist for it.
         self.store
@@ -436,7 +459,7 @@ impl Broker {
         access: &Access,
         queue: QueueId,
         messages: &[NewMessage],
-    ) -> Result<BacklogMetrics, BrokerError> {
+    ) -> Result<Pushed, BrokerError> {
         let quota = BacklogQuota {
             messages: self.limits.max_backlog_messages,
             bytes: self.limits.max_backlog_bytes,
@@ -446,7 +469,11 @@ impl Broker {
             .push(access, queue, messages, quota, self.now_ms())
             .await?
         {
-            PushReply::Pushed { backlog, listeners } => {
+            PushReply::Pushed {
+                backlog,
+                listeners,
+                ids,
+            } => {
                 let lanes: Vec<LaneRef> = listeners
                     .into_iter()
                     .map(|listener| LaneRef {
@@ -460,7 +487,7 @@ impl Broker {
                 if let Err(e) = self.schedule_lanes(&lanes).await {
                     tracing::warn!(error = %e, %queue, "listener lanes not scheduled");
                 }
-                Ok(backlog)
+                Ok(Pushed { backlog, ids })
             }
             PushReply::QueueNotFound => Err(BrokerError::QueueNotFound),
             PushReply::BacklogFull(quota) => Err(BrokerError::BacklogFull {

@@ -52,6 +52,9 @@ pub enum PushReply {
         backlog: BacklogMetrics,
         /// The listeners whose lanes received the messages.
         listeners: Vec<ListenerId>,
+        /// The messages' ids, in order (a repeat of a dedup id was not stored again: its
+        /// id names no message).
+        ids: Vec<MessageId>,
     },
     QueueNotFound,
     /// Nothing was stored: the new messages would pass this quota.
@@ -123,6 +126,8 @@ struct Push<'a> {
     access: &'a Access,
     queue: QueueId,
     messages: &'a [NewMessage],
+    /// One per message, made here so the caller learns them.
+    ids: Vec<MessageId>,
     quota: BacklogQuota,
     now_ms: u64,
 }
@@ -141,12 +146,12 @@ impl Op for Push<'_> {
             .arg(self.now_ms)
             .arg(self.quota.messages)
             .arg(self.quota.bytes);
-        for message in self.messages {
+        for (message, id) in self.messages.iter().zip(&self.ids) {
             let delay = message
                 .delay_ms
                 .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
             invocation
-                .arg(MessageId::generate().to_string())
+                .arg(id.to_string())
                 .arg(delay)
                 .arg(message.body.len())
                 .arg(codec::encode_record(
@@ -172,6 +177,7 @@ impl Op for Push<'_> {
                         })
                     })
                     .collect::<Result<_, _>>()?,
+                ids: self.ids.clone(),
             },
             code::BACKLOG_FULL => PushReply::BacklogFull(BacklogQuota {
                 messages: reply.count(1)?,
@@ -535,6 +541,7 @@ impl Store {
             access,
             queue,
             messages,
+            ids: messages.iter().map(|_| MessageId::generate()).collect(),
             quota,
             now_ms,
         })

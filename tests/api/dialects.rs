@@ -1,0 +1,187 @@
+//! The seeds' own APIs (SPEC §10), driven with the seeds' requests: only scheme, host
+//! and prefix changed.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ACCOUNT, TestApp, spawn_app};
+
+/// The seed's request: `Authorization` without `Bearer`, JSON:API media types.
+async fn elastic(app: &TestApp, path: &str, body: &str) -> (u16, Value, String) {
+    let response = app
+        .client
+        .post(format!("{}/elasticqueue/v1{path}", app.base))
+        .header("Accept", "application/vnd.api+json")
+        .header("Content-Type", "application/vnd.api+json")
+        .header("Authorization", &app.token)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, content_type)
+}
+
+/// The seed's enqueue example, verbatim (its `wait-until` is in milliseconds, in 2016).
+const SEED_ENQUEUE: &str = r#"{
+  "data": {
+    "type": "message",
+    "attributes": {
+      "body": "body-of-message-1",
+      "wait-until": 1459121798238
+    }
+  }
+}"#;
+
+/// The seed's bulk example, verbatim.
+const SEED_BULK: &str = r#"{
+  "data": [
+    {
+      "type": "message",
+      "attributes": {
+        "body": "body-of-message-1",
+        "wait-until": 1459121798238
+      }
+    },
+    {
+      "type": "message",
+      "attributes": {
+        "body": "body-of-message-2",
+        "wait-until": 1459121798238
+      }
+    }
+  ]
+}"#;
+
+#[tokio::test]
+async fn elasticqueue_enqueue_and_bulk_as_the_seed_writes_them() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("queue-name").await;
+    let (status, body, content_type) =
+        elastic(&app, "/queues/queue-name/messages", SEED_ENQUEUE).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(content_type, "application/vnd.api+json");
+    assert_eq!(body["data"]["type"], "message");
+    let id = body["data"]["id"].as_str().expect("id").to_owned();
+    assert!(body["data"]["links"]["self"].as_str().is_some_and(|l| {
+        l.ends_with(&format!("/elasticqueue/v1/queues/queue-name/messages/{id}"))
+    }));
+    let (status, body, _) = elastic(&app, "/queues/queue-name/messages/_bulk", SEED_BULK).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
+    // A wait-until in the past means now: all three are visible, bodies as sent.
+    let pulled = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    let mut bodies: Vec<&str> = pulled
+        .iter()
+        .map(|m| m["body"].as_str().expect("body"))
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            "body-of-message-1",
+            "body-of-message-1",
+            "body-of-message-2"
+        ]
+    );
+    assert!(pulled.iter().any(|m| m["id"] == id.as_str()));
+}
+
+#[tokio::test]
+async fn elasticqueue_wait_until_takes_seconds_or_milliseconds() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("later").await;
+    let now_s = leaseq::model::now_ms() / 1000;
+    for wait_until in [json!(now_s + 3600), json!((now_s + 3600) * 1000)] {
+        let body = json!({"data": {"type": "message", "attributes": {"body": "x", "wait-until": wait_until}}});
+        let (status, reply, _) = elastic(&app, "/queues/later/messages", &body.to_string()).await;
+        assert_eq!(status, 202, "{reply}");
+    }
+    // Both wait an hour: nothing is visible, both are delayed about 3 600 s.
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+    let listed = app.get(&format!("/queues/{queue}/messages")).await;
+    for message in listed.assert_ok().as_array().expect("messages") {
+        assert_eq!(message["state"], "delayed");
+        let until = message["visible_at_ms"].as_u64().expect("until");
+        let wait = until.saturating_sub(leaseq::model::now_ms());
+        assert!((3_500_000..=3_600_000).contains(&wait), "waits {wait} ms");
+    }
+}
+
+#[tokio::test]
+async fn elasticqueue_bulk_is_all_or_nothing_and_errors_are_json_api() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("strict").await;
+    // The second message waits too long (more than a day): nothing is stored.
+    let far = leaseq::model::now_ms() / 1000 + 3 * 86_400;
+    let bad = json!({"data": [
+        {"type": "message", "attributes": {"body": "fine"}},
+        {"type": "message", "attributes": {"body": "too late", "wait-until": far}},
+    ]});
+    let (status, body, content_type) =
+        elastic(&app, "/queues/strict/messages/_bulk", &bad.to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(content_type, "application/vnd.api+json");
+    let error = &body["errors"][0];
+    assert_eq!(error["status"], "400");
+    assert_eq!(error["title"], "Bad Request");
+    assert!(
+        error["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("data[1]")),
+        "{error}"
+    );
+    assert_eq!(app.metrics(&queue).await["backlog_count"], 0);
+    // Other refusals: a wrong type, no body, an unknown queue, no token.
+    for (path, body, status) in [
+        (
+            "/queues/strict/messages",
+            r#"{"data":{"type":"note","attributes":{"body":"x"}}}"#,
+            400,
+        ),
+        (
+            "/queues/strict/messages",
+            r#"{"data":{"type":"message","attributes":{}}}"#,
+            400,
+        ),
+        ("/queues/strict/messages", "{", 400),
+        ("/queues/nope/messages", SEED_ENQUEUE, 404),
+        ("/queues/Not%20A%20Name/messages", SEED_ENQUEUE, 404),
+    ] {
+        let (got, reply, _) = elastic(&app, path, body).await;
+        assert_eq!(got, status, "{path} {body}: {reply}");
+        assert_eq!(reply["errors"][0]["status"], status.to_string());
+    }
+    let anonymous = app
+        .client
+        .post(format!(
+            "{}/elasticqueue/v1/queues/strict/messages",
+            app.base
+        ))
+        .body(SEED_ENQUEUE)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    // A token for every account cannot say which account is meant.
+    let wildcard = app.mint(&["*"], "messages:push", None);
+    let refused = app
+        .client
+        .post(format!(
+            "{}/elasticqueue/v1/queues/strict/messages",
+            app.base
+        ))
+        .header("Authorization", wildcard)
+        .body(SEED_ENQUEUE)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status().as_u16(), 403);
+    let _ = ACCOUNT;
+}
