@@ -20,12 +20,12 @@ pub struct ConsumerView {
     consumer_id: ConsumerId,
     #[serde(rename = "type")]
     kind: ConsumerType,
-    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,255}$")]
     queue_name: String,
     #[schema(format = DateTime)]
     created_on: String,
     /// Name of the dead-letter queue, or "" for none.
-    #[schema(pattern = "^[a-z0-9-]{0,63}$")]
+    #[schema(pattern = "^[A-Za-z0-9._/-]{0,255}$")]
     dead_letter_queue: String,
     settings: ConsumerSettings,
 }

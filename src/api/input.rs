@@ -341,7 +341,7 @@ pub struct ListenerInput {
     pub liveness_url: Option<String>,
     /// Name of a queue of the account (created when missing) that receives messages
     /// whose last attempt failed, or "" for none (they are dropped and counted).
-    #[schema(pattern = "^[a-z0-9-]{0,63}$")]
+    #[schema(pattern = "^[A-Za-z0-9._/-]{0,255}$")]
     pub dead_letter_queue: Option<String>,
     #[serde(default, deserialize_with = "object::option")]
     pub settings: Option<ListenerSettingsInput>,
@@ -724,7 +724,7 @@ fn settings_change(
 
 fn queue_name(raw: Option<&str>) -> Result<QueueName, BrokerError> {
     let raw = raw.ok_or_else(|| BrokerError::schema("queue_name is required"))?;
-    QueueName::parse(raw).ok_or_else(|| {
+    QueueName::parse_cloudflare(raw).ok_or_else(|| {
         BrokerError::schema("queue_name must be 1 to 63 characters of a-z, 0-9 and -")
     })
 }
@@ -764,7 +764,7 @@ pub fn consumer(input: &ConsumerInput) -> Result<ConsumerSpec, BrokerError> {
     }
     let dead_letter_queue = match input.dead_letter_queue.as_deref() {
         None | Some("") => None,
-        Some(name) => Some(QueueName::parse(name).ok_or_else(|| {
+        Some(name) => Some(QueueName::parse_cloudflare(name).ok_or_else(|| {
             BrokerError::schema("dead_letter_queue must be a queue name (a-z, 0-9 and -)")
         })?),
     };

@@ -115,6 +115,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
+        .configure(dialects::discue::routes)
         .configure(dialects::elasticqueue::routes)
         .service(
             web::scope("/client/v4")

@@ -21,7 +21,7 @@ use crate::model::{BacklogMetrics, Jurisdiction, Queue, QueueId, QueueSettings, 
 #[schema(as = Queue)]
 pub struct QueueView {
     queue_id: QueueId,
-    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,255}$")]
     queue_name: String,
     #[schema(format = DateTime)]
     created_on: String,

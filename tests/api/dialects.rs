@@ -185,3 +185,216 @@ async fn elasticqueue_bulk_is_all_or_nothing_and_errors_are_json_api() {
     assert_eq!(refused.status().as_u16(), 403);
     let _ = ACCOUNT;
 }
+
+/// A discue request as its seeds write them: `X-API-KEY`, JSON.
+async fn discue(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value, String) {
+    let mut request = app
+        .client
+        .request(method, format!("{}/discue/v1{path}", app.base))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .header("X-API-KEY", &app.token);
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("text");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, json, text)
+}
+
+#[tokio::test]
+async fn discue_queue_listener_and_message_as_the_seeds_write_them() {
+    use crate::helpers::receiver::Receiver;
+    use reqwest::Method;
+    let app = spawn_app().await;
+    // Seed 003: create a queue.
+    let (status, created, _) = discue(
+        &app,
+        Method::POST,
+        "/queues",
+        Some(
+            r#"{
+  "name": "myapp.io/deletion-request-queue"
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let queue = created["queue"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["queue"]["name"], "myapp.io/deletion-request-queue");
+    assert_eq!(created["queue"]["listeners"], json!([]));
+    assert!(
+        created["_links"]["self"]["href"]
+            .as_str()
+            .is_some_and(|h| h.ends_with(&format!("/discue/v1/queues/{queue}")))
+    );
+    // The Cloudflare routes show the name as it is.
+    let cf = app.get(&format!("/queues/{queue}")).await;
+    assert_eq!(
+        cf.assert_ok()["queue_name"],
+        "myapp.io/deletion-request-queue"
+    );
+    // Seed 001: add a listener (its notify_url here: a receiver of the test's).
+    let receiver = Receiver::start().await;
+    let listener_body = format!(
+        r#"{{
+  "name": "myapp.io/deletion-request-listener",
+  "notify_url": "{}/deletion/listener",
+  "liveness_url": "{}/live"
+}}"#,
+        receiver.url, receiver.url
+    );
+    let (status, listener, _) = discue(
+        &app,
+        Method::POST,
+        &format!("/queues/{queue}/listeners"),
+        Some(&listener_body),
+    )
+    .await;
+    assert_eq!(status, 200, "{listener}");
+    assert_eq!(
+        listener["listener"]["name"],
+        "myapp.io/deletion-request-listener"
+    );
+    let listener_id = listener["listener"]["id"].as_str().expect("id").to_owned();
+    // The queue now names it in its links.
+    let (_, got, _) = discue(&app, Method::GET, &format!("/queues/{queue}"), None).await;
+    assert_eq!(got["queue"]["listeners"][0]["id"], listener_id.as_str());
+    assert!(got["_links"]["myapp.io/deletion-request-listener"]["href"].is_string());
+    // Seed 000: add a message; the listener receives it.
+    let (status, message, _) = discue(
+        &app,
+        Method::POST,
+        &format!("/queues/{queue}/messages"),
+        Some(
+            r#"{
+  "name": "string",
+  "data": "{ \"userId\": \"481512342\" }"
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["message"]["name"], "string");
+    let id = message["message"]["id"].as_str().expect("id").to_owned();
+    receiver
+        .wait_for(std::time::Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    let delivery = receiver.requests()[0].json();
+    assert_eq!(delivery["messages"][0]["id"], id.as_str());
+    assert_eq!(
+        delivery["messages"][0]["body"],
+        "{ \"userId\": \"481512342\" }"
+    );
+    assert_eq!(delivery["listener_id"], listener_id.as_str());
+}
+
+#[tokio::test]
+async fn discue_errors_are_title_and_status_and_pretty_prints() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let (status, body, _) = discue(
+        &app,
+        Method::GET,
+        &format!("/queues/{}", "0".repeat(32)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["title"], "Not Found");
+    assert_eq!(body["status"], 404);
+    let (status, body, _) = discue(&app, Method::POST, "/queues", Some(r#"{"name": "a b"}"#)).await;
+    assert_eq!((status, body["title"].clone()), (400, json!("Bad Request")));
+    let (status, body, _) = discue(&app, Method::GET, "/queues/not-an-id/messages/x", None).await;
+    assert_eq!((status, body["status"].clone()), (404, json!(404)));
+    let anonymous = app
+        .client
+        .get(format!("{}/discue/v1/queues", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(body["title"], "Unauthorized");
+    // ?pretty=true indents answers and errors.
+    discue(
+        &app,
+        Method::POST,
+        "/queues",
+        Some(r#"{"name": "pretty.queue"}"#),
+    )
+    .await;
+    let (status, listed, text) = discue(&app, Method::GET, "/queues?pretty=true", None).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("\n  "), "{text}");
+    assert_eq!(listed["queues"][0]["name"], "pretty.queue");
+    let (_, _, compact) = discue(&app, Method::GET, "/queues", None).await;
+    assert!(!compact.contains('\n'));
+    let (_, _, error) = discue(&app, Method::GET, "/queues/x?pretty=true", None).await;
+    assert!(error.contains("\n  "), "{error}");
+    // Renaming, messages read back and deleted.
+    let queue = listed["queues"][0]["id"].as_str().expect("id").to_owned();
+    let (status, renamed, _) = discue(
+        &app,
+        Method::PUT,
+        &format!("/queues/{queue}"),
+        Some(r#"{"name": "renamed/q"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, renamed["queue"]["name"].clone()),
+        (200, json!("renamed/q"))
+    );
+    let (_, pushed, _) = discue(
+        &app,
+        Method::POST,
+        &format!("/queues/{queue}/messages"),
+        Some(r#"{"name": "n", "data": {"k": 1}}"#),
+    )
+    .await;
+    let id = pushed["message"]["id"].as_str().expect("id").to_owned();
+    let (status, got, _) = discue(
+        &app,
+        Method::GET,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, got["message"]["data"].clone()),
+        (200, json!({"k": 1}))
+    );
+    let (_, listed, _) = discue(
+        &app,
+        Method::GET,
+        &format!("/queues/{queue}/messages"),
+        None,
+    )
+    .await;
+    assert_eq!(listed["messages"].as_array().map(Vec::len), Some(1));
+    let (status, _, _) = discue(
+        &app,
+        Method::DELETE,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = discue(
+        &app,
+        Method::GET,
+        &format!("/queues/{queue}/messages/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = discue(&app, Method::DELETE, &format!("/queues/{queue}"), None).await;
+    assert_eq!(status, 200);
+}

@@ -17,8 +17,10 @@ use utoipa::ToSchema;
 pub const ACCOUNT_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 /// What queue, consumer and message ids look like, for the API document.
 pub const HEX32_PATTERN: &str = "^[0-9a-f]{32}$";
-/// What a queue name looks like, for the API document.
+/// What a queue name created through the Cloudflare routes looks like.
 pub const QUEUE_NAME_PATTERN: &str = "^[a-z0-9-]{1,63}$";
+/// What any queue name looks like: Cloudflare's, or discue's (`myapp.io/orders`).
+pub const ANY_QUEUE_NAME_PATTERN: &str = "^[A-Za-z0-9._/-]{1,255}$";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -206,17 +208,28 @@ hex_id!(
     ListenerId
 );
 
-/// A queue name: 1–63 of `[a-z0-9-]`, Cloudflare's rule.
+/// A queue name: 1–255 of `[A-Za-z0-9._/-]`, which holds Cloudflare's names and
+/// discue's (`myapp.io/deletion-request-queue`). Never a `,` or a newline (the scripts'
+/// access argument separates names with them), nor a `{` (a Redis hash tag).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QueueName(String);
 
 impl QueueName {
     pub fn parse(raw: &str) -> Option<Self> {
-        let valid = (1..=63).contains(&raw.len())
+        let valid = (1..=255).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/'));
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    /// Cloudflare's rule, for names given to its routes: 1–63 of `[a-z0-9-]`.
+    pub fn parse_cloudflare(raw: &str) -> Option<Self> {
+        let valid = raw.len() <= 63
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        valid.then(|| Self(raw.to_owned()))
+        Self::parse(raw).filter(|_| valid)
     }
 
     pub fn as_str(&self) -> &str {
@@ -559,8 +572,35 @@ mod tests {
 
     #[test]
     fn queue_names_follow_cloudflare_rules() {
-        assert!(QueueName::parse("orders-eu-1").is_some());
-        for bad in ["", "Orders", "a_b", "a b", "a:b", &"a".repeat(64)] {
+        assert!(QueueName::parse_cloudflare("orders-eu-1").is_some());
+        for bad in [
+            "",
+            "Orders",
+            "a_b",
+            "a b",
+            "a:b",
+            "a.b",
+            "a/b",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                QueueName::parse_cloudflare(bad).is_none(),
+                "{bad:?} was accepted"
+            );
+        }
+        // Any name also takes discue's, never a key- or argument-breaking character.
+        assert!(QueueName::parse("myapp.io/deletion-request-queue").is_some());
+        for bad in [
+            "",
+            "a b",
+            "a,b",
+            "a\nb",
+            "a{b",
+            "a}b",
+            "a:b",
+            "a*b",
+            &"a".repeat(256),
+        ] {
             assert!(QueueName::parse(bad).is_none(), "{bad:?} was accepted");
         }
     }
