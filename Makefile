@@ -5,7 +5,7 @@ VENV := .venv
 FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test compat lint redis build bench reliability fuzz cargo-fuzz
+.PHONY: run test compat wrangler lint redis build bench reliability fuzz cargo-fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -38,7 +38,7 @@ $(TS_COMPAT)/node_modules/.installed: $(TS_COMPAT)/package-lock.json
 ## against a real broker.
 compat: redis $(VENV)/.installed $(TS_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
-	$(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT)
+	$(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT)
 	cd $(TS_COMPAT) && node --test --test-concurrency=1 sdk.test.mjs
 
 ## Format, clippy, and the layering: the domain crate must not depend on HTTP or OpenAPI.
@@ -53,6 +53,18 @@ lint:
 bench: redis
 	$(CARGO) build --release --quiet -p leaseq-bench
 	./target/release/leaseq-bench --scenario standard --runs 3 --write docs/benchmarks.md
+
+WRANGLER_COMPAT := tests/compat/wrangler
+
+$(WRANGLER_COMPAT)/node_modules/.installed: $(WRANGLER_COMPAT)/package-lock.json
+	cd $(WRANGLER_COMPAT) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## wrangler's `queues` commands against a real broker (wrangler 4 and the Node 22 it
+## needs come from npm, ~400 MB, so this runs beside `make test`, in `.ci/run`).
+wrangler: redis $(WRANGLER_COMPAT)/node_modules/.installed
+	$(CARGO) build --quiet
+	cd $(WRANGLER_COMPAT) && node --test --test-concurrency=1 smoke.test.mjs
 
 ## The full reliability runs (docs/reliability.md): 200 000 messages through 3 brokers,
 ## one SIGKILLed every 2 s; then Redis SIGKILLed twice under load. `make test` runs a
