@@ -489,6 +489,7 @@ fn message(
         delay_ms: own_delay
             .or(deliver_at)
             .or(batch_delay.map(|s| u64::from(s) * 1000)),
+        name: None,
     })
 }
 

@@ -393,10 +393,10 @@ pub async fn get(
     who: OnQueue<MessagesPull>,
     path: web::Path<MessagePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (message, state) = broker
+    let read = broker
         .message(&who.access, who.queue, message_id(&path)?)
         .await?;
-    Ok(ok(MessageView::new(&message, state)))
+    Ok(ok(MessageView::new(&read.message, read.state)))
 }
 
 /// Extension: deletes one message, whatever its state. Needs `queues:write`: it bypasses

@@ -371,6 +371,7 @@ async fn discue_errors_are_title_and_status_and_pretty_prints() {
         (status, got["message"]["data"].clone()),
         (200, json!({"k": 1}))
     );
+    assert_eq!(got["message"]["name"], "n", "the name is kept");
     let (_, listed, _) = discue(
         &app,
         Method::GET,

@@ -548,6 +548,7 @@ impl Bench {
                         .await
                         .map_err(|e| e.to_string())?;
                     let message = NewMessage {
+                        name: None,
                         content_type: ContentType::Text,
                         body: "x".repeat(64),
                         delay_ms: None,

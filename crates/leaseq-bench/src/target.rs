@@ -118,6 +118,7 @@ impl Target {
                 let messages: Vec<NewMessage> = bodies
                     .into_iter()
                     .map(|body| NewMessage {
+                        name: None,
                         content_type: ContentType::Text,
                         body,
                         delay_ms: None,

@@ -510,6 +510,9 @@ pub struct NewMessage {
     pub delay_ms: Option<u64>,
     /// Extension: a repeat of this id within the queue's dedup window is not stored again.
     pub dedup_id: Option<String>,
+    /// A producer's label for the message (discue's `name`), returned where that API
+    /// returns it.
+    pub name: Option<String>,
 }
 
 /// Where a message is in its lifecycle.

@@ -321,8 +321,9 @@ pub async fn push(
             body: body.data,
             ..MessageInput::default()
         };
-        let message = input::push(broker.limits(), &message, broker.now_ms())
+        let mut message = input::push(broker.limits(), &message, broker.now_ms())
             .map_err(|e| reword(e, "body", "data"))?;
+        message.name = name.clone();
         let pushed = broker.push(&who.access, id, &[message]).await?;
         let message = pushed.ids.first().copied().ok_or_else(|| {
             ApiError::from(BrokerError::Internal("push stored no message".into()))
@@ -375,9 +376,12 @@ pub async fn get_message(
     answer(&req, async {
         let who = who?;
         let (queue, message) = (queue_id(&path.0)?, message_id(&path.1)?);
-        let (message, _) = broker.message(&who.access, queue, message).await?;
+        let read = broker.message(&who.access, queue, message).await?;
+        let mut view = message_view(&read.message);
+        view["name"] = json!(read.name);
+        let message = read.message;
         Ok(json!({
-            "message": message_view(&message),
+            "message": view,
             "_links": {"self": href(format!("{}/queues/{queue}/messages/{}", base(&req), message.id))},
         }))
     })

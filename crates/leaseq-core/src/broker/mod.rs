@@ -26,8 +26,8 @@ use crate::model::{
     NewMessage, Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
 };
 use crate::store::{
-    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LaneRef, LeaseOutcome, PullReply, PushReply,
-    RateSubject, Store, StoreError, UpdateQueue, Wakeups,
+    Acked, BacklogQuota, ConsumerWrite, CreateQueue, LaneRef, LeaseOutcome, MessageRead, PullReply,
+    PushReply, RateSubject, Store, StoreError, UpdateQueue, Wakeups,
 };
 
 impl From<StoreError> for BrokerError {
@@ -883,7 +883,7 @@ impl Broker {
         access: &Access,
         queue: QueueId,
         id: MessageId,
-    ) -> Result<(StoredMessage, MessageState), BrokerError> {
+    ) -> Result<MessageRead, BrokerError> {
         self.store
             .message(access, queue, id, self.now_ms())
             .await?

@@ -35,6 +35,8 @@ pub enum Role {
     Listeners,
     /// HASH: id of a message some listener lane holds -> how many lanes still hold it.
     Refs,
+    /// HASH: id of a named message (discue's `name`) -> its name.
+    Names,
     /// LIST (layout 1): ids ready for delivery; emptied into `Due` by the migration.
     LegacyReady,
     /// ZSET (layout 1): delayed ids; moved into `Due` by the migration.
@@ -44,7 +46,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 14] = [
+    pub const ALL: [Role; 15] = [
         Role::Meta,
         Role::Msg,
         Role::Due,
@@ -56,6 +58,7 @@ impl Role {
         Role::Origin,
         Role::Listeners,
         Role::Refs,
+        Role::Names,
         Role::LegacyReady,
         Role::LegacyDelayed,
         Role::LegacyAgeCount,
@@ -75,6 +78,7 @@ impl Role {
             Role::Origin => "origin",
             Role::Listeners => "listeners",
             Role::Refs => "refs",
+            Role::Names => "names",
             Role::LegacyReady => "ready",
             Role::LegacyDelayed => "delayed",
             Role::LegacyAgeCount => "age_count",

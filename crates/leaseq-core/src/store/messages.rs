@@ -61,6 +61,15 @@ pub enum PushReply {
     BacklogFull(BacklogQuota),
 }
 
+/// One message as read without leasing it.
+#[derive(Debug, Clone)]
+pub struct MessageRead {
+    pub message: StoredMessage,
+    pub state: MessageState,
+    /// Its name, when it was pushed with one.
+    pub name: Option<String>,
+}
+
 /// What an ack request did.
 #[derive(Debug, Clone)]
 pub struct Acked {
@@ -159,7 +168,8 @@ impl Op for Push<'_> {
                     self.now_ms,
                     &message.body,
                 ))
-                .arg(message.dedup_id.as_deref().unwrap_or(""));
+                .arg(message.dedup_id.as_deref().unwrap_or(""))
+                .arg(message.name.as_deref().unwrap_or(""));
         }
     }
 
@@ -371,7 +381,7 @@ struct MessageGet<'a> {
 impl Op for MessageGet<'_> {
     lua_script!("message_get", KeySet::Queue);
     /// `None`: no such queue; `Some(None)`: no such message.
-    type Output = Option<Option<(StoredMessage, MessageState)>>;
+    type Output = Option<Option<MessageRead>>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
         keys.queue(self.queue).all().to_vec()
@@ -388,7 +398,12 @@ impl Op for MessageGet<'_> {
         Ok(match reply.code()? {
             code::OK => {
                 let message = codec::decode_record(&self.id.to_string(), bytes(reply.get(1)?)?)?;
-                Some(Some((message, decode_state(reply.rest(2))?)))
+                let name = reply.text(4)?;
+                Some(Some(MessageRead {
+                    message,
+                    state: decode_state(reply.rest(2))?,
+                    name: (!name.is_empty()).then_some(name),
+                }))
             }
             code::ABSENT => Some(None),
             _ => None,
@@ -637,7 +652,7 @@ impl Store {
         queue: QueueId,
         id: MessageId,
         now_ms: u64,
-    ) -> Result<Option<Option<(StoredMessage, MessageState)>>, StoreError> {
+    ) -> Result<Option<Option<MessageRead>>, StoreError> {
         self.call(MessageGet {
             access,
             queue,

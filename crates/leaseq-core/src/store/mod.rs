@@ -69,7 +69,7 @@ pub use listeners::{
     Claimed, DELIVERY_LOG, DeliveryClaim, LaneRef, ListenerCreate, ListenerRead, ListenerWrite,
     Settled, Settlement,
 };
-pub use messages::{Acked, BacklogQuota, LeaseOutcome, PullReply, Pulled, PushReply};
+pub use messages::{Acked, BacklogQuota, LeaseOutcome, MessageRead, PullReply, Pulled, PushReply};
 pub use queues::{ConsumerWrite, CreateQueue, UpdateQueue};
 pub use rate::RateSubject;
 use script::{Op, Reply};

@@ -114,6 +114,7 @@ local function delete_messages(ids, records, keep_bytes)
     reentered = reentered or entry > 0
   end
   redis.call('HDEL', K_MSG, unpack(ids))
+  redis.call('HDEL', K_NAMES, unpack(ids))
   -- Each is in exactly one of the two.
   if redis.call('ZREM', K_LEASED, unpack(ids)) < #ids then
     redis.call('ZREM', K_DUE, unpack(ids))

@@ -3,8 +3,8 @@
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3], ARGV[4]: the deployment's backlog quota, messages and bytes (0 = none); the
 --            queue's own max_messages / max_bytes may lower them
--- ARGV[5..]: per message, 5 values: id, delay in ms (-1 = queue's delivery_delay),
---            body size in bytes, record, dedup id ('' = none)
+-- ARGV[5..]: per message, 6 values: id, delay in ms (-1 = queue's delivery_delay),
+--            body size in bytes, record, dedup id ('' = none), name ('' = none)
 -- Returns: {NOT_FOUND}, {BACKLOG_FULL, most messages, most bytes} when the new messages
 --          would pass the quota (nothing is stored), or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, listener id, ...}
@@ -24,10 +24,10 @@ local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
 local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
 
-local records, due, remembered, seen = {}, {}, {}, {}
+local records, due, remembered, seen, names = {}, {}, {}, {}, {}
 local visible_now = 0
 local bytes, pruned = 0, false
-for i = 5, #ARGV, 5 do
+for i = 5, #ARGV, 6 do
   local id, dedup_id = ARGV[i], ARGV[i + 4]
   local repeated = false
   if dedup_id ~= '' then
@@ -49,6 +49,10 @@ for i = 5, #ARGV, 5 do
     bytes = bytes + tonumber(ARGV[i + 2])
     records[#records + 1] = id
     records[#records + 1] = ARGV[i + 3]
+    if ARGV[i + 5] ~= '' then
+      names[#names + 1] = id
+      names[#names + 1] = ARGV[i + 5]
+    end
     if delay <= 0 then
       delay = 0
       visible_now = visible_now + 1
@@ -78,6 +82,7 @@ if tonumber(meta[9] or '0') > 0 then listeners = redis.call('HKEYS', K_LISTENERS
 local pull_lane = #listeners == 0 or meta[10] ~= false
 if #records > 0 then
   redis.call('HSET', K_MSG, unpack(records))
+  if #names > 0 then redis.call('HSET', K_NAMES, unpack(names)) end
   -- Every message of the batch has timestamp `now`: one index entry for all of them.
   -- ARGV[2] is the exact text the records carry as their timestamp.
   local ids = {}
