@@ -399,3 +399,69 @@ async fn discue_errors_are_title_and_status_and_pretty_prints() {
     let (status, _, _) = discue(&app, Method::DELETE, &format!("/queues/{queue}"), None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn each_dialect_serves_its_own_openapi_document_of_every_route() {
+    let app = spawn_app().await;
+    let expected: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "/discue/v1",
+            &[
+                ("post", "/queues"),
+                ("get", "/queues"),
+                ("get", "/queues/{queue_id}"),
+                ("put", "/queues/{queue_id}"),
+                ("delete", "/queues/{queue_id}"),
+                ("post", "/queues/{queue_id}/messages"),
+                ("get", "/queues/{queue_id}/messages"),
+                ("get", "/queues/{queue_id}/messages/{message_id}"),
+                ("delete", "/queues/{queue_id}/messages/{message_id}"),
+                ("post", "/queues/{queue_id}/listeners"),
+                ("get", "/queues/{queue_id}/listeners/{listener_id}"),
+                ("put", "/queues/{queue_id}/listeners/{listener_id}"),
+                ("delete", "/queues/{queue_id}/listeners/{listener_id}"),
+            ],
+        ),
+        (
+            "/elasticqueue/v1",
+            &[
+                ("post", "/queues/{queue_name}/messages"),
+                ("post", "/queues/{queue_name}/messages/_bulk"),
+            ],
+        ),
+    ];
+    for (prefix, routes) in expected {
+        // No token: the documents are public.
+        let response = reqwest::get(format!("{}{prefix}/openapi.json", app.base))
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), 200, "{prefix}");
+        let doc: Value = response.json().await.expect("JSON");
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1"))
+        );
+        assert_eq!(doc["servers"][0]["url"], prefix);
+        let paths = doc["paths"].as_object().expect("paths");
+        let documented: usize = paths
+            .values()
+            .filter_map(Value::as_object)
+            .map(|o| o.len())
+            .sum();
+        assert_eq!(documented, routes.len(), "{prefix}: {:?}", paths.keys());
+        for (method, path) in routes {
+            let operation = &paths[*path][*method];
+            assert!(
+                operation.is_object(),
+                "{prefix}: {method} {path} undocumented"
+            );
+            assert!(
+                operation["security"].is_array(),
+                "{prefix}: {method} {path}"
+            );
+            let tag = prefix.trim_start_matches('/').trim_end_matches("/v1");
+            assert_eq!(operation["tags"][0], tag, "{prefix}: {method} {path}");
+        }
+    }
+}

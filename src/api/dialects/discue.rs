@@ -9,6 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::ApiError;
 use crate::api::envelope::JsonBody;
@@ -164,14 +166,22 @@ fn queue_name(raw: Option<&str>) -> Result<QueueName, DiscueError> {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A queue's name.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct QueueBody {
+    /// 1–255 of A-Z a-z 0-9 . _ / - (e.g. `myapp.io/deletion-request-queue`).
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9._/-]{1,255}$")]
     name: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A message.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct MessageBody {
+    /// A label, kept and returned by GET (at most 256 bytes).
+    #[schema(max_length = 256)]
     name: Option<String>,
+    /// The message: a string is delivered as text, anything else as JSON.
+    #[schema(value_type = Object, required = true)]
     data: Option<Box<RawValue>>,
 }
 
@@ -189,6 +199,21 @@ async fn full_queue(
 }
 
 /// `POST /queues {name}`.
+#[utoipa::path(
+    post,
+    path = "/queues",
+    operation_id = "create_queue",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    request_body = QueueBody,
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn create_queue(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -209,6 +234,20 @@ pub async fn create_queue(
 }
 
 /// `GET /queues`.
+#[utoipa::path(
+    get,
+    path = "/queues",
+    operation_id = "list_queues",
+    tag = "discue",
+    security(("x_api_key" = ["queues:read"])),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn list_queues(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -230,6 +269,21 @@ pub async fn list_queues(
 }
 
 /// `GET /queues/{queue_id}`.
+#[utoipa::path(
+    get,
+    path = "/queues/{queue_id}",
+    operation_id = "get_queue",
+    tag = "discue",
+    security(("x_api_key" = ["queues:read"])),
+    params(("queue_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn get_queue(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -245,6 +299,22 @@ pub async fn get_queue(
 }
 
 /// `PUT /queues/{queue_id} {name}`: renames it.
+#[utoipa::path(
+    put,
+    path = "/queues/{queue_id}",
+    operation_id = "update_queue",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path)),
+    request_body = QueueBody,
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn update_queue(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -269,6 +339,21 @@ pub async fn update_queue(
 }
 
 /// `DELETE /queues/{queue_id}`: the queue as it was.
+#[utoipa::path(
+    delete,
+    path = "/queues/{queue_id}",
+    operation_id = "delete_queue",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn delete_queue(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -297,6 +382,22 @@ fn message_view(message: &StoredMessage) -> Value {
 
 /// `POST /queues/{queue_id}/messages {name, data}`: delivered to every listener of the
 /// queue (and its pull consumer, if it has one).
+#[utoipa::path(
+    post,
+    path = "/queues/{queue_id}/messages",
+    operation_id = "add_message",
+    tag = "discue",
+    security(("x_api_key" = ["messages:push"])),
+    params(("queue_id" = String, Path)),
+    request_body = MessageBody,
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn push(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -348,6 +449,21 @@ fn reword(e: BrokerError, from: &str, to: &str) -> BrokerError {
 
 /// `GET /queues/{queue_id}/messages`: the first page (at most 100) of the queue's
 /// messages, nothing leased.
+#[utoipa::path(
+    get,
+    path = "/queues/{queue_id}/messages",
+    operation_id = "list_messages",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn list_messages(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -367,6 +483,21 @@ pub async fn list_messages(
 }
 
 /// `GET /queues/{queue_id}/messages/{message_id}`.
+#[utoipa::path(
+    get,
+    path = "/queues/{queue_id}/messages/{message_id}",
+    operation_id = "get_message",
+    tag = "discue",
+    security(("x_api_key" = ["messages:pull"])),
+    params(("queue_id" = String, Path), ("message_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn get_message(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -389,6 +520,21 @@ pub async fn get_message(
 }
 
 /// `DELETE /queues/{queue_id}/messages/{message_id}`.
+#[utoipa::path(
+    delete,
+    path = "/queues/{queue_id}/messages/{message_id}",
+    operation_id = "delete_message",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path), ("message_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn delete_message(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -441,6 +587,22 @@ async fn listener_spec(
 }
 
 /// `POST /queues/{queue_id}/listeners {name, notify_url, liveness_url}`: a §9 listener.
+#[utoipa::path(
+    post,
+    path = "/queues/{queue_id}/listeners",
+    operation_id = "add_listener",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path)),
+    request_body = ListenerInput,
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn create_listener(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -463,6 +625,21 @@ pub async fn create_listener(
 }
 
 /// `GET /queues/{queue_id}/listeners/{listener_id}`.
+#[utoipa::path(
+    get,
+    path = "/queues/{queue_id}/listeners/{listener_id}",
+    operation_id = "get_listener",
+    tag = "discue",
+    security(("x_api_key" = ["queues:read"])),
+    params(("queue_id" = String, Path), ("listener_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn get_listener(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -479,6 +656,22 @@ pub async fn get_listener(
 }
 
 /// `PUT /queues/{queue_id}/listeners/{listener_id}`: changes what the body gives.
+#[utoipa::path(
+    put,
+    path = "/queues/{queue_id}/listeners/{listener_id}",
+    operation_id = "update_listener",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path), ("listener_id" = String, Path)),
+    request_body = ListenerInput,
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn update_listener(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -498,6 +691,21 @@ pub async fn update_listener(
 }
 
 /// `DELETE /queues/{queue_id}/listeners/{listener_id}`.
+#[utoipa::path(
+    delete,
+    path = "/queues/{queue_id}/listeners/{listener_id}",
+    operation_id = "delete_listener",
+    tag = "discue",
+    security(("x_api_key" = ["queues:write"])),
+    params(("queue_id" = String, Path), ("listener_id" = String, Path)),
+    responses(
+        (status = 200, description = "The resource, with `_links`.", body = Object),
+        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
+        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
+        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
+        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
+    ),
+)]
 pub async fn delete_listener(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -518,11 +726,51 @@ pub async fn no_route(req: HttpRequest) -> Answer {
     answer(&req, async { Err::<Value, _>(ApiError::NoRoute.into()) }).await
 }
 
+/// The dialect's OpenAPI document, served at `/discue/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leaseq: discue v1", description = "discue's queue, message and listener API (its seeds), served by leaseq. `?pretty=true` indents any answer."),
+    servers((url = "/discue/v1")),
+    paths(
+        create_queue, list_queues, get_queue, update_queue, delete_queue, push, list_messages,
+        get_message, delete_message, create_listener, get_listener, update_listener,
+        delete_listener,
+    ),
+    modifiers(&ApiKeyHeader),
+    tags((name = "discue", description = "Queues, messages and listeners, as discue's seeds write them.")),
+)]
+pub struct DiscueDoc;
+
+struct ApiKeyHeader;
+
+impl Modify for ApiKeyHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "x_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-KEY",
+                "A token for exactly one account",
+            ))),
+        );
+    }
+}
+
+async fn document() -> HttpResponse {
+    match DiscueDoc::openapi().to_pretty_json() {
+        Ok(json) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json),
+        Err(e) => DiscueError::from(BrokerError::Internal(e.to_string())).error_response(),
+    }
+}
+
 /// The dialect's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(no_route));
     cfg.service(
         web::scope("/discue/v1")
+            .service(web::resource("/openapi.json").get(document))
             .service(resource("/queues").post(create_queue).get(list_queues))
             .service(
                 resource("/queues/{queue_id}")

@@ -6,6 +6,8 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::ApiError;
 use crate::api::envelope::JsonBody;
@@ -60,27 +62,39 @@ impl ResponseError for EqError {
 }
 
 /// `{"type": "message", "attributes": {"body", "wait-until"?}}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct Resource {
+    /// Always "message".
     #[serde(rename = "type")]
+    #[schema(value_type = String, required = true, pattern = "^message$")]
     kind: Option<String>,
+    #[schema(value_type = Attributes, required = true)]
     attributes: Option<Attributes>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct Attributes {
+    /// The message: any JSON value but null (a string is text, anything else JSON).
+    #[schema(value_type = Object, required = true)]
     body: Option<Box<RawValue>>,
+    /// When to deliver it: an epoch time in seconds, or in milliseconds when above
+    /// 10^11; a time past is now; at most 86 400 s ahead.
     #[serde(rename = "wait-until")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     wait_until: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One message.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct Single {
+    #[schema(value_type = Resource, required = true)]
     data: Option<Resource>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Several messages, stored all or none.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct Bulk {
+    #[schema(value_type = Vec<Resource>, required = true, min_items = 1, max_items = 100)]
     data: Option<Vec<Resource>>,
 }
 
@@ -186,7 +200,23 @@ async fn enqueue(
         .collect())
 }
 
-/// `POST /queues/{queue_name}/messages`: one message.
+/// Enqueues one message.
+#[utoipa::path(
+    post,
+    path = "/queues/{queue_name}/messages",
+    operation_id = "enqueue",
+    tag = "elasticqueue",
+    security(("authorization" = ["messages:push"])),
+    params(("queue_name" = String, Path, description = "A queue of the token's account")),
+    request_body(content = Single, content_type = "application/vnd.api+json"),
+    responses(
+        (status = 202, description = "Enqueued: `{data: {type, id, links: {self}}}`.", content_type = "application/vnd.api+json", body = Object),
+        (status = 400, description = "JSON:API errors: the body is invalid.", body = Object),
+        (status = 401, description = "JSON:API errors: no valid token.", body = Object),
+        (status = 403, description = "JSON:API errors: the token lacks messages:push, or names not exactly one account.", body = Object),
+        (status = 404, description = "JSON:API errors: no such queue.", body = Object),
+    ),
+)]
 pub async fn push(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -206,7 +236,23 @@ pub async fn push(
     Ok(accepted(serde_json::to_value(one).unwrap_or_default()))
 }
 
-/// `POST /queues/{queue_name}/messages/_bulk`: all or nothing.
+/// Enqueues several messages, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/queues/{queue_name}/messages/_bulk",
+    operation_id = "enqueue_bulk",
+    tag = "elasticqueue",
+    security(("authorization" = ["messages:push"])),
+    params(("queue_name" = String, Path, description = "A queue of the token's account")),
+    request_body(content = Bulk, content_type = "application/vnd.api+json"),
+    responses(
+        (status = 202, description = "All enqueued: `{data: [{type, id, links}, …]}`.", content_type = "application/vnd.api+json", body = Object),
+        (status = 400, description = "JSON:API errors: a message is invalid; none was stored.", body = Object),
+        (status = 401, description = "JSON:API errors: no valid token.", body = Object),
+        (status = 403, description = "JSON:API errors: the token lacks messages:push, or names not exactly one account.", body = Object),
+        (status = 404, description = "JSON:API errors: no such queue.", body = Object),
+    ),
+)]
 pub async fn push_bulk(
     req: HttpRequest,
     broker: web::Data<Broker>,
@@ -229,10 +275,46 @@ pub async fn no_route() -> Result<HttpResponse, EqError> {
     Err(ApiError::NoRoute.into())
 }
 
+/// The dialect's OpenAPI document, served at `/elasticqueue/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leaseq: ElasticQueue v1", description = "ElasticQueue's enqueue API (its seed), served by leaseq."),
+    servers((url = "/elasticqueue/v1")),
+    paths(push, push_bulk),
+    modifiers(&Authorization),
+    tags((name = "elasticqueue", description = "Enqueue, one message or a bulk, JSON:API.")),
+)]
+pub struct ElasticQueueDoc;
+
+struct Authorization;
+
+impl Modify for Authorization {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "authorization",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The token, with or without `Bearer `",
+            ))),
+        );
+    }
+}
+
+async fn document() -> HttpResponse {
+    match ElasticQueueDoc::openapi().to_pretty_json() {
+        Ok(json) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(json),
+        Err(e) => EqError::from(BrokerError::Internal(e.to_string())).error_response(),
+    }
+}
+
 /// The dialect's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/elasticqueue/v1")
+            .service(web::resource("/openapi.json").get(document))
             .service(
                 web::resource("/queues/{queue_name}/messages")
                     .post(push)
