@@ -248,9 +248,13 @@ async fn a_client_that_sends_its_body_too_slowly_gets_408() {
 #[tokio::test]
 async fn rate_limits_hold_across_three_brokers_sharing_one_redis() {
     const RATE: f64 = 50.0;
+    // A burst of a fifth of a second's worth absorbs the short stalls of a loaded
+    // machine: a client held up for a moment catches up instead of leaving the rate
+    // unused.
+    const BURST: f64 = RATE / 5.0;
     let first = crate::helpers::spawn_app_with(|s| {
         s.rate_limits.account_per_sec = RATE;
-        s.rate_limits.account_burst = 1.0;
+        s.rate_limits.account_burst = BURST;
     })
     .await;
     let mut brokers = vec![first];
@@ -260,7 +264,7 @@ async fn rate_limits_hold_across_three_brokers_sharing_one_redis() {
             crate::helpers::spawn_app_with(move |s| {
                 s.redis.key_prefix = prefix;
                 s.rate_limits.account_per_sec = RATE;
-                s.rate_limits.account_burst = 1.0;
+                s.rate_limits.account_burst = BURST;
             })
             .await,
         );
@@ -292,12 +296,13 @@ async fn rate_limits_hold_across_three_brokers_sharing_one_redis() {
         admitted += a;
         limited += l;
     }
-    // Measured against the window the requests really spanned.
+    // Measured against the window the requests really spanned: the rate, plus the
+    // burst the limit starts with.
     let expected = RATE * started.elapsed().as_secs_f64();
     let admitted = admitted as f64;
     assert!(
-        (expected * 0.9..=expected * 1.1 + 1.0).contains(&admitted),
-        "admitted {admitted} of {} requests, expected about {expected:.0}",
+        (expected * 0.9..=expected * 1.1 + BURST).contains(&admitted),
+        "admitted {admitted} of {} requests, expected about {expected:.0} (+ a burst of {BURST})",
         admitted as u64 + limited
     );
     assert!(limited > 0, "the brokers were pushed past the rate");
