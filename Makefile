@@ -5,11 +5,19 @@ VENV := .venv
 FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test compat wrangler lint redis build bench reliability fuzz cargo-fuzz
+.PHONY: run test compat wrangler lint redis cluster cluster-stop build bench reliability fuzz cargo-fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
 	@scripts/ensure-redis.sh
+
+## A local Redis Cluster (3 masters + 3 replicas, ports 7100-7105) for development;
+## prints the seed nodes. `make cluster-stop` stops exactly those processes.
+cluster:
+	@scripts/cluster.sh start
+
+cluster-stop:
+	@scripts/cluster.sh stop
 
 ## Run the broker in dev mode: prints a ready token and a sample curl.
 run: redis
