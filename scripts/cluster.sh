@@ -42,15 +42,17 @@ start() {
     for _ in $(seq 50); do up "$port" && break; sleep 0.1; done
     up "$port" || { echo "cluster: redis on $port did not start" >&2; exit 1; }
   done
-  if ! redis-cli -p "$base" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+  # Nodes that already know each other (a restart) only need time to agree again; a
+  # node alone is new, and the cluster is created.
+  if redis-cli -p "$base" cluster info | grep -q 'cluster_known_nodes:1\b'; then
     local nodes=()
     for port in "${ports[@]}"; do nodes+=("127.0.0.1:$port"); done
     redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
-    for _ in $(seq 100); do
-      redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok' && break
-      sleep 0.1
-    done
   fi
+  for _ in $(seq 200); do
+    redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
   redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok' \
     || { echo "cluster: not ok; see $dir/*/redis.log" >&2; exit 1; }
   local seeds=()
@@ -63,7 +65,11 @@ stop() {
   for port in "${ports[@]}"; do
     local pidfile="$dir/$port/redis.pid"
     if [ -f "$pidfile" ]; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
+      local pid
+      pid="$(cat "$pidfile")"
+      kill "$pid" 2>/dev/null || true
+      # Gone before returning, so a start right after finds the port free.
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       rm -f "$pidfile"
     fi
   done
