@@ -4,7 +4,7 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, SchemaType, Type,
@@ -93,7 +93,12 @@ impl SharedErrors {
         // The identity routes need a token but name no account, and read no Redis.
         let on_account = secured && path.contains("{account_id}");
         let has_body = operation.request_body.is_some();
-        if path.contains("{account_id}") || path.contains("{queue_id}") || has_body {
+        let has_query = operation
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| p.parameter_in == ParameterIn::Query);
+        if path.contains("{account_id}") || path.contains("{queue_id}") || has_body || has_query {
             Self::add(operation, 400, BadRequest::response());
         }
         if secured {
