@@ -112,8 +112,9 @@ fn listener_id(path: &ListenerPath) -> Result<ListenerId, BrokerError> {
     ListenerId::parse(&path.listener_id).ok_or(BrokerError::ListenerNotFound)
 }
 
-/// The spec, once every URL it names leads somewhere listeners may send.
-async fn checked(
+/// The spec, once every URL it names leads somewhere listeners may send (the discue
+/// dialect's listeners too).
+pub(super) async fn checked(
     destinations: &Destinations,
     input: &ListenerInput,
     keep_unstated: bool,

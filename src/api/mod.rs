@@ -8,7 +8,7 @@ mod error;
 mod health;
 mod identity;
 pub mod input;
-mod listeners;
+pub(crate) mod listeners;
 mod messages;
 mod metrics;
 pub mod middleware;

@@ -562,30 +562,6 @@ fn listener_view(req: &HttpRequest, queue: QueueId, listener: &Listener) -> Valu
     })
 }
 
-/// The listener a discue body describes, checked as the Cloudflare-style route checks it.
-async fn listener_spec(
-    destinations: &Destinations,
-    body: &ListenerInput,
-    keep_unstated: bool,
-) -> Result<crate::broker::command::ListenerSpec, DiscueError> {
-    let spec = input::listener(body, keep_unstated)?;
-    for (field, url) in [
-        ("notify_url", spec.notify_url.as_deref()),
-        (
-            "liveness_url",
-            spec.liveness_url.as_ref().and_then(|u| u.as_deref()),
-        ),
-    ] {
-        if let Some(url) = url {
-            destinations
-                .check(url)
-                .await
-                .map_err(|e| ApiError::schema(format!("{field} {e}")))?;
-        }
-    }
-    Ok(spec)
-}
-
 /// `POST /queues/{queue_id}/listeners {name, notify_url, liveness_url}`: a §9 listener.
 #[utoipa::path(
     post,
@@ -614,7 +590,7 @@ pub async fn create_listener(
     answer(&req, async {
         let (who, JsonBody(body)) = (who?, body?);
         let id = queue_id(&path)?;
-        let spec = listener_spec(&destinations, &body, false).await?;
+        let spec = crate::api::listeners::checked(&destinations, &body, false).await?;
         let listener = broker.create_listener(&who.access, id, spec).await?;
         let mut view = listener_view(&req, id, &listener);
         // Shown once, as on the Cloudflare-style route: deliveries are signed with it.
@@ -683,7 +659,7 @@ pub async fn update_listener(
     answer(&req, async {
         let (who, JsonBody(body)) = (who?, body?);
         let (queue, id) = (queue_id(&path.0)?, listener_id(&path.1)?);
-        let spec = listener_spec(&destinations, &body, true).await?;
+        let spec = crate::api::listeners::checked(&destinations, &body, true).await?;
         let listener = broker.update_listener(&who.access, queue, id, spec).await?;
         Ok(listener_view(&req, queue, &listener))
     })

@@ -9,17 +9,6 @@
 local meta = redis.call('HMGET', K_META, 'account', 'c_dlq')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local out = {OK, meta[2] or '', 0}
-local budget = tonumber(ARGV[3])
--- One HSCAN page keeps the call bounded; the rest is read by the next transfer.
-local page = redis.call('HSCAN', K_DEAD, 0, 'COUNT', tonumber(ARGV[2]))
-local entries, size, taken = page[2], 0, 0
-for i = 1, #entries, 2 do
-  local rec = entries[i + 1]
-  if taken > 0 and size + #rec > budget then break end
-  out[#out + 1] = entries[i]
-  out[#out + 1] = rec
-  size = size + #rec
-  taken = taken + 1
-end
-if redis.call('HLEN', K_DEAD) > taken then out[3] = 1 end
+-- One HSCAN step keeps the call bounded; the rest is read by the next transfer.
+if read_outbox(K_DEAD, tonumber(ARGV[2]), tonumber(ARGV[3]), out) then out[3] = 1 end
 return out

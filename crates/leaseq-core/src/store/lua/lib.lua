@@ -280,6 +280,23 @@ local function announce_due(n, waiting, now)
   end
 end
 
+-- Up to `max` entries of a dead-letter outbox (a hash of id -> record) from one bounded
+-- HSCAN step, at most `budget` record bytes but always one entry, appended to `out` as
+-- id, record pairs. Returns whether entries remain beyond those.
+local function read_outbox(outbox, max, budget, out)
+  local page = redis.call('HSCAN', outbox, 0, 'COUNT', max)
+  local entries, size, taken = page[2], 0, 0
+  for i = 1, #entries, 2 do
+    local rec = entries[i + 1]
+    if taken > 0 and size + #rec > budget then break end
+    out[#out + 1] = entries[i]
+    out[#out + 1] = rec
+    size = size + #rec
+    taken = taken + 1
+  end
+  return redis.call('HLEN', outbox) > taken
+end
+
 -- ARGV[1] of every queue script is the caller's access: "<account>", or
 -- "<account>\n,<queue name>,<queue name>," for a token limited to some queues.
 -- A queue outside it does not exist for the caller. Names never hold ',' or '\n'.

@@ -6,18 +6,8 @@
 -- Returns: {NOT_FOUND} or {OK, more (1: entries remain beyond these), id1, record1, ...}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local outbox = lane_key(ARGV[2], LANE_DEAD)
 local out = {OK, 0}
-local budget = tonumber(ARGV[4])
-local page = redis.call('HSCAN', outbox, 0, 'COUNT', tonumber(ARGV[3]))
-local entries, size, taken = page[2], 0, 0
-for i = 1, #entries, 2 do
-  local rec = entries[i + 1]
-  if taken > 0 and size + #rec > budget then break end
-  out[#out + 1] = entries[i]
-  out[#out + 1] = rec
-  size = size + #rec
-  taken = taken + 1
+if read_outbox(lane_key(ARGV[2], LANE_DEAD), tonumber(ARGV[3]), tonumber(ARGV[4]), out) then
+  out[2] = 1
 end
-if redis.call('HLEN', outbox) > taken then out[2] = 1 end
 return out
