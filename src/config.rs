@@ -71,6 +71,8 @@ pub struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: RedisUrl,
+    /// Seed nodes of a Redis Cluster; when set, leaseq talks to the Cluster, not `url`.
+    pub cluster_nodes: Vec<RedisUrl>,
     pub key_prefix: String,
     pub timeout_ms: u64,
     pub reveal_batch: u32,

@@ -64,6 +64,12 @@ impl Application {
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
             url: settings.redis.url.expose().to_owned(),
+            cluster_nodes: settings
+                .redis
+                .cluster_nodes
+                .iter()
+                .map(|node| node.expose().to_owned())
+                .collect(),
             key_prefix: settings.redis.key_prefix.clone(),
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,

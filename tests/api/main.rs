@@ -2,6 +2,7 @@
 
 mod auth;
 mod cloudflare;
+mod cluster;
 mod consumers;
 mod dialects;
 mod errors;

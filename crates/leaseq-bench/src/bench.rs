@@ -182,6 +182,7 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         AccountId::parse(&args.account).ok_or("--account must be 1-64 of A-Z a-z 0-9 _ -")?;
     let store = Store::connect(&StoreOptions {
         url: settings.redis.url.expose().to_owned(),
+        cluster_nodes: Vec::new(),
         key_prefix: settings.redis.key_prefix.clone(),
         timeout: Duration::from_secs(30),
         reveal_batch: settings.redis.reveal_batch,

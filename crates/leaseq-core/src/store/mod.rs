@@ -44,6 +44,7 @@
 //! a LIST and delayed ids apart; `migrate.rs` moves such queues on start-up.
 
 mod codec;
+mod connection;
 mod dead_letters;
 mod keys;
 mod listeners;
@@ -59,8 +60,10 @@ mod wake;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use connection::{Conn, Connection};
 
 pub use codec::CorruptData;
 pub use dead_letters::{DeadLetters, Redrivable};
@@ -93,6 +96,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct StoreOptions {
     pub url: String,
+    /// Seed nodes of a Redis Cluster; when not empty, `url` is used for nothing else
+    /// than wake-up subscriptions' fallback, and every call goes to the Cluster.
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
     /// Deadline for every Redis call, connecting included.
     pub timeout: Duration,
@@ -106,9 +112,9 @@ pub struct StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     metrics: Option<Arc<crate::metrics::Metrics>>,
-    conn: ConnectionManager,
-    client: redis::Client,
-    config: ConnectionManagerConfig,
+    conn: Connection,
+    /// One node to subscribe to for wake-ups (a Cluster's `PUBLISH` reaches every node).
+    pubsub: redis::Client,
     keys: Keys,
     timeout: Duration,
     reveal_batch: u32,
@@ -119,18 +125,20 @@ impl Store {
     /// Connects lazily: the broker starts even while Redis is down, and answers 503
     /// until Redis comes back.
     pub fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(options.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        let (conn, pubsub) = match options.cluster_nodes.first() {
+            None => (
+                Connection::single(&options.url, options.timeout)?,
+                redis::Client::open(options.url.as_str())?,
+            ),
+            Some(seed) => (
+                Connection::cluster(&options.cluster_nodes, options.timeout)?,
+                redis::Client::open(seed.as_str())?,
+            ),
+        };
         Ok(Self {
             metrics: None,
             conn,
-            client,
-            config,
+            pubsub,
             keys: Keys::new(&options.key_prefix),
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
@@ -148,7 +156,7 @@ impl Store {
 
     /// Starts this process's wake-up listener (see [`Wakeups`]) on the current runtime.
     pub fn listen_for_wakeups(&self, wakeups: Arc<Wakeups>) {
-        tokio::spawn(wakeups.listen(self.client.clone(), self.keys.prefix().to_owned()));
+        tokio::spawn(wakeups.listen(self.pubsub.clone(), self.keys.prefix().to_owned()));
     }
 
     /// This store with a connection of its own, driven by the caller's runtime.
@@ -156,14 +164,15 @@ impl Store {
     /// Each HTTP worker runs its own single-threaded runtime; a connection driven there
     /// spares every Redis call two hops to another thread and back.
     pub fn with_own_connection(&self) -> Self {
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
-            Ok(conn) => Self {
-                conn,
-                ..self.clone()
-            },
-            // Cannot happen with the configuration `connect` validated; sharing is correct too.
-            Err(_) => self.clone(),
+        Self {
+            conn: self.conn.own(),
+            ..self.clone()
         }
+    }
+
+    /// A handle for one call, within the deadline (a Cluster connects on first use).
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.run(self.conn.get()).await
     }
 
     /// Runs one Redis call within the deadline, counting failures.
@@ -185,8 +194,49 @@ impl Store {
 
     /// One plain command, for what needs no script.
     async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         self.run(cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs groups of commands, each group on one slot's keys, and returns each group's
+    /// replies in order. On one node they go out as one pipeline; a Cluster takes one
+    /// pipeline per group (a pipeline may not span slots), several at a time.
+    async fn query_groups(
+        &self,
+        groups: Vec<Vec<redis::Cmd>>,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let conn = self.conn().await?;
+        if !self.conn.is_cluster() {
+            let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+            let mut pipe = redis::pipe();
+            for cmd in groups.into_iter().flatten() {
+                pipe.add_command(cmd);
+            }
+            let mut conn = conn;
+            let mut replies: Vec<Value> = self.run(pipe.query_async(&mut conn)).await?;
+            let mut out = Vec::with_capacity(sizes.len());
+            for size in sizes {
+                let rest = replies.split_off(size.min(replies.len()));
+                out.push(std::mem::replace(&mut replies, rest));
+            }
+            return Ok(out);
+        }
+        futures_util::stream::iter(groups)
+            .map(|group| {
+                let mut conn = conn.clone();
+                async move {
+                    let mut pipe = redis::pipe();
+                    for cmd in group {
+                        pipe.add_command(cmd);
+                    }
+                    self.run(pipe.query_async::<Vec<Value>>(&mut conn)).await
+                }
+            })
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Runs the script of `op`, timed under its name, and decodes its reply: the one
@@ -197,7 +247,7 @@ impl Store {
             invocation.key(key);
         }
         op.args(&mut invocation);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let started = std::time::Instant::now();
         let result = self.run(invocation.invoke_async::<Value>(&mut conn)).await;
         if let Some(metrics) = &self.metrics {

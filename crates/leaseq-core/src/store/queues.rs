@@ -359,14 +359,22 @@ impl Store {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (_, id) in &entries {
-            pipe.cmd("HGETALL").arg(&self.keys.queue(*id)[Role::Meta]);
-        }
-        let mut conn = self.conn.clone();
-        let metas: Vec<HashMap<String, String>> = self.run(pipe.query_async(&mut conn)).await?;
+        let groups = entries
+            .iter()
+            .map(|(_, id)| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(&self.keys.queue(*id)[Role::Meta]);
+                vec![cmd]
+            })
+            .collect();
+        let metas = self.query_groups(groups).await?;
         let mut queues = Vec::with_capacity(entries.len());
-        for ((name, id), fields) in entries.into_iter().zip(metas) {
+        for ((name, id), replies) in entries.into_iter().zip(metas) {
+            let fields: HashMap<String, String> = match replies.first() {
+                Some(reply) => redis::from_redis_value(reply.clone())
+                    .map_err(|e| CorruptData(format!("queue {id} meta: {e}")))?,
+                None => continue,
+            };
             // Skip names left behind by an interrupted delete or rename.
             if fields.get("account").map(String::as_str) != Some(account.as_str())
                 || fields.get("name") != Some(&name)

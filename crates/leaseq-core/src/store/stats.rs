@@ -27,37 +27,40 @@ impl Store {
             "dead_dropped",
             "expired",
         ];
-        let mut conn = self.conn.clone();
         let ids: Vec<String> = self
-            .run(
+            .command(
                 redis::cmd("ZRANGE")
                     .arg(self.keys.sweep_schedule())
                     .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn),
+                    .arg(-1),
             )
             .await?;
         let ids: Vec<QueueId> = ids.iter().filter_map(|id| QueueId::parse(id)).collect();
         let mut stats = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                let k = self.keys.queue(*id);
-                pipe.cmd("HMGET").arg(&k[Role::Meta]).arg(&FIELDS[..]);
-                pipe.cmd("HLEN").arg(&k[Role::Msg]);
-                pipe.cmd("ZCARD").arg(&k[Role::Leased]);
-                pipe.cmd("ZCOUNT")
-                    .arg(&k[Role::Due])
-                    .arg(format!("({now_ms}"))
-                    .arg("+inf");
-                pipe.cmd("ZRANGE")
-                    .arg(&k[Role::Age])
-                    .arg(0)
-                    .arg(0)
-                    .arg("WITHSCORES");
-            }
-            let replies: Vec<Value> = self.run(pipe.query_async(&mut conn)).await?;
-            for per_queue in replies.chunks_exact(5) {
+            // One group of commands per queue: one slot each.
+            let groups = chunk
+                .iter()
+                .map(|id| {
+                    let k = self.keys.queue(*id);
+                    let mut meta = redis::cmd("HMGET");
+                    meta.arg(&k[Role::Meta]).arg(&FIELDS[..]);
+                    let mut held = redis::cmd("HLEN");
+                    held.arg(&k[Role::Msg]);
+                    let mut leased = redis::cmd("ZCARD");
+                    leased.arg(&k[Role::Leased]);
+                    let mut delayed = redis::cmd("ZCOUNT");
+                    delayed
+                        .arg(&k[Role::Due])
+                        .arg(format!("({now_ms}"))
+                        .arg("+inf");
+                    let mut oldest = redis::cmd("ZRANGE");
+                    oldest.arg(&k[Role::Age]).arg(0).arg(0).arg("WITHSCORES");
+                    vec![meta, held, leased, delayed, oldest]
+                })
+                .collect();
+            let replies = self.query_groups(groups).await?;
+            for per_queue in replies.iter().filter(|r| r.len() == 5) {
                 let Value::Array(meta) = &per_queue[0] else {
                     continue;
                 };

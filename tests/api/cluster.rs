@@ -1,0 +1,118 @@
+//! The broker on a Redis Cluster (`scripts/cluster.sh`: 3 masters, 3 replicas on
+//! loopback ports 7100-7105, started here when not running): queues, messages, long
+//! polls, listeners and the metrics scrape, with each queue's keys on one slot.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::receiver::Receiver;
+use crate::helpers::{TestApp, spawn_app_with};
+
+fn cluster_nodes() -> Vec<String> {
+    static STARTED: OnceLock<Vec<String>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            let root = env!("CARGO_MANIFEST_DIR");
+            let status = std::process::Command::new(format!("{root}/scripts/cluster.sh"))
+                .arg("start")
+                .current_dir(root)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("scripts/cluster.sh runs");
+            assert!(status.success(), "the local Redis Cluster did not start");
+            (7100..7103)
+                .map(|port| format!("redis://127.0.0.1:{port}"))
+                .collect()
+        })
+        .clone()
+}
+
+async fn on_cluster() -> TestApp {
+    let nodes = cluster_nodes();
+    spawn_app_with(move |s| {
+        s.redis.cluster_nodes = nodes.into_iter().map(Into::into).collect();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_broker_serves_queues_messages_and_listeners_from_a_cluster() {
+    let app = on_cluster().await;
+    // Enough queues that they land on every master.
+    let mut queues = Vec::new();
+    for i in 0..6 {
+        queues.push(app.create_queue(&format!("c{i}")).await);
+    }
+    for queue in &queues {
+        app.push_numbered(queue, 5).await;
+    }
+    let listed = app.get("/queues").await;
+    assert_eq!(listed.assert_ok().as_array().map(Vec::len), Some(6));
+    for queue in &queues {
+        let pulled = app.pull_messages(queue, json!({"batch_size": 10})).await;
+        assert_eq!(pulled.len(), 5);
+        let acks: Vec<_> = pulled
+            .iter()
+            .map(|m| json!({"lease_id": m["lease_id"]}))
+            .collect();
+        let acked = app.ack(queue, json!({ "acks": acks })).await;
+        assert_eq!(acked.assert_ok()["ackCount"], 5);
+        assert_eq!(app.metrics(queue).await["backlog_count"], 0);
+    }
+    // A long poll is woken by a push (the wake-up crosses the Cluster's nodes).
+    let waiting = {
+        let queue = queues[0].clone();
+        let url = app.url(&format!("/queues/{queue}/messages/pull"));
+        let (client, token) = (app.client.clone(), app.token.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"wait_time_ms": 10_000}))
+                .send()
+                .await
+                .expect("pull")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.push(&queues[0], json!({"body": "wake"}))
+        .await
+        .assert_ok();
+    let woken = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken before the wait ended")
+        .expect("joined");
+    assert_eq!(woken["result"]["messages"][0]["body"], "wake");
+    // A listener delivers from the Cluster.
+    let receiver = Receiver::start().await;
+    app.post(
+        &format!("/queues/{}/listeners", queues[1]),
+        json!({"name": "c", "notify_url": receiver.url}),
+    )
+    .await
+    .assert_ok();
+    app.push_numbered(&queues[1], 3).await;
+    receiver
+        .wait_for(Duration::from_secs(20), |r| {
+            r.iter().map(|r| r.message_ids().len()).sum::<usize>() >= 3
+        })
+        .await;
+    // The scrape reads every queue, whichever node holds it.
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for i in 0..6 {
+        assert!(
+            metrics.contains(&format!("queue=\"c{i}\"")),
+            "c{i} missing from the scrape"
+        );
+    }
+}
