@@ -40,6 +40,15 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub listeners: ListenerSettings,
+    pub durability: DurabilitySettings,
+}
+
+/// `[durability]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurabilitySettings {
+    /// Replicas a write must reach before it is answered (`WAIT`); 0: none.
+    pub wait_replicas: u32,
 }
 
 /// `[listeners]`: push delivery.

@@ -74,6 +74,7 @@ impl Application {
             timeout: settings.redis_timeout(),
             reveal_batch: settings.redis.reveal_batch,
             reply_bytes: settings.limits.reply_bytes,
+            wait_replicas: settings.durability.wait_replicas,
         })?
         .with_metrics(metrics.clone());
         let broker = Broker::new(

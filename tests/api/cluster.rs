@@ -116,3 +116,36 @@ async fn the_broker_serves_queues_messages_and_listeners_from_a_cluster() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_wait_replicas_writes_are_answered_once_a_replica_has_them() {
+    let nodes = cluster_nodes();
+    let app = spawn_app_with(move |s| {
+        s.redis.cluster_nodes = nodes.into_iter().map(Into::into).collect();
+        s.durability.wait_replicas = 1;
+    })
+    .await;
+    let queue = app.create_queue("replicated").await;
+    app.push_numbered(&queue, 3).await;
+    let pulled = app.pull_messages(&queue, json!({"batch_size": 3})).await;
+    assert_eq!(pulled.len(), 3);
+}
+
+#[tokio::test]
+async fn without_the_replicas_asked_for_a_write_is_a_prompt_503() {
+    // The test Redis has no replica: no write can be acknowledged by one.
+    let app = spawn_app_with(|s| {
+        s.durability.wait_replicas = 1;
+        s.redis.timeout_ms = 400;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let reply = app
+        .post("/queues", json!({"queue_name": "unreplicated"}))
+        .await;
+    reply.assert_error(503, 15000);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered promptly"
+    );
+}

@@ -183,6 +183,7 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
     let store = Store::connect(&StoreOptions {
         url: settings.redis.url.expose().to_owned(),
         cluster_nodes: Vec::new(),
+        wait_replicas: 0,
         key_prefix: settings.redis.key_prefix.clone(),
         timeout: Duration::from_secs(30),
         reveal_batch: settings.redis.reveal_batch,

@@ -90,6 +90,8 @@ pub enum StoreError {
     Timeout(Duration),
     #[error(transparent)]
     Corrupt(#[from] CorruptData),
+    #[error("only {acknowledged} of {wanted} replicas acknowledged the write in time")]
+    NotReplicated { wanted: u32, acknowledged: i64 },
 }
 
 /// Connection settings for [`Store::connect`]. No `Debug`: the URL may hold a password.
@@ -107,6 +109,9 @@ pub struct StoreOptions {
     /// Most message-record bytes one script reply carries (pull, peek, list, dead-letter
     /// and redrive moves); at least one message always fits.
     pub reply_bytes: usize,
+    /// Replicas every script call's writes must reach before it answers (`WAIT`); 0:
+    /// none.
+    pub wait_replicas: u32,
 }
 
 #[derive(Clone)]
@@ -119,6 +124,7 @@ pub struct Store {
     timeout: Duration,
     reveal_batch: u32,
     reply_bytes: usize,
+    wait_replicas: u32,
 }
 
 impl Store {
@@ -143,6 +149,7 @@ impl Store {
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
             reply_bytes: options.reply_bytes,
+            wait_replicas: options.wait_replicas,
         })
     }
 
@@ -243,7 +250,8 @@ impl Store {
     /// shape of every script call.
     async fn call<O: Op>(&self, op: O) -> Result<O::Output, StoreError> {
         let mut invocation = O::script().prepare_invoke();
-        for key in op.keys(&self.keys) {
+        let keys = op.keys(&self.keys);
+        for key in &keys {
             invocation.key(key);
         }
         op.args(&mut invocation);
@@ -253,7 +261,23 @@ impl Store {
         if let Some(metrics) = &self.metrics {
             metrics.observe_script(O::NAME, started.elapsed());
         }
-        Ok(op.decode(Reply::new(result?)?)?)
+        let reply = result?;
+        if self.wait_replicas > 0
+            && let Some(key) = keys.first()
+        {
+            // Half the deadline for the replicas, so a missing one is a prompt 503.
+            let timeout_ms = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(500);
+            let acknowledged = self
+                .run(conn.wait(key, self.wait_replicas, timeout_ms))
+                .await?;
+            if acknowledged < i64::from(self.wait_replicas) {
+                return Err(StoreError::NotReplicated {
+                    wanted: self.wait_replicas,
+                    acknowledged,
+                });
+            }
+        }
+        Ok(op.decode(Reply::new(reply)?)?)
     }
 
     /// The Redis keys of one queue by role (`meta`, `msg`, …), for diagnostics.
