@@ -16,6 +16,7 @@
 //! as JSON lines).
 
 mod broker_kills;
+mod cluster_failover;
 mod harness;
 mod ledger;
 mod listener_kills;
