@@ -55,6 +55,17 @@ start() {
   done
   redis-cli -p "$base" cluster info | grep -q 'cluster_state:ok' \
     || { echo "cluster: not ok; see $dir/*/redis.log" >&2; exit 1; }
+  # Every primary's replica in sync, so a write waiting for one (wait_replicas) can
+  # succeed from the start.
+  for port in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      local info
+      info="$(redis-cli -p "$port" info replication)"
+      grep -q 'role:master' <<< "$info" || break
+      grep -q 'state=online' <<< "$info" && break
+      sleep 0.1
+    done
+  done
   local seeds=()
   for port in "${ports[@]:0:3}"; do seeds+=("\"redis://127.0.0.1:$port\""); done
   echo "cluster: ok on ports ${ports[0]}-${ports[5]}"
