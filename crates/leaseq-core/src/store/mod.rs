@@ -22,6 +22,7 @@
 //! | `P:{Q}:origin` | HASH | id → the queue a dead letter came from, for redrive |
 //! | `P:{Q}:listeners` | HASH | listener id → its record (JSON, `listeners.rs`) |
 //! | `P:{Q}:refs` | HASH | id of a message a listener lane holds → how many lanes (pull lane included) still hold it |
+//! | `P:{Q}:names` | HASH | id of a named message → its name (discue's `name`), deleted with the message |
 //! | `P:{Q}:l:L:due` | ZSET | listener `L`'s lane: message id → when (ms) it is next due; a claimed one, when its claim lapses |
 //! | `P:{Q}:l:L:att` | HASH | message id → listener `L`'s delivery attempts |
 //! | `P:{Q}:l:L:log` | LIST | listener `L`'s latest delivery attempts (JSON), newest first |
