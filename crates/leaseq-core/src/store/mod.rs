@@ -266,8 +266,11 @@ impl Store {
         if self.wait_replicas > 0
             && let Some(key) = keys.first()
         {
-            // Half the deadline for the replicas, so a missing one is a prompt 503.
-            let timeout_ms = u64::try_from(self.timeout.as_millis() / 2).unwrap_or(500);
+            // Half the deadline for the replicas, so a missing one is a prompt 503 (at
+            // least 1 ms: WAIT's 0 would mean no limit).
+            let timeout_ms = u64::try_from(self.timeout.as_millis() / 2)
+                .unwrap_or(500)
+                .max(1);
             let acknowledged = self
                 .run(conn.wait(key, self.wait_replicas, timeout_ms))
                 .await?;
