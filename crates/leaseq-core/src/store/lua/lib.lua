@@ -35,6 +35,18 @@ end
 -- delete_messages takes them out of everything at once, so no id is ever indexed twice
 -- or left behind.
 
+-- Whether any message of the queue has a listener lane (K_REFS exists), asked of Redis
+-- once per script: ack, burial and deletion all need it, and while the queue has never
+-- had listeners it saves them every listener-lane step. Only push creates K_REFS, and
+-- it asks nothing after; a stale "yes" costs at most a no-op command.
+local refs_known, refs_exist = false, false
+local function any_refs()
+  if not refs_known then
+    refs_exist, refs_known = redis.call('EXISTS', K_REFS) == 1, true
+  end
+  return refs_exist
+end
+
 -- A whole number as Redis reads one: Lua's own formatting of a large number can be
 -- "1e+15", which HINCRBY and friends refuse.
 local function int(n)
@@ -99,7 +111,7 @@ local function delete_messages(ids, records, keep_bytes)
   if #ids == 0 then return 0 end
   -- Listener lanes may hold them too (a message some lane still holds has a K_REFS
   -- entry; HDEL tells whether any of these did).
-  if redis.call('HDEL', K_REFS, unpack(ids)) > 0 then
+  if any_refs() and redis.call('HDEL', K_REFS, unpack(ids)) > 0 then
     for _, lid in ipairs(redis.call('HKEYS', K_LISTENERS)) do
       redis.call('ZREM', lane_key(lid, LANE_DUE), unpack(ids))
       redis.call('HDEL', lane_key(lid, LANE_ATTEMPTS), unpack(ids))
@@ -149,7 +161,7 @@ local function release(ids, records, lid, keep_bytes)
   if #ids == 0 then return 0 end
   -- Without K_REFS no message has a listener lane: the pull lane is the only one.
   local counts = {}
-  if lid or redis.call('EXISTS', K_REFS) == 1 then
+  if lid or any_refs() then
     counts = redis.call('HMGET', K_REFS, unpack(ids))
   end
   local gone, gone_records, held = {}, {}, {}
@@ -177,7 +189,7 @@ end
 -- has a listener lane.
 local function in_pull_lane(ids)
   local held = {}
-  if #ids == 0 or redis.call('EXISTS', K_REFS) == 0 then
+  if #ids == 0 or not any_refs() then
     for i = 1, #ids do held[i] = true end
     return held
   end
