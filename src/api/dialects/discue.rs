@@ -77,19 +77,14 @@ impl ResponseError for DiscueError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        // The envelope's response carries the log line and headers (Retry-After…).
-        let mut response = self.error.error_response();
-        let status = response.status();
-        let body = json!({
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.error.to_string(),
-        });
-        response.headers_mut().insert(
-            actix_web::http::header::CONTENT_TYPE,
-            actix_web::http::header::HeaderValue::from_static("application/json"),
-        );
-        response.set_body(actix_web::body::BoxBody::new(json_body(&body, self.pretty)))
+        super::reshaped(&self.error, "application/json", |status| {
+            let body = json!({
+                "title": status.canonical_reason().unwrap_or("Error"),
+                "status": status.as_u16(),
+                "detail": self.error.to_string(),
+            });
+            json_body(&body, self.pretty)
+        })
     }
 }
 
@@ -423,7 +418,7 @@ pub async fn push(
             ..MessageInput::default()
         };
         let mut message = input::push(broker.limits(), &message, broker.now_ms())
-            .map_err(|e| reword(e, "body", "data"))?;
+            .map_err(|e| super::reworded(e, &[("body", "data")]))?;
         message.name = name.clone();
         let pushed = broker.push(&who.access, id, &[message]).await?;
         let message = pushed.ids.first().copied().ok_or_else(|| {
@@ -435,16 +430,6 @@ pub async fn push(
         }))
     })
     .await
-}
-
-fn reword(e: BrokerError, from: &str, to: &str) -> BrokerError {
-    match e {
-        BrokerError::InvalidSchema(m) => BrokerError::InvalidSchema(m.replace(from, to)),
-        BrokerError::InvalidMessageMetadata(m) => {
-            BrokerError::InvalidMessageMetadata(m.replace(from, to))
-        }
-        other => other,
-    }
 }
 
 /// `GET /queues/{queue_id}/messages`: the first page (at most 100) of the queue's

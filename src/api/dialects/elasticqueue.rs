@@ -2,7 +2,6 @@
 //! bulk all-or-nothing, JSON:API bodies, `wait-until` as an epoch time.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -44,20 +43,14 @@ impl ResponseError for EqError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        // The envelope's response carries the log line and headers (Retry-After…).
-        let mut response = self.0.error_response();
-        let status = response.status();
-        let body = serde_json::json!({"errors": [{
-            "status": status.as_u16().to_string(),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "detail": self.0.to_string(),
-        }]});
-        let headers = response.headers_mut();
-        headers.insert(
-            actix_web::http::header::CONTENT_TYPE,
-            HeaderValue::from_static(JSON_API),
-        );
-        response.set_body(actix_web::body::BoxBody::new(body.to_string()))
+        super::reshaped(&self.0, JSON_API, |status| {
+            serde_json::json!({"errors": [{
+                "status": status.as_u16().to_string(),
+                "title": status.canonical_reason().unwrap_or("Error"),
+                "detail": self.0.to_string(),
+            }]})
+            .to_string()
+        })
     }
 }
 
@@ -133,16 +126,14 @@ fn message(resource: Resource, field: &str) -> Result<MessageInput, EqError> {
 
 /// A refusal of the Cloudflare checks, worded with this API's field names.
 fn in_dialect_terms(e: BrokerError) -> BrokerError {
-    let reword = |m: String| {
-        m.replace("messages[", "data[")
-            .replace("].deliver_at_ms", "].attributes.wait-until")
-            .replace("].body", "].attributes.body")
-    };
-    match e {
-        BrokerError::InvalidSchema(m) => BrokerError::InvalidSchema(reword(m)),
-        BrokerError::InvalidMessageMetadata(m) => BrokerError::InvalidMessageMetadata(reword(m)),
-        other => other,
-    }
+    super::reworded(
+        e,
+        &[
+            ("messages[", "data["),
+            ("].deliver_at_ms", "].attributes.wait-until"),
+            ("].body", "].attributes.body"),
+        ],
+    )
 }
 
 fn queue_name(raw: &str) -> Result<QueueName, EqError> {
