@@ -5,6 +5,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
@@ -75,12 +76,38 @@ function wrangler(...args) {
   return output;
 }
 
-async function api(pathname) {
-  const response = await fetch(`${base}/client/v4/accounts/${ACCOUNT}${pathname}`, {
-    headers: { authorization: `Bearer ${token}` },
+// Each call on a fresh connection: wrangler runs through spawnSync, which blocks the
+// event loop for seconds, so a kept-alive socket may be closed by the broker's idle
+// timeout without fetch noticing, and the next request on it fails.
+function call(method, pathname, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const request = http.request(
+      `${base}/client/v4/accounts/${ACCOUNT}${pathname}`,
+      {
+        method,
+        agent: false,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(payload ? { "content-type": "application/json" } : {}),
+        },
+      },
+      (response) => {
+        let text = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk) => (text += chunk));
+        response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text) }));
+      },
+    );
+    request.on("error", reject);
+    request.end(payload);
   });
+}
+
+async function api(pathname) {
+  const response = await call("GET", pathname);
   assert.equal(response.status, 200, pathname);
-  return (await response.json()).result;
+  return response.body.result;
 }
 
 async function queueNamed(name) {
@@ -111,11 +138,11 @@ test("wrangler queues: create, list, info, update, consumers, pause, purge, dele
   wrangler("queues", "resume-delivery", name);
   assert.equal((await queueNamed(name)).settings.delivery_paused, false);
 
-  await fetch(`${base}/client/v4/accounts/${ACCOUNT}/queues/${queue.queue_id}/messages`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ body: "to be purged", delay_seconds: 0 }),
+  const pushed = await call("POST", `/queues/${queue.queue_id}/messages`, {
+    body: "to be purged",
+    delay_seconds: 0,
   });
+  assert.equal(pushed.status, 200);
   wrangler("queues", "purge", name, "--force");
   assert.equal((await api(`/queues/${queue.queue_id}/metrics`)).backlog_count, 0);
 
