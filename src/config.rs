@@ -211,6 +211,9 @@ fn scalar_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>
 pub struct MetricsSettings {
     /// How long per-queue figures read from Redis are reused between scrapes, ms.
     pub cache_ms: u64,
+    /// Queues with series of their own, those with the largest backlogs; the rest are
+    /// summed into one `account="",queue="_other"` series. 0: every queue.
+    pub max_queue_series: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

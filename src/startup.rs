@@ -88,6 +88,7 @@ impl Application {
             metrics.clone(),
             broker.clone(),
             Duration::from_millis(settings.metrics.cache_ms),
+            settings.metrics.max_queue_series,
         ));
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();

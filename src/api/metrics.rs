@@ -1,5 +1,6 @@
 //! `GET /metrics` (Prometheus text) and the request-id header.
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,15 +34,23 @@ pub struct Scrape {
     metrics: Arc<Metrics>,
     broker: Broker,
     ttl: Duration,
+    /// Queues with series of their own (the largest backlogs); 0: every queue.
+    max_queue_series: usize,
     cached: Mutex<Option<(Instant, Arc<Vec<QueueStats>>)>>,
 }
 
 impl Scrape {
-    pub fn new(metrics: Arc<Metrics>, broker: Broker, ttl: Duration) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        broker: Broker,
+        ttl: Duration,
+        max_queue_series: usize,
+    ) -> Self {
         Self {
             metrics,
             broker,
             ttl,
+            max_queue_series,
             cached: Mutex::new(None),
         }
     }
@@ -86,10 +95,16 @@ impl Scrape {
 )]
 pub async fn metrics(scrape: web::Data<Scrape>) -> HttpResponse {
     let stats = scrape.queue_stats().await;
-    match scrape.metrics.render(&stats) {
-        Ok(text) => HttpResponse::Ok()
+    let now_ms = scrape.broker.now_ms();
+    match scrape
+        .metrics
+        .exposition(stats, scrape.max_queue_series, now_ms)
+    {
+        Ok(pieces) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(text),
+            .streaming(futures_util::stream::iter(
+                pieces.map(|piece| Ok::<_, Infallible>(web::Bytes::from(piece))),
+            )),
         Err(e) => {
             tracing::error!(error = %e, "could not render metrics");
             HttpResponse::InternalServerError().finish()

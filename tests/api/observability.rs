@@ -76,6 +76,46 @@ async fn metrics_show_exact_backlog_counters_and_request_counts() {
 }
 
 #[tokio::test]
+async fn past_the_series_cap_the_smallest_backlogs_are_summed_into_one_series() {
+    let app = spawn_app_with(|s| {
+        s.metrics.cache_ms = 0;
+        s.metrics.max_queue_series = 2;
+    })
+    .await;
+    for (name, backlog) in [("big", 3), ("middle", 2), ("small", 1), ("empty", 0)] {
+        let queue = app.create_queue(name).await;
+        let messages: Vec<_> = (0..backlog)
+            .map(|i| json!({"body": format!("m{i}")}))
+            .collect();
+        if backlog > 0 {
+            app.push_batch(&queue, json!({"messages": messages}))
+                .await
+                .assert_ok();
+        }
+    }
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let backlog = |queue: &str| {
+        sample(
+            &text,
+            &format!(r#"leaseq_queue_backlog_messages{{account="{ACCOUNT}",queue="{queue}"}}"#),
+        )
+    };
+    assert_eq!(backlog("big"), Some(3.0), "{text}");
+    assert_eq!(backlog("middle"), Some(2.0));
+    assert_eq!(backlog("small"), None);
+    assert_eq!(backlog("empty"), None);
+    let other = |family: &str| sample(&text, &format!(r#"{family}{{account="",queue="_other"}}"#));
+    assert_eq!(other("leaseq_queue_backlog_messages"), Some(1.0));
+    assert_eq!(other("leaseq_messages_pushed_total"), Some(1.0));
+    assert_eq!(sample(&text, "leaseq_queues"), Some(4.0));
+}
+
+#[tokio::test]
 async fn the_request_id_is_echoed() {
     let app = crate::helpers::spawn_app().await;
     let reply = app

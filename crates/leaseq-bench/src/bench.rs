@@ -155,7 +155,29 @@ pub struct ScrapeResult {
     /// Each scrape's time, ms (metrics cache off, so every one reads Redis).
     pub scrapes_ms: Vec<f64>,
     pub median_ms: f64,
+    /// Median time of the Redis reads alone (the store's pipelines, no HTTP, no text).
+    pub read_median_ms: f64,
     pub bytes: usize,
+    /// Resident memory of this process, which holds the broker, before the queues were
+    /// created and after the scrapes (kB; 0 where /proc cannot tell).
+    pub rss_before_kb: u64,
+    pub rss_after_kb: u64,
+}
+
+/// Scrapes of the scrape scenario.
+pub const SCRAPES: usize = 10;
+
+/// This process's resident memory, kB (Linux /proc; 0 elsewhere).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// What the benchmark talks to: Redis (always) and a broker.
@@ -216,7 +238,11 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
     let broker = Broker::new(
         store.clone(),
         LeaseSigner::new(lease_key.as_bytes()),
-        Limits::default(),
+        Limits {
+            // The scrape scenario may create more queues than one account may hold.
+            queues_per_account: usize::MAX,
+            ..Limits::default()
+        },
     );
     let bench = Bench {
         args: args.clone(),
@@ -527,6 +553,7 @@ impl Bench {
     async fn scrape(&self) -> Result<ScrapeResult, String> {
         let (url, _) = self.http.clone().ok_or("no broker to scrape")?;
         let count = self.args.scrape_queues;
+        let rss_before_kb = rss_kb();
         eprintln!("scrape: creating {count} queues with one message each");
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -570,32 +597,47 @@ impl Bench {
             ids.extend(t.await.map_err(|e| e.to_string())??);
         }
         let mut scrapes_ms = Vec::new();
+        let mut reads_ms = Vec::new();
         let mut bytes = 0;
-        for _ in 0..5 {
+        for _ in 0..SCRAPES {
             let started = std::time::Instant::now();
-            let text = self
+            let mut response = self
                 .client
                 .get(format!("{url}/metrics"))
                 .send()
                 .await
-                .map_err(|e| e.to_string())?
-                .text()
-                .await
                 .map_err(|e| e.to_string())?;
+            // Read as Prometheus does, piece by piece: the process also holds the
+            // broker, whose memory is measured.
+            bytes = 0;
+            while let Some(piece) = response.chunk().await.map_err(|e| e.to_string())? {
+                bytes += piece.len();
+            }
             scrapes_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            bytes = text.len();
+        }
+        let rss_after_kb = rss_kb();
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            self.broker.queue_stats().await.map_err(|e| e.to_string())?;
+            reads_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         eprintln!("scrape: deleting the queues");
         for id in ids {
             self.drop_queue(id).await?;
         }
-        let mut sorted = scrapes_ms.clone();
-        sorted.sort_by(f64::total_cmp);
+        let median = |runs: &[f64]| {
+            let mut sorted = runs.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            sorted[sorted.len() / 2]
+        };
         Ok(ScrapeResult {
             queues: count,
-            median_ms: sorted[sorted.len() / 2],
+            median_ms: median(&scrapes_ms),
+            read_median_ms: median(&reads_ms),
             scrapes_ms,
             bytes,
+            rss_before_kb,
+            rss_after_kb,
         })
     }
 

@@ -5,20 +5,29 @@
 //! Per-queue families are read from Redis at scrape time, where the scripts keep exact
 //! backlog figures and lifetime counters, so every broker process reports the same.
 
+use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::model::{AccountId, QueueName, now_ms};
+use crate::model::{AccountId, QueueName};
 
 /// One queue's figures as the store reads them for a scrape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueStats {
     pub account: AccountId,
     pub queue: QueueName,
+    pub figures: QueueFigures,
+}
+
+/// The figures behind the per-queue families; they add up, so queues past the series
+/// cap can be reported as one sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueFigures {
     pub backlog_messages: u64,
     pub backlog_bytes: u64,
     /// Unix ms of the oldest unacked message; 0 when the queue is empty.
@@ -32,6 +41,30 @@ pub struct QueueStats {
     pub lease_expired: u64,
     pub dead_lettered: u64,
     pub expired: u64,
+}
+
+impl QueueFigures {
+    /// Both queues' figures together: counts add up, the oldest message is the older.
+    fn merge(self, other: Self) -> Self {
+        let oldest = match (self.oldest_timestamp_ms, other.oldest_timestamp_ms) {
+            (0, t) | (t, 0) => t,
+            (a, b) => a.min(b),
+        };
+        Self {
+            backlog_messages: self.backlog_messages + other.backlog_messages,
+            backlog_bytes: self.backlog_bytes + other.backlog_bytes,
+            oldest_timestamp_ms: oldest,
+            inflight_messages: self.inflight_messages + other.inflight_messages,
+            delayed_messages: self.delayed_messages + other.delayed_messages,
+            pushed: self.pushed + other.pushed,
+            delivered: self.delivered + other.delivered,
+            acked: self.acked + other.acked,
+            retried: self.retried + other.retried,
+            lease_expired: self.lease_expired + other.lease_expired,
+            dead_lettered: self.dead_lettered + other.dead_lettered,
+            expired: self.expired + other.expired,
+        }
+    }
 }
 
 pub struct Metrics {
@@ -196,96 +229,274 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition: process families, then per-queue families from `queues`.
-    pub fn render(&self, queues: &[QueueStats]) -> Result<String, prometheus::Error> {
-        let mut families = self.registry.gather();
-        families.extend(queue_families(queues)?.gather());
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&families, &mut out)?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+    /// The text exposition: process families, then per-queue families from `queues`,
+    /// in pieces of about [`PIECE_BYTES`] so that a scrape of many queues never holds
+    /// the whole text (tens of MB at 100 000 queues).
+    ///
+    /// With `max_queue_series` above 0 and more queues than that, only the queues with
+    /// the largest backlogs get series of their own; the rest are summed into one series
+    /// labelled `account="",queue="_other"` (every queue's own series has an account),
+    /// so sums over a family stay exact.
+    pub fn exposition(
+        &self,
+        queues: Arc<Vec<QueueStats>>,
+        max_queue_series: usize,
+        now_ms: u64,
+    ) -> Result<Exposition, prometheus::Error> {
+        let mut head = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut head)?;
+        let mut head = String::from_utf8_lossy(&head).into_owned();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            head,
+            "# HELP leaseq_queues Queues the per-queue families cover\n# TYPE leaseq_queues gauge\nleaseq_queues {}",
+            queues.len()
+        );
+        let (shown, other) = select_series(&queues, max_queue_series);
+        Ok(Exposition {
+            head: Some(head),
+            queues,
+            shown,
+            other,
+            now_ms,
+            family: 0,
+            row: 0,
+        })
     }
 }
 
-/// Per-queue families, built fresh for each scrape from figures kept in Redis.
-fn queue_families(queues: &[QueueStats]) -> Result<Registry, prometheus::Error> {
-    let registry = Registry::new();
-    let labels = &["account", "queue"];
-    let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
-        let g = GaugeVec::new(Opts::new(name, help), labels)?;
-        registry.register(Box::new(g.clone()))?;
-        Ok(g)
-    };
-    let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
-        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-        registry.register(Box::new(c.clone()))?;
-        Ok(c)
-    };
-    let backlog = gauge(
-        "leaseq_queue_backlog_messages",
-        "Unacked messages: ready, delayed and leased",
-    )?;
-    let bytes = gauge(
-        "leaseq_queue_backlog_bytes",
-        "Sum of the body sizes of unacked messages",
-    )?;
-    let age = gauge(
-        "leaseq_queue_oldest_message_age_seconds",
-        "Age of the oldest unacked message; 0 when empty",
-    )?;
-    let inflight = gauge(
-        "leaseq_queue_inflight_messages",
-        "Messages leased to a consumer",
-    )?;
-    let delayed = gauge(
-        "leaseq_queue_delayed_messages",
-        "Messages waiting for their delay or retry delay",
-    )?;
-    let pushed = counter("leaseq_messages_pushed_total", "Messages stored by pushes")?;
-    let delivered = counter(
-        "leaseq_messages_delivered_total",
-        "Deliveries (leases) of messages",
-    )?;
-    let acked = counter("leaseq_messages_acked_total", "Messages deleted by acks")?;
-    let retried = counter(
-        "leaseq_messages_retried_total",
-        "Messages retried by consumers",
-    )?;
-    let lease_expired = counter(
-        "leaseq_messages_lease_expired_total",
-        "Leases that expired unacked",
-    )?;
-    let dead = counter(
-        "leaseq_messages_dead_lettered_total",
-        "Messages that used up their deliveries",
-    )?;
-    let expired = counter(
-        "leaseq_messages_expired_total",
-        "Messages deleted by retention",
-    )?;
-    let now = now_ms();
-    for q in queues {
-        let l = [q.account.as_str(), q.queue.as_str()];
-        backlog.with_label_values(&l).set(q.backlog_messages as f64);
-        bytes.with_label_values(&l).set(q.backlog_bytes as f64);
-        let age_ms = if q.oldest_timestamp_ms == 0 {
-            0
-        } else {
-            now.saturating_sub(q.oldest_timestamp_ms)
-        };
-        age.with_label_values(&l).set(age_ms as f64 / 1000.0);
-        inflight
-            .with_label_values(&l)
-            .set(q.inflight_messages as f64);
-        delayed.with_label_values(&l).set(q.delayed_messages as f64);
-        pushed.with_label_values(&l).inc_by(q.pushed);
-        delivered.with_label_values(&l).inc_by(q.delivered);
-        acked.with_label_values(&l).inc_by(q.acked);
-        retried.with_label_values(&l).inc_by(q.retried);
-        lease_expired.with_label_values(&l).inc_by(q.lease_expired);
-        dead.with_label_values(&l).inc_by(q.dead_lettered);
-        expired.with_label_values(&l).inc_by(q.expired);
+/// Bytes per piece of an [`Exposition`].
+pub const PIECE_BYTES: usize = 64 * 1024;
+
+/// The queue name of the series that sums the queues past the cap.
+pub const OTHER_QUEUES: &str = "_other";
+
+/// Which queues get series of their own (`None`: all, in order) and the sum of the
+/// others, if any.
+fn select_series(
+    queues: &[QueueStats],
+    max_queue_series: usize,
+) -> (Option<Vec<usize>>, Option<QueueFigures>) {
+    if max_queue_series == 0 || queues.len() <= max_queue_series {
+        return (None, None);
     }
-    Ok(registry)
+    let mut by_backlog: Vec<usize> = (0..queues.len()).collect();
+    by_backlog.select_nth_unstable_by(max_queue_series, |&a, &b| {
+        queues[b]
+            .figures
+            .backlog_messages
+            .cmp(&queues[a].figures.backlog_messages)
+    });
+    let rest = by_backlog.split_off(max_queue_series);
+    let other = rest.iter().fold(QueueFigures::default(), |sum, &i| {
+        sum.merge(queues[i].figures)
+    });
+    (Some(by_backlog), Some(other))
+}
+
+/// A metrics exposition being written: an iterator over its pieces of text.
+pub struct Exposition {
+    /// The process families, not yet handed out.
+    head: Option<String>,
+    queues: Arc<Vec<QueueStats>>,
+    shown: Option<Vec<usize>>,
+    other: Option<QueueFigures>,
+    now_ms: u64,
+    /// Where writing stands: a family of `QUEUE_FAMILIES`, and a series in it.
+    family: usize,
+    row: usize,
+}
+
+impl Exposition {
+    fn series(&self) -> usize {
+        self.shown.as_ref().map_or(self.queues.len(), Vec::len) + usize::from(self.other.is_some())
+    }
+
+    /// The labels and figures of the `i`th series of each family.
+    fn row(&self, i: usize) -> (&str, &str, &QueueFigures) {
+        let index = match &self.shown {
+            None => Some(i),
+            Some(shown) => shown.get(i).copied(),
+        };
+        match (index.and_then(|i| self.queues.get(i)), &self.other) {
+            (Some(q), _) => (q.account.as_str(), q.queue.as_str(), &q.figures),
+            (None, Some(other)) => ("", OTHER_QUEUES, other),
+            // Never asked: `series` counts the rows there are.
+            (None, None) => ("", OTHER_QUEUES, &EMPTY),
+        }
+    }
+}
+
+const EMPTY: QueueFigures = QueueFigures {
+    backlog_messages: 0,
+    backlog_bytes: 0,
+    oldest_timestamp_ms: 0,
+    inflight_messages: 0,
+    delayed_messages: 0,
+    pushed: 0,
+    delivered: 0,
+    acked: 0,
+    retried: 0,
+    lease_expired: 0,
+    dead_lettered: 0,
+    expired: 0,
+};
+
+impl Iterator for Exposition {
+    type Item = String;
+
+    /// The next piece: the process families first, then the per-queue families written
+    /// straight from the figures. (Going through a registry cost a hash map entry per
+    /// series and scrape, which with many queues took seconds and hundreds of MB.)
+    fn next(&mut self) -> Option<String> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        let series = self.series();
+        let mut out = String::with_capacity(PIECE_BYTES + 256);
+        while out.len() < PIECE_BYTES {
+            let Some(family) = QUEUE_FAMILIES.get(self.family) else {
+                break;
+            };
+            if self.row == 0 {
+                let kind = match family.kind {
+                    Kind::Gauge => "gauge",
+                    Kind::Counter => "counter",
+                };
+                let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+                let _ = writeln!(out, "# TYPE {} {kind}", family.name);
+            }
+            if self.row >= series {
+                self.family += 1;
+                self.row = 0;
+                continue;
+            }
+            let (account, queue, figures) = self.row(self.row);
+            out.push_str(family.name);
+            out.push_str("{account=\"");
+            push_label_value(&mut out, account);
+            out.push_str("\",queue=\"");
+            push_label_value(&mut out, queue);
+            out.push_str("\"} ");
+            let _ = match (family.figure)(figures, self.now_ms) {
+                Figure::Count(n) => writeln!(out, "{n}"),
+                Figure::Millis(ms) => writeln!(out, "{}.{:03}", ms / 1000, ms % 1000),
+            };
+            self.row += 1;
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// A per-queue family: its name, help, type and figure (a count, or ms shown as seconds).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    figure: fn(&QueueFigures, u64) -> Figure,
+}
+
+enum Figure {
+    Count(u64),
+    Millis(u64),
+}
+
+const QUEUE_FAMILIES: [Family; 12] = [
+    Family {
+        name: "leaseq_queue_backlog_messages",
+        help: "Unacked messages: ready, delayed and leased",
+        kind: Kind::Gauge,
+        figure: |f, _| Figure::Count(f.backlog_messages),
+    },
+    Family {
+        name: "leaseq_queue_backlog_bytes",
+        help: "Sum of the body sizes of unacked messages",
+        kind: Kind::Gauge,
+        figure: |f, _| Figure::Count(f.backlog_bytes),
+    },
+    Family {
+        name: "leaseq_queue_oldest_message_age_seconds",
+        help: "Age of the oldest unacked message; 0 when empty",
+        kind: Kind::Gauge,
+        figure: |f, now_ms| {
+            Figure::Millis(match f.oldest_timestamp_ms {
+                0 => 0,
+                t => now_ms.saturating_sub(t),
+            })
+        },
+    },
+    Family {
+        name: "leaseq_queue_inflight_messages",
+        help: "Messages leased to a consumer",
+        kind: Kind::Gauge,
+        figure: |f, _| Figure::Count(f.inflight_messages),
+    },
+    Family {
+        name: "leaseq_queue_delayed_messages",
+        help: "Messages waiting for their delay or retry delay",
+        kind: Kind::Gauge,
+        figure: |f, _| Figure::Count(f.delayed_messages),
+    },
+    Family {
+        name: "leaseq_messages_pushed_total",
+        help: "Messages stored by pushes",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.pushed),
+    },
+    Family {
+        name: "leaseq_messages_delivered_total",
+        help: "Deliveries (leases) of messages",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.delivered),
+    },
+    Family {
+        name: "leaseq_messages_acked_total",
+        help: "Messages deleted by acks",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.acked),
+    },
+    Family {
+        name: "leaseq_messages_retried_total",
+        help: "Messages retried by consumers",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.retried),
+    },
+    Family {
+        name: "leaseq_messages_lease_expired_total",
+        help: "Leases that expired unacked",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.lease_expired),
+    },
+    Family {
+        name: "leaseq_messages_dead_lettered_total",
+        help: "Messages that used up their deliveries",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.dead_lettered),
+    },
+    Family {
+        name: "leaseq_messages_expired_total",
+        help: "Messages deleted by retention",
+        kind: Kind::Counter,
+        figure: |f, _| Figure::Count(f.expired),
+    },
+];
+
+/// A label value as the text format escapes it.
+fn push_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,49 +509,111 @@ mod tests {
         assert_eq!(method_label("BREW"), "other");
     }
 
+    fn queue(name: &str, backlog: u64, oldest_timestamp_ms: u64) -> QueueStats {
+        QueueStats {
+            account: AccountId::parse("acct").expect("valid"),
+            queue: QueueName::parse(name).expect("valid"),
+            figures: QueueFigures {
+                backlog_messages: backlog,
+                backlog_bytes: backlog * 10,
+                oldest_timestamp_ms,
+                inflight_messages: 1,
+                delayed_messages: 1,
+                pushed: backlog + 1,
+                delivered: 2,
+                acked: 1,
+                ..QueueFigures::default()
+            },
+        }
+    }
+
     #[test]
     fn rendering_includes_process_and_queue_families() {
         let metrics = Metrics::new().expect("metrics");
         metrics.observe_http("POST", "/x/{id}", 200, Duration::from_millis(3));
         metrics.observe_script("push", Duration::from_micros(300));
         metrics.redis_error();
-        let stats = QueueStats {
-            account: AccountId::parse("acct").expect("valid"),
-            queue: QueueName::parse("orders").expect("valid"),
-            backlog_messages: 3,
-            backlog_bytes: 30,
-            oldest_timestamp_ms: 0,
-            inflight_messages: 1,
-            delayed_messages: 1,
-            pushed: 4,
-            delivered: 2,
-            acked: 1,
-            retried: 0,
-            lease_expired: 0,
-            dead_lettered: 0,
-            expired: 0,
-        };
-        let text = metrics.render(&[stats]).expect("renders");
+        let stats = vec![queue("orders", 3, 0), queue("mails", 1, 10_000)];
+        let text: String = metrics
+            .exposition(Arc::new(stats), 0, 12_345)
+            .expect("renders")
+            .collect();
+        for line in [
+            r#"leaseq_http_requests_total{method="POST",route="/x/{id}",status="200"} 1"#,
+            "leaseq_redis_errors_total 1",
+            "leaseq_queues 2",
+            "# TYPE leaseq_queue_backlog_messages gauge",
+            r#"leaseq_queue_backlog_messages{account="acct",queue="orders"} 3"#,
+            "# TYPE leaseq_messages_pushed_total counter",
+            r#"leaseq_messages_pushed_total{account="acct",queue="orders"} 4"#,
+            r#"leaseq_queue_oldest_message_age_seconds{account="acct",queue="orders"} 0.000"#,
+            r#"leaseq_queue_oldest_message_age_seconds{account="acct",queue="mails"} 2.345"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn queues_past_the_cap_are_summed_into_one_series() {
+        let metrics = Metrics::new().expect("metrics");
+        let stats = vec![
+            queue("small", 1, 5_000),
+            queue("big", 100, 9_000),
+            queue("middle", 10, 0),
+            queue("tiny", 0, 0),
+        ];
+        let text: String = metrics
+            .exposition(Arc::new(stats), 2, 10_000)
+            .expect("renders")
+            .collect();
+        let backlog: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("leaseq_queue_backlog_messages{"))
+            .collect();
+        assert_eq!(backlog.len(), 3, "{text}");
+        for line in [
+            "leaseq_queues 4",
+            r#"leaseq_queue_backlog_messages{account="acct",queue="big"} 100"#,
+            r#"leaseq_queue_backlog_messages{account="acct",queue="middle"} 10"#,
+            r#"leaseq_queue_backlog_messages{account="",queue="_other"} 1"#,
+            r#"leaseq_messages_pushed_total{account="",queue="_other"} 3"#,
+            // The oldest message of the summed queues.
+            r#"leaseq_queue_oldest_message_age_seconds{account="",queue="_other"} 5.000"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
         assert!(
-            text.contains(
-                r#"leaseq_http_requests_total{method="POST",route="/x/{id}",status="200"} 1"#
-            ),
-            "{text}"
+            AccountId::parse("").is_none(),
+            "no queue's series has the sum's empty account"
         );
-        assert!(text.contains("leaseq_redis_errors_total 1"), "{text}");
-        assert!(
-            text.contains(r#"leaseq_queue_backlog_messages{account="acct",queue="orders"} 3"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"leaseq_messages_pushed_total{account="acct",queue="orders"} 4"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"leaseq_queue_oldest_message_age_seconds{account="acct",queue="orders"} 0"#
-            ),
-            "{text}"
-        );
+    }
+
+    #[test]
+    fn many_queues_come_in_pieces_that_add_up_to_every_series() {
+        let metrics = Metrics::new().expect("metrics");
+        let stats: Vec<QueueStats> = (0..3_000).map(|i| queue(&format!("q{i}"), i, 0)).collect();
+        let pieces: Vec<String> = metrics
+            .exposition(Arc::new(stats), 0, 0)
+            .expect("renders")
+            .collect();
+        assert!(pieces.len() > 2);
+        assert!(pieces.iter().all(|p| p.len() < PIECE_BYTES + 512));
+        let text = pieces.concat();
+        for family in &QUEUE_FAMILIES {
+            let series = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{}{{", family.name)))
+                .count();
+            assert_eq!(series, 3_000, "{}", family.name);
+            assert_eq!(text.matches(&format!("# TYPE {} ", family.name)).count(), 1);
+        }
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        push_label_value(&mut out, "a\"b\\c\nd");
+        assert_eq!(out, r#"a\"b\\c\nd"#);
     }
 }

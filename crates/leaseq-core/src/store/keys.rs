@@ -179,7 +179,12 @@ impl Keys {
     }
 
     pub fn queue(&self, id: QueueId) -> QueueKeys {
-        QueueKeys(Role::ALL.map(|role| format!("{}:{{{id}}}:{}", self.prefix, role.name())))
+        QueueKeys(Role::ALL.map(|role| self.queue_key(id, role)))
+    }
+
+    /// One key of a queue, for a caller that needs only a few of them.
+    pub fn queue_key(&self, id: QueueId, role: Role) -> String {
+        format!("{}:{{{id}}}:{}", self.prefix, role.name())
     }
 
     /// One key of a listener's lane, as Lua's `lane_key` builds it (scripts alone use
