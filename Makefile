@@ -5,7 +5,7 @@ VENV := .venv
 FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test compat wrangler lint redis cluster cluster-stop build bench reliability fuzz cargo-fuzz
+.PHONY: run test compat wrangler deploy-check lint redis cluster cluster-stop build bench reliability fuzz cargo-fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -73,6 +73,19 @@ $(WRANGLER_COMPAT)/node_modules/.installed: $(WRANGLER_COMPAT)/package-lock.json
 wrangler: redis $(WRANGLER_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
 	cd $(WRANGLER_COMPAT) && node --test --test-concurrency=1 smoke.test.mjs
+
+DEPLOY_CHECK := tests/deploy
+
+$(DEPLOY_CHECK)/node_modules/.installed: $(DEPLOY_CHECK)/package-lock.json
+	cd $(DEPLOY_CHECK) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## deploy/compose.yml against the Compose specification's schema, deploy/k8s against the
+## Kubernetes API schemas, the references between the files, and their leaseq
+## configuration files read by leaseq itself.
+deploy-check: $(DEPLOY_CHECK)/node_modules/.installed
+	$(CARGO) build --quiet
+	cd $(DEPLOY_CHECK) && node --test validate.mjs
 
 ## The full reliability runs (docs/reliability.md): 200 000 messages through 3 brokers,
 ## one SIGKILLed every 2 s; then Redis SIGKILLed twice under load. `make test` runs a
