@@ -149,3 +149,28 @@ async fn without_the_replicas_asked_for_a_write_is_a_prompt_503() {
         "answered promptly"
     );
 }
+
+#[tokio::test]
+async fn reads_do_not_wait_for_replicas() {
+    // A broker without wait_replicas fills a queue; one asking for a replica the test
+    // Redis does not have reads it: reads answer, writes are refused.
+    let writer = spawn_app_with(|_| {}).await;
+    let queue = writer.create_queue("read-only").await;
+    writer.push_numbered(&queue, 2).await;
+    let prefix = writer.prefix.clone();
+    let reader = spawn_app_with(move |s| {
+        s.redis.key_prefix = prefix;
+        s.durability.wait_replicas = 1;
+        s.redis.timeout_ms = 400;
+    })
+    .await;
+    assert_eq!(reader.metrics(&queue).await["backlog_count"], 2);
+    reader
+        .get(&format!("/queues/{queue}/messages"))
+        .await
+        .assert_ok();
+    reader
+        .push(&queue, json!({"body": "unreplicated"}))
+        .await
+        .assert_error(503, 15000);
+}

@@ -277,6 +277,7 @@ struct ReadListeners<'a> {
 
 impl Op for ReadListeners<'_> {
     lua_script!("listener_read", KeySet::Queue);
+    const WRITES: bool = false;
     /// `None`: no such queue. An empty list for a named listener: no such listener.
     type Output = Option<Vec<ListenerRead>>;
 

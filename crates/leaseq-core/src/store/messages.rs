@@ -380,6 +380,7 @@ struct MessageGet<'a> {
 
 impl Op for MessageGet<'_> {
     lua_script!("message_get", KeySet::Queue);
+    const WRITES: bool = false;
     /// `None`: no such queue; `Some(None)`: no such message.
     type Output = Option<Option<MessageRead>>;
 
@@ -455,6 +456,7 @@ struct MessageList<'a> {
 
 impl Op for MessageList<'_> {
     lua_script!("message_list", KeySet::Queue);
+    const WRITES: bool = false;
     /// `None`: no such queue; else the messages and the next cursor ("0" at the end).
     type Output = Option<(Vec<(StoredMessage, MessageState)>, String)>;
 
@@ -523,6 +525,7 @@ struct Backlog<'a> {
 
 impl Op for Backlog<'_> {
     lua_script!("metrics", KeySet::Queue);
+    const WRITES: bool = false;
     /// `None`: no such queue.
     type Output = Option<BacklogMetrics>;
 

@@ -263,7 +263,8 @@ impl Store {
             metrics.observe_script(O::NAME, started.elapsed());
         }
         let reply = result?;
-        if self.wait_replicas > 0
+        if O::WRITES
+            && self.wait_replicas > 0
             && let Some(key) = keys.first()
         {
             // Half the deadline for the replicas, so a missing one is a prompt 503 (at

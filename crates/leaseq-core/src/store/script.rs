@@ -21,6 +21,9 @@ const LIB: &str = include_str!("lua/lib.lua");
 pub(super) trait Op {
     /// `lua/<NAME>.lua`, and the `script` label of its latency metric.
     const NAME: &'static str;
+    /// Whether the script may write; with `durability.wait_replicas`, only a write
+    /// waits for replicas. (Some reads write too: a peek reclaims expired leases.)
+    const WRITES: bool = true;
     type Output;
 
     /// The compiled script (see [`lua_script!`]).
