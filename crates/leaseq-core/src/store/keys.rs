@@ -2,7 +2,7 @@
 //!
 //! Keys of one queue share the hash tag `{<queue_id>}`, so each script touches one
 //! Redis Cluster slot. Account-level keys use the tag `{a:<account_id>}`, which can
-//! never equal a queue id (those are 32 hex characters).
+//! never equal a queue id (those are 32 hex characters); schedule shards use `{s:<n>}`.
 
 #[cfg(test)]
 use crate::model::ListenerId;
@@ -160,17 +160,54 @@ impl std::ops::Index<Role> for QueueKeys {
     }
 }
 
+/// Shards of each schedule (retention, deliveries) on a Redis Cluster. A queue's entries
+/// live in the shard its id picks, each shard under a hash tag of its own, so the
+/// schedules of many queues spread over the primaries instead of making one hot key.
+/// One node has a single shard, under the unsharded names.
+pub const CLUSTER_SCHEDULE_SHARDS: u8 = 16;
+
+/// The two schedules, which exist once per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// `queue id` -> when (ms) the retention sweep next needs to look at the queue.
+    Sweep,
+    /// `<account>/<queue id>/<listener id>` -> when (ms) the listener's lane next needs
+    /// a delivery worker.
+    Deliveries,
+}
+
+impl Schedule {
+    pub const ALL: [Schedule; 2] = [Schedule::Sweep, Schedule::Deliveries];
+
+    fn name(self) -> &'static str {
+        match self {
+            Schedule::Sweep => "sweep",
+            Schedule::Deliveries => "deliveries",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    schedule_shards: u8,
 }
 
 impl Keys {
     /// `prefix` must not contain `{` or `}` (checked by the config), or it would become
-    /// the hash tag of every key.
+    /// the hash tag of every key. One schedule shard: see [`Keys::sharded_schedules`].
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            schedule_shards: 1,
+        }
+    }
+
+    /// These keys with each schedule split into `shards` (a Cluster's layout).
+    pub fn sharded_schedules(self, shards: u8) -> Self {
+        Self {
+            schedule_shards: shards.max(1),
+            ..self
         }
     }
 
@@ -198,15 +235,35 @@ impl Keys {
         )
     }
 
-    /// ZSET: `<queue id>/<listener id>` -> when (ms) the listener's lane next needs a
-    /// delivery worker.
-    pub fn delivery_schedule(&self) -> String {
-        format!("{}:deliveries", self.prefix)
+    /// The shards of each schedule.
+    pub fn schedule_shards(&self) -> std::ops::Range<u8> {
+        0..self.schedule_shards
     }
 
-    /// ZSET: queue id -> when (ms) the retention sweep next needs to look at it.
-    pub fn sweep_schedule(&self) -> String {
-        format!("{}:sweep", self.prefix)
+    /// The schedule shard that holds a queue's entries (its lanes' too).
+    pub fn schedule_shard(&self, queue: QueueId) -> u8 {
+        // The last byte of a UUIDv7 is random.
+        queue.as_bytes()[15] % self.schedule_shards
+    }
+
+    /// ZSET: one shard of a schedule (see [`Schedule`]).
+    pub fn schedule(&self, schedule: Schedule, shard: u8) -> String {
+        if self.schedule_shards == 1 {
+            self.unsharded_schedule(schedule)
+        } else {
+            format!("{}:{{s:{shard}}}:{}", self.prefix, schedule.name())
+        }
+    }
+
+    /// The schedule of a queue: the shard its id picks.
+    pub fn queue_schedule(&self, schedule: Schedule, queue: QueueId) -> String {
+        self.schedule(schedule, self.schedule_shard(queue))
+    }
+
+    /// ZSET: a schedule as one node keeps it, whole; a Cluster moves what it finds
+    /// there into its shards (`migrate.rs`).
+    pub fn unsharded_schedule(&self, schedule: Schedule) -> String {
+        format!("{}:{}", self.prefix, schedule.name())
     }
 
     /// STRING: the key layout every queue has been moved onto (see `migrate.rs`).
@@ -238,6 +295,42 @@ mod tests {
         let start = key.find('{').expect("tag start") + 1;
         let end = start + key[start..].find('}').expect("tag end");
         &key[start..end]
+    }
+
+    #[test]
+    fn one_node_keeps_each_schedule_whole_under_its_unsharded_name() {
+        let keys = Keys::new("lq");
+        let queue = QueueId::generate();
+        assert_eq!(keys.schedule_shards(), 0..1);
+        assert_eq!(keys.queue_schedule(Schedule::Sweep, queue), "lq:sweep");
+        assert_eq!(
+            keys.queue_schedule(Schedule::Deliveries, queue),
+            keys.unsharded_schedule(Schedule::Deliveries)
+        );
+    }
+
+    #[test]
+    fn a_cluster_spreads_each_schedule_over_shards_with_tags_of_their_own() {
+        let keys = Keys::new("lq").sharded_schedules(CLUSTER_SCHEDULE_SHARDS);
+        let mut used = std::collections::HashSet::new();
+        for _ in 0..2_000 {
+            let queue = QueueId::generate();
+            let shard = keys.schedule_shard(queue);
+            assert!(keys.schedule_shards().contains(&shard));
+            let key = keys.queue_schedule(Schedule::Sweep, queue);
+            assert_eq!(hash_tag(&key), format!("s:{shard}"));
+            used.insert(shard);
+        }
+        assert_eq!(
+            used.len(),
+            usize::from(CLUSTER_SCHEDULE_SHARDS),
+            "every shard used"
+        );
+        assert_eq!(
+            keys.schedule(Schedule::Deliveries, 3),
+            "lq:{s:3}:deliveries"
+        );
+        assert_eq!(keys.unsharded_schedule(Schedule::Sweep), "lq:sweep");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use redis::ScriptInvocation;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CorruptData};
-use super::keys::Keys;
+use std::sync::atomic::Ordering;
+
+use super::keys::{Keys, Schedule};
 use super::script::{KeySet, Op, Reply, access_arg, bytes, code, lua_script, text};
 use super::{Store, StoreError};
 use crate::model::{
@@ -491,6 +493,7 @@ impl Op for ForgetListenerDeadLetters<'_> {
 }
 
 struct ClaimLanes {
+    shard: u8,
     now_ms: u64,
     max: u32,
     hold_ms: u64,
@@ -501,7 +504,7 @@ impl Op for ClaimLanes {
     type Output = Vec<LaneRef>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
-        vec![keys.delivery_schedule()]
+        vec![keys.schedule(Schedule::Deliveries, self.shard)]
     }
 
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
@@ -533,7 +536,7 @@ impl LaneRef {
         format!("{}/{}/{}", self.account, self.queue, self.listener)
     }
 
-    fn parse(entry: &str) -> Option<Self> {
+    pub(super) fn parse(entry: &str) -> Option<Self> {
         let mut parts = entry.split('/');
         let lane = LaneRef {
             account: AccountId::parse(parts.next()?)?,
@@ -711,38 +714,102 @@ impl Store {
     /// (a worker's hold, a push's "now"), so a reschedule never hides a push that came in
     /// meanwhile.
     pub async fn schedule_lanes(&self, lanes: &[LaneRef], at_ms: u64) -> Result<(), StoreError> {
-        if lanes.is_empty() {
-            return Ok(());
-        }
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.keys.delivery_schedule()).arg("LT");
+        // One ZADD per schedule shard the lanes are in (a push's lanes share one).
+        let mut by_shard: Vec<(u8, redis::Cmd)> = Vec::new();
         for lane in lanes {
-            cmd.arg(at_ms).arg(lane.entry());
+            let shard = self.keys.schedule_shard(lane.queue);
+            let at = match by_shard.iter().position(|(s, _)| *s == shard) {
+                Some(at) => at,
+                None => {
+                    let mut cmd = redis::cmd("ZADD");
+                    cmd.arg(self.keys.schedule(Schedule::Deliveries, shard))
+                        .arg("LT");
+                    by_shard.push((shard, cmd));
+                    by_shard.len() - 1
+                }
+            };
+            by_shard[at].1.arg(at_ms).arg(lane.entry());
         }
-        self.command(&cmd).await
+        self.query_groups(by_shard.into_iter().map(|(_, cmd)| vec![cmd]).collect())
+            .await
+            .map(|_| ())
     }
 
     pub async fn unschedule_lane(&self, lane: &LaneRef) -> Result<(), StoreError> {
         self.command(
             redis::cmd("ZREM")
-                .arg(self.keys.delivery_schedule())
+                .arg(self.keys.queue_schedule(Schedule::Deliveries, lane.queue))
                 .arg(lane.entry()),
         )
         .await
     }
 
-    /// Claims up to `max` lanes due for delivery, holding them for `hold_ms`.
+    /// Claims up to `max` lanes due for delivery, holding them for `hold_ms`: never more
+    /// than `max` in all (a claimed lane nobody works on waits out its hold), spread
+    /// over the schedule shards as [`lane_claims`] says.
     pub async fn claim_lanes(
         &self,
         now_ms: u64,
         max: u32,
         hold_ms: u64,
     ) -> Result<Vec<LaneRef>, StoreError> {
-        self.call(ClaimLanes {
-            now_ms,
-            max,
-            hold_ms,
-        })
-        .await
+        let shards = self.keys.schedule_shards().len();
+        let start = self.lane_cursor.fetch_add(max as usize, Ordering::Relaxed);
+        let claims = lane_claims(shards, max, start)
+            .into_iter()
+            .map(|(shard, max)| {
+                self.call(ClaimLanes {
+                    shard,
+                    now_ms,
+                    max,
+                    hold_ms,
+                })
+            });
+        Ok(futures_util::future::try_join_all(claims)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+/// How many lanes to claim from which schedule shard, `max` at most in all: an even
+/// share from every shard when `max` covers them all, else one from each of `max`
+/// shards in turn from `start` (a rotating cursor, so every shard gets its turn).
+fn lane_claims(shards: usize, max: u32, start: usize) -> Vec<(u8, u32)> {
+    let shard = |i: usize| u8::try_from(i % shards.max(1)).unwrap_or(0);
+    let max_usize = max as usize;
+    if max_usize >= shards {
+        let share = max / u32::try_from(shards.max(1)).unwrap_or(1);
+        (0..shards).map(|i| (shard(i), share)).collect()
+    } else {
+        (0..max_usize).map(|i| (shard(start + i), 1)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lane_claims;
+
+    #[test]
+    fn lane_claims_never_exceed_max_and_visit_every_shard() {
+        assert_eq!(lane_claims(1, 32, 7), vec![(0, 32)]);
+        let even = lane_claims(16, 32, 0);
+        assert_eq!(even.len(), 16);
+        assert!(even.iter().all(|&(_, n)| n == 2));
+        assert_eq!(lane_claims(16, 40, 0).iter().map(|c| c.1).sum::<u32>(), 32);
+        // Fewer than the shards: one each, the cursor moving on.
+        assert_eq!(lane_claims(16, 3, 14), vec![(14, 1), (15, 1), (0, 1)]);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut start = 0;
+        for _ in 0..6 {
+            for (shard, n) in lane_claims(16, 3, start) {
+                assert_eq!(n, 1);
+                seen.insert(shard);
+            }
+            start += 3;
+        }
+        assert_eq!(seen.len(), 16);
+        assert!(lane_claims(16, 0, 5).is_empty());
     }
 }

@@ -27,8 +27,8 @@
 //! | `P:{Q}:l:L:att` | HASH | message id → listener `L`'s delivery attempts |
 //! | `P:{Q}:l:L:log` | LIST | listener `L`'s latest delivery attempts (JSON), newest first |
 //! | `P:{Q}:l:L:dead` | HASH | id → record: listener `L`'s dead letters on their way to its dead-letter queue |
-//! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it |
-//! | `P:deliveries` | ZSET | `A/Q/L` → when (ms) listener `L`'s lane next needs a delivery worker |
+//! | `P:sweep` | ZSET | queue id → when (ms) the retention sweep next needs to look at it (on a Cluster: `P:{s:N}:sweep`, 16 shards, see `keys::Schedule`) |
+//! | `P:deliveries` | ZSET | `A/Q/L` → when (ms) listener `L`'s lane next needs a delivery worker (on a Cluster: `P:{s:N}:deliveries`) |
 //! | `P:{a:A}:queues` | HASH | queue name → queue id |
 //! | `P:layout` | STRING | `2` once every queue has been moved onto layout 2 (`migrate.rs`) |
 //!
@@ -126,6 +126,8 @@ pub struct Store {
     reveal_batch: u32,
     reply_bytes: usize,
     wait_replicas: u32,
+    /// Where the next lane claim starts among the schedule shards (`claim_lanes`).
+    lane_cursor: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Store {
@@ -146,11 +148,16 @@ impl Store {
             metrics: None,
             conn,
             pubsub,
-            keys: Keys::new(&options.key_prefix),
+            keys: if options.cluster_nodes.is_empty() {
+                Keys::new(&options.key_prefix)
+            } else {
+                Keys::new(&options.key_prefix).sharded_schedules(keys::CLUSTER_SCHEDULE_SHARDS)
+            },
             timeout: options.timeout,
             reveal_batch: options.reveal_batch,
             reply_bytes: options.reply_bytes,
             wait_replicas: options.wait_replicas,
+            lane_cursor: Arc::default(),
         })
     }
 

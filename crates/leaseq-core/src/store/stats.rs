@@ -32,15 +32,7 @@ const FIELDS: [&str; 11] = [
 impl Store {
     /// Every queue's figures for a metrics scrape, in pipelines of a few hundred queues.
     pub async fn queue_stats(&self, now_ms: u64) -> Result<Vec<QueueStats>, StoreError> {
-        let ids: Vec<String> = self
-            .command(
-                redis::cmd("ZRANGE")
-                    .arg(self.keys.sweep_schedule())
-                    .arg(0)
-                    .arg(-1),
-            )
-            .await?;
-        let ids: Vec<QueueId> = ids.iter().filter_map(|id| QueueId::parse(id)).collect();
+        let ids = self.queue_ids().await?;
         let chunks: Vec<Vec<QueueStats>> = futures_util::stream::iter(ids.chunks(CHUNK))
             .map(|chunk| self.chunk_stats(chunk, now_ms))
             .buffered(CHUNKS_IN_FLIGHT)

@@ -3,7 +3,7 @@
 use redis::ScriptInvocation;
 
 use super::codec::CorruptData;
-use super::keys::Keys;
+use super::keys::{Keys, Schedule};
 use super::script::{KeySet, Op, Reply, code, lua_script, text};
 use super::{Store, StoreError};
 use crate::model::{AccountId, QueueId};
@@ -22,6 +22,7 @@ pub struct Expired {
 }
 
 struct SweepClaim {
+    shard: u8,
     now_ms: u64,
     max: u32,
     hold_ms: u64,
@@ -32,7 +33,7 @@ impl Op for SweepClaim {
     type Output = Vec<QueueId>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
-        vec![keys.sweep_schedule()]
+        vec![keys.schedule(Schedule::Sweep, self.shard)]
     }
 
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
@@ -94,7 +95,7 @@ impl Store {
     pub async fn schedule_sweep(&self, queue: QueueId, at_ms: u64) -> Result<(), StoreError> {
         self.command(
             redis::cmd("ZADD")
-                .arg(self.keys.sweep_schedule())
+                .arg(self.keys.queue_schedule(Schedule::Sweep, queue))
                 .arg(at_ms)
                 .arg(queue.to_string()),
         )
@@ -104,25 +105,61 @@ impl Store {
     pub async fn unschedule_sweep(&self, queue: QueueId) -> Result<(), StoreError> {
         self.command(
             redis::cmd("ZREM")
-                .arg(self.keys.sweep_schedule())
+                .arg(self.keys.queue_schedule(Schedule::Sweep, queue))
                 .arg(queue.to_string()),
         )
         .await
     }
 
-    /// Claims up to `max` queues due for a sweep, holding them for `hold_ms`.
+    /// Every queue's id: each queue is on the retention schedule from its creation to its
+    /// deletion.
+    pub async fn queue_ids(&self) -> Result<Vec<QueueId>, StoreError> {
+        let listings = self
+            .keys
+            .schedule_shards()
+            .map(|shard| {
+                let mut list = redis::cmd("ZRANGE");
+                list.arg(self.keys.schedule(Schedule::Sweep, shard))
+                    .arg(0)
+                    .arg(-1);
+                vec![list]
+            })
+            .collect();
+        let replies = self.query_groups(listings).await?;
+        Ok(replies
+            .iter()
+            .flatten()
+            .filter_map(|listing| match listing {
+                redis::Value::Array(ids) => Some(ids),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|id| text(id).ok())
+            .filter_map(|id| QueueId::parse(&id))
+            .collect())
+    }
+
+    /// Claims up to `max` queues due for a sweep from each schedule shard, holding them
+    /// for `hold_ms`.
     pub async fn claim_sweeps(
         &self,
         now_ms: u64,
         max: u32,
         hold_ms: u64,
     ) -> Result<Vec<QueueId>, StoreError> {
-        self.call(SweepClaim {
-            now_ms,
-            max,
-            hold_ms,
-        })
-        .await
+        let claims = self.keys.schedule_shards().map(|shard| {
+            self.call(SweepClaim {
+                shard,
+                now_ms,
+                max,
+                hold_ms,
+            })
+        });
+        Ok(futures_util::future::try_join_all(claims)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// Deletes the queue's messages past retention. `None`: no such queue.
