@@ -76,6 +76,20 @@ pub fn redis_url() -> String {
     std::env::var("LEASEQ__REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// With `LEASEQ_TEST_CLUSTER_NODES` set (`make test-cluster`: comma-separated Redis
+/// URLs), every app of the suite runs on that Redis Cluster.
+fn test_cluster_nodes() -> Vec<String> {
+    std::env::var("LEASEQ_TEST_CLUSTER_NODES")
+        .map(|nodes| {
+            nodes
+                .split(',')
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| n.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -101,6 +115,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Tes
     settings.server.workers = 2;
     settings.redis.url = redis_url().into();
     settings.redis.key_prefix = prefix.clone();
+    settings.redis.cluster_nodes = test_cluster_nodes().into_iter().map(Into::into).collect();
     settings.auth.jwt_secret = Some(SecretString::from(format!(
         "jwt-{}",
         uuid::Uuid::now_v7().simple()
@@ -124,7 +139,11 @@ async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Tes
         token: String::new(),
         keys,
         prefix,
-        redis_url: redis_url(),
+        // On a Cluster, the seed node: the one each broker subscribes to for wake-ups.
+        redis_url: test_cluster_nodes()
+            .into_iter()
+            .next()
+            .unwrap_or_else(redis_url),
     };
     // With only a public key configured the app cannot mint; such tests sign their own.
     if matches!(secrets.jwt, JwtKey::Secret(_)) {
