@@ -37,6 +37,10 @@ pub enum Scenario {
     /// Push delivery to a local receiver: throughput at batch 100 and 1, and
     /// push-to-delivery latency at 1 000 msg/s (printed, not written).
     Listeners,
+    /// The throughput workload over --spread-queues queues at once (one producer and one
+    /// consumer each), with the CPU each Redis node of --cpu-nodes spent per message:
+    /// how a Cluster spreads the work over its primaries (printed as JSON, not written).
+    Spread,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,6 +102,13 @@ pub struct BenchArgs {
     /// Queues (each holding one message) for the scrape scenario.
     #[arg(long, default_value_t = 10_000)]
     pub scrape_queues: usize,
+    /// Queues of the spread scenario.
+    #[arg(long, default_value_t = 30)]
+    pub spread_queues: usize,
+    /// Redis nodes whose CPU the spread scenario reads (`INFO cpu`), e.g. a Cluster's
+    /// primaries; default: redis.url.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_nodes: Vec<String>,
     /// Messages queued for the memory scenario.
     #[arg(long, default_value_t = 100_000)]
     pub memory_messages: u64,
@@ -164,8 +175,51 @@ pub struct ScrapeResult {
     pub rss_after_kb: u64,
 }
 
+/// The spread scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpreadResult {
+    pub queues: usize,
+    pub batch: usize,
+    pub messages: u64,
+    pub seconds: f64,
+    pub msgs_per_sec: f64,
+    pub nodes: Vec<NodeCpu>,
+    /// The busiest node's CPU per message: with a core per node, the rate Redis could
+    /// carry is about 1 / this.
+    pub busiest_node_usec_per_message: f64,
+}
+
+/// One Redis node's CPU (user + system) during a spread run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeCpu {
+    pub node: String,
+    pub cpu_seconds: f64,
+    pub usec_per_message: f64,
+    /// Share of the nodes' CPU.
+    pub share: f64,
+}
+
 /// Scrapes of the scrape scenario.
 pub const SCRAPES: usize = 10;
+
+/// CPU seconds (user + system) each Redis node has used, from `INFO cpu`.
+async fn nodes_cpu(nodes: &[String]) -> Result<Vec<f64>, String> {
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut conn = redis::Client::open(node.as_str())
+            .map_err(|e| e.to_string())?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("{node}: {e}"))?;
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("{node}: {e}"))?;
+        out.push(redis_info::cpu_seconds(&info).ok_or(format!("{node}: no used_cpu in INFO"))?);
+    }
+    Ok(out)
+}
 
 /// This process's resident memory, kB (Linux /proc; 0 elsewhere).
 fn rss_kb() -> u64 {
@@ -204,7 +258,12 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         AccountId::parse(&args.account).ok_or("--account must be 1-64 of A-Z a-z 0-9 _ -")?;
     let store = Store::connect(&StoreOptions {
         url: settings.redis.url.expose().to_owned(),
-        cluster_nodes: Vec::new(),
+        cluster_nodes: settings
+            .redis
+            .cluster_nodes
+            .iter()
+            .map(|node| node.expose().to_owned())
+            .collect(),
         wait_replicas: 0,
         key_prefix: settings.redis.key_prefix.clone(),
         timeout: Duration::from_secs(30),
@@ -220,7 +279,7 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
     let needs_http = args.target != TargetKind::RawRedis
         || matches!(
             args.scenario,
-            Scenario::Backlog | Scenario::Standard | Scenario::Listeners
+            Scenario::Backlog | Scenario::Standard | Scenario::Listeners | Scenario::Spread
         );
     let http = if !needs_http {
         None
@@ -262,6 +321,19 @@ pub async fn run(args: BenchArgs, command: String) -> Result<(), String> {
         ..Results::default()
     };
     match args.scenario {
+        Scenario::Spread => {
+            let nodes = if args.cpu_nodes.is_empty() {
+                vec![settings.redis.url.expose().to_owned()]
+            } else {
+                args.cpu_nodes.clone()
+            };
+            let spread = bench.spread(&nodes).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&spread).map_err(|e| e.to_string())?
+            );
+            return Ok(());
+        }
         Scenario::Listeners => {
             let (url, token) = bench.http.clone().ok_or("no broker")?;
             let results =
@@ -638,6 +710,67 @@ impl Bench {
             bytes,
             rss_before_kb,
             rss_after_kb,
+        })
+    }
+
+    /// `--scenario spread`: see [`Scenario::Spread`].
+    async fn spread(&self, nodes: &[String]) -> Result<SpreadResult, String> {
+        let queues = self.args.spread_queues.max(1);
+        let per_queue = (self.args.messages / queues as u64).max(1);
+        let mut targets = Vec::with_capacity(queues);
+        for _ in 0..queues {
+            let (target, id) = self.queue(true).await?;
+            targets.push((Arc::new(target), id));
+        }
+        let workload = Workload {
+            producers: 1,
+            consumers: 1,
+            ..self.workload(self.args.batch, per_queue)
+        };
+        eprintln!(
+            "spread: {queues} queues x {per_queue} messages, B={}, CPU of {}",
+            self.args.batch,
+            nodes.join(", ")
+        );
+        let before = nodes_cpu(nodes).await?;
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = targets
+            .iter()
+            .map(|(target, _)| tokio::spawn(workload::throughput(target.clone(), workload)))
+            .collect();
+        let mut runs = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            runs.push(task.await.map_err(|e| e.to_string())??);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let after = nodes_cpu(nodes).await?;
+        for (_, id) in &targets {
+            self.drop_queue(*id).await?;
+        }
+        let messages: u64 = runs.iter().map(|r| r.acked).sum();
+        let spent: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let total: f64 = spent.iter().sum();
+        let nodes: Vec<NodeCpu> = nodes
+            .iter()
+            .zip(&spent)
+            .map(|(node, &cpu)| NodeCpu {
+                node: node.clone(),
+                cpu_seconds: cpu,
+                usec_per_message: cpu * 1e6 / messages.max(1) as f64,
+                share: if total > 0.0 { cpu / total } else { 0.0 },
+            })
+            .collect();
+        Ok(SpreadResult {
+            queues,
+            batch: self.args.batch,
+            messages,
+            seconds,
+            msgs_per_sec: messages as f64 / seconds,
+            busiest_node_usec_per_message: nodes
+                .iter()
+                .map(|n| n.usec_per_message)
+                .fold(0.0, f64::max),
+            nodes,
         })
     }
 

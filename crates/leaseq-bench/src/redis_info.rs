@@ -37,6 +37,16 @@ pub fn info_field(info: &str, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `used_cpu_user` + `used_cpu_sys` of `INFO cpu`: the seconds of CPU the server used.
+pub fn cpu_seconds(info: &str) -> Option<f64> {
+    let field = |name: &str| -> Option<f64> {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("used_cpu_user")? + field("used_cpu_sys")?)
+}
+
 /// Calls made between two `INFO commandstats` snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommandDelta {
