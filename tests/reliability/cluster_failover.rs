@@ -96,6 +96,21 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_message() {
         .unwrap_or_else(|| panic!("no queue: {created}"))
         .to_owned();
     let victim = primary_of(FAILOVER_PORT, &format!("{{{queue}}}"));
+    // The broker again, with the victim as its first seed node, which is where it
+    // subscribes for wake-ups: killing it must cost neither messages nor wake-ups.
+    drop(broker);
+    let mut env = env;
+    let seeds: Vec<String> = std::iter::once(victim)
+        .chain((FAILOVER_PORT..FAILOVER_PORT + 6).filter(|&p| p != victim))
+        .map(|port| format!("\"redis://127.0.0.1:{port}\""))
+        .collect();
+    env.retain(|(k, _)| k != "LEASEQ__REDIS__CLUSTER_NODES");
+    env.push((
+        "LEASEQ__REDIS__CLUSTER_NODES".into(),
+        format!("[{}]", seeds.join(",")),
+    ));
+    let broker = BrokerProcess::start(&env, dir.join("broker-2.log")).await;
+    let api = format!("{}/client/v4/accounts/{ACCOUNT}", broker.url());
 
     // Push numbered messages, each retried until acknowledged; kill the queue's primary
     // a second in.
@@ -173,6 +188,59 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_message() {
     );
     assert!(missing.is_empty(), "lost {missing:?}");
     assert_eq!(confirmed.len(), 300);
+
+    // Wake-ups survived the seed node's death: a long poll ends at the push, not at its
+    // deadline.
+    let woken: Value = client
+        .post(format!("{api}/queues"))
+        .bearer_auth(&token)
+        .json(&json!({"queue_name": "woken"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let woken = woken["result"]["queue_id"]
+        .as_str()
+        .expect("queue")
+        .to_owned();
+    let poll = tokio::spawn({
+        let (client, url, token) = (
+            client.clone(),
+            format!("{api}/queues/{woken}/messages/pull"),
+            token.clone(),
+        );
+        async move {
+            let reply: Value = client
+                .post(url)
+                .bearer_auth(&token)
+                .json(&json!({"wait_time_ms": 8_000}))
+                .send()
+                .await
+                .expect("pull")
+                .json()
+                .await
+                .expect("json");
+            (Instant::now(), reply)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pushed_at = Instant::now();
+    let pushed = client
+        .post(format!("{api}/queues/{woken}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({"body": "wake up"}))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(pushed.status().as_u16(), 200);
+    let (returned_at, reply) = poll.await.expect("poll");
+    assert_eq!(reply["result"]["messages"][0]["body"], "wake up", "{reply}");
+    assert!(
+        returned_at.duration_since(pushed_at) < Duration::from_secs(4),
+        "the long poll was not woken by the push"
+    );
     drop(broker);
     cluster(FAILOVER_PORT, "stop");
 }

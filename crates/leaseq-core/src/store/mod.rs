@@ -119,8 +119,9 @@ pub struct StoreOptions {
 pub struct Store {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     conn: Connection,
-    /// One node to subscribe to for wake-ups (a Cluster's `PUBLISH` reaches every node).
-    pubsub: redis::Client,
+    /// The nodes to subscribe to for wake-ups, one at a time (a Cluster's `PUBLISH`
+    /// reaches every node): `redis.url`, or the Cluster's seed nodes in turn.
+    pubsub: Vec<redis::Client>,
     keys: Keys,
     timeout: Duration,
     reveal_batch: u32,
@@ -134,15 +135,21 @@ impl Store {
     /// Connects lazily: the broker starts even while Redis is down, and answers 503
     /// until Redis comes back.
     pub fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
-        let (conn, pubsub) = match options.cluster_nodes.first() {
-            None => (
+        let (conn, pubsub) = if options.cluster_nodes.is_empty() {
+            (
                 Connection::single(&options.url, options.timeout)?,
-                redis::Client::open(options.url.as_str())?,
-            ),
-            Some(seed) => (
+                vec![redis::Client::open(options.url.as_str())?],
+            )
+        } else {
+            let seeds = options
+                .cluster_nodes
+                .iter()
+                .map(|node| redis::Client::open(node.as_str()))
+                .collect::<Result<_, _>>()?;
+            (
                 Connection::cluster(&options.cluster_nodes, options.timeout)?,
-                redis::Client::open(seed.as_str())?,
-            ),
+                seeds,
+            )
         };
         Ok(Self {
             metrics: None,

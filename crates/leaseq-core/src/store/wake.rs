@@ -1,7 +1,8 @@
 //! Wake-ups for long-polling pulls, across broker processes.
 //!
 //! Scripts that make messages visible `PUBLISH` on the name of the queue's `due` key,
-//! with how many. Each process keeps one subscription to `{prefix}:*:due` and
+//! with how many. Each process keeps one subscription to `{prefix}:*:due` (on a
+//! Cluster, on one of its seed nodes: a `PUBLISH` reaches every node) and
 //! wakes at most that many of the pulls of that queue waiting in it: a push of one
 //! message to a queue with 400 waiting pulls costs one more pull, not 400. A woken pull
 //! that finds nothing (another took the message) simply waits again. A lost wake-up (Redis restarting, say) only delays a waiting
@@ -85,10 +86,13 @@ impl Wakeups {
         QueueId::parse(&channel[start..end])
     }
 
-    /// Listens for wake-ups until the process ends, reconnecting after failures.
-    pub async fn listen(self: Arc<Self>, client: redis::Client, prefix: String) {
+    /// Listens for wake-ups until the process ends, reconnecting after failures. A
+    /// Cluster delivers every `PUBLISH` on every node, so one subscription to any of its
+    /// `nodes` hears all; after a failure the next node is tried, so a dead node (its
+    /// replica promoted meanwhile) does not silence wake-ups until it returns.
+    pub async fn listen(self: Arc<Self>, nodes: Vec<redis::Client>, prefix: String) {
         let pattern = format!("{prefix}:*:{}", Role::Due.name());
-        loop {
+        for client in nodes.iter().cycle() {
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
                     Ok(()) => {
