@@ -5,7 +5,7 @@ VENV := .venv
 FUZZ_VENV := .venv-fuzz
 PYTHON ?= python3
 
-.PHONY: run test test-cluster compat wrangler deploy-check lint redis cluster cluster-stop build bench reliability fuzz cargo-fuzz
+.PHONY: run test test-cluster ui-test compat wrangler deploy-check lint redis cluster cluster-stop build bench reliability fuzz cargo-fuzz
 
 ## Start a local Redis when none answers at redis.url (installing it if needed).
 redis:
@@ -23,10 +23,12 @@ cluster-stop:
 run: redis
 	$(CARGO) run --release --quiet -- serve --dev
 
-## Every test: unit, integration (real Redis, app on port 0) and the Cloudflare SDK compat suite.
+## Every test: unit, integration (real Redis, app on port 0), the Cloudflare SDK compat
+## suite and the dashboard in a browser.
 test: redis
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) compat
+	$(MAKE) ui-test
 
 ## The API suite and the SDK compat suites again, on the local Redis Cluster (`make
 ## cluster`): every broker the tests start talks to it. Skipped: the tests that need a
@@ -98,6 +100,23 @@ $(WRANGLER_COMPAT)/node_modules/.installed: $(WRANGLER_COMPAT)/package-lock.json
 wrangler: redis $(WRANGLER_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
 	cd $(WRANGLER_COMPAT) && node --test --test-concurrency=1 smoke.test.mjs
+
+UI_TEST := tests/ui
+
+$(UI_TEST)/node_modules/.installed: $(UI_TEST)/package-lock.json
+	cd $(UI_TEST) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## The dashboard (/ui/) in Debian's chromium driven by playwright-core, against a real
+## broker; chromium is installed with apt when missing. Skipped, saying so, only when
+## it cannot be. `make ui-test SCREENSHOTS=docs/screenshots` also saves the main views.
+ui-test: redis $(UI_TEST)/node_modules/.installed
+	@if ! scripts/ensure-chromium.sh; then \
+	  echo "ui-test: SKIPPED: no chromium on this machine and none could be installed"; \
+	  exit 0; fi; \
+	$(CARGO) build --quiet && \
+	cd $(UI_TEST) && SCREENSHOTS=$(if $(SCREENSHOTS),$(abspath $(SCREENSHOTS))) \
+	  node --test --test-concurrency=1 dashboard.test.mjs
 
 DEPLOY_CHECK := tests/deploy
 

@@ -120,8 +120,9 @@ fn print_dev_banner(base: &str, token: &str) {
     println!(
         r#"
 leaseq is ready (dev mode) at {base}
-  account: {DEV_ACCOUNT}
-  token:   {token}
+  account:   {DEV_ACCOUNT}
+  token:     {token}
+  dashboard: {base}/ui/#token={token}
 
 Try it:
   export LEASEQ_TOKEN={token}

@@ -16,6 +16,7 @@ pub mod openapi;
 mod principal;
 mod queues;
 pub mod rate_limit;
+mod ui;
 
 use actix_web::{HttpResponse, web};
 
@@ -115,6 +116,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
+        .route("/ui", web::get().to(ui::redirect))
+        .route("/ui/", web::get().to(ui::page))
+        .route("/ui/{asset}", web::get().to(ui::file))
         .configure(dialects::discue::routes)
         .configure(dialects::elasticqueue::routes)
         .service(

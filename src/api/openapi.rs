@@ -19,7 +19,7 @@ use super::doc::{
 };
 use super::envelope::ErrorEnvelope;
 use super::input::MessageInput;
-use super::{consumers, health, identity, listeners, messages, metrics, queues};
+use super::{consumers, health, identity, listeners, messages, metrics, queues, ui};
 
 /// The ways to present a token (SPEC §6). Each operation that needs one lists all three,
 /// with the scope it needs as the requirement's role.
@@ -315,6 +315,8 @@ impl Modify for ReferenceComponents {
         health::readyz,
         metrics::metrics,
         serve,
+        ui::page,
+        ui::file,
     ),
     components(
         schemas(ErrorEnvelope),

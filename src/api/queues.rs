@@ -14,7 +14,7 @@ use super::input::{self, QueueInput, RedriveInput};
 use super::principal::{OnQueue, Principal};
 use crate::auth::{QueuesRead, QueuesWrite};
 use crate::broker::Broker;
-use crate::model::{BacklogMetrics, Jurisdiction, Queue, QueueId, QueueSettings, rfc3339_ms};
+use crate::model::{Jurisdiction, Queue, QueueId, QueueMetrics, QueueSettings, rfc3339_ms};
 
 /// A queue as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -260,7 +260,7 @@ pub async fn delete(
     tag = "queues",
     security(("bearer" = ["queues:read"]), ("x_auth_key" = ["queues:read"]), ("x_api_key" = ["queues:read"])),
     params(AccountPath, QueuePath),
-    responses((status = 200, description = "The backlog.", body = Envelope<BacklogMetrics>)),
+    responses((status = 200, description = "The backlog.", body = Envelope<QueueMetrics>)),
 )]
 pub async fn metrics(
     broker: web::Data<Broker>,

@@ -262,6 +262,7 @@ async fn concurrent_pullers_never_share_a_message_and_every_message_is_acked_onc
     assert_eq!(total_acked, MESSAGES, "every message acked exactly once");
     assert_eq!(
         app.metrics(&queue).await,
-        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
+                   "inflight_count": 0, "delayed_count": 0})
     );
 }

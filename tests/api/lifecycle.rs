@@ -127,7 +127,8 @@ async fn without_a_dlq_an_exhausted_message_is_deleted() {
     assert!(app.pull_messages(&queue, json!({})).await.is_empty());
     assert_eq!(
         app.metrics(&queue).await,
-        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
+                   "inflight_count": 0, "delayed_count": 0})
     );
     let names: Vec<String> = app
         .get("/queues")
@@ -216,7 +217,8 @@ async fn purge_deletes_ready_delayed_and_leased_messages() {
     assert_eq!(purged.assert_ok()["queue_id"], queue.as_str());
     assert_eq!(
         app.metrics(&queue).await,
-        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
+                   "inflight_count": 0, "delayed_count": 0})
     );
     assert!(
         app.pull_messages(&queue, json!({"batch_size": 100}))

@@ -59,7 +59,8 @@ async fn a_pushed_message_is_pulled_with_every_cloudflare_field() {
     );
     assert_eq!(
         app.metrics(&queue).await,
-        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
+                   "inflight_count": 0, "delayed_count": 0})
     );
 }
 
@@ -416,11 +417,18 @@ async fn metrics_are_exact_after_pushes_pulls_acks_and_retries() {
             json!({"batch_size": 4, "visibility_timeout_ms": 60000}),
         )
         .await;
-    assert_eq!(
-        app.metrics(&queue).await,
-        first,
-        "leased messages are still backlog"
-    );
+    let leased = app.metrics(&queue).await;
+    for field in [
+        "backlog_count",
+        "backlog_bytes",
+        "oldest_message_timestamp_ms",
+    ] {
+        assert_eq!(
+            leased[field], first[field],
+            "leased messages are still backlog"
+        );
+    }
+    assert_eq!(leased["inflight_count"], 4);
     // Ack the 1- and 2-byte messages, retry the 3-byte one with a delay, keep the 4-byte one leased.
     let lease = |i: usize| pulled[i]["lease_id"].clone();
     let reply = app
@@ -432,7 +440,8 @@ async fn metrics_are_exact_after_pushes_pulls_acks_and_retries() {
     );
     assert_eq!(
         app.metrics(&queue).await,
-        json!({"backlog_count": 8, "backlog_bytes": 52, "oldest_message_timestamp_ms": oldest})
+        json!({"backlog_count": 8, "backlog_bytes": 52, "oldest_message_timestamp_ms": oldest,
+               "inflight_count": 1, "delayed_count": 1})
     );
 
     // A later push does not change the oldest timestamp; acking everything empties it all.

@@ -295,7 +295,8 @@ async fn metrics_of_a_new_queue_are_zero() {
     let id = app.create_queue("orders").await;
     assert_eq!(
         app.metrics(&id).await,
-        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0})
+        json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
+               "inflight_count": 0, "delayed_count": 0})
     );
 }
 
@@ -307,4 +308,20 @@ async fn the_queue_limit_per_account_is_enforced() {
     app.post("/queues", json!({"queue_name": "c"}))
         .await
         .assert_error(409, 10110);
+}
+
+#[tokio::test]
+async fn metrics_also_count_leased_and_delayed_messages() {
+    let app = spawn_app().await;
+    let queue = app.create_queue("figures").await;
+    app.push_numbered(&queue, 2).await;
+    app.push(&queue, json!({"body": "later", "delay_seconds": 600}))
+        .await
+        .assert_ok();
+    let pulled = app.pull_messages(&queue, json!({"batch_size": 1})).await;
+    assert_eq!(pulled.len(), 1);
+    let metrics = app.metrics(&queue).await;
+    assert_eq!(metrics["backlog_count"], 3, "{metrics}");
+    assert_eq!(metrics["inflight_count"], 1, "{metrics}");
+    assert_eq!(metrics["delayed_count"], 1, "{metrics}");
 }

@@ -419,6 +419,24 @@ pub struct BacklogMetrics {
     pub oldest_message_timestamp_ms: u64,
 }
 
+/// `GET …/metrics`: the exact backlog, and (extension) how much of it is leased or
+/// waiting out a delay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = QueueMetrics))]
+pub struct QueueMetrics {
+    /// Unacked messages.
+    pub backlog_count: u64,
+    /// Sum of their body sizes, bytes.
+    pub backlog_bytes: u64,
+    /// Smallest `timestamp_ms` among them; 0 when there are none.
+    pub oldest_message_timestamp_ms: u64,
+    /// Extension: messages leased to a consumer now.
+    pub inflight_count: u64,
+    /// Extension: messages waiting for their delay or retry delay.
+    pub delayed_count: u64,
+}
+
 /// Settings of a listener (SPEC §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

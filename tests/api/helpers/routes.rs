@@ -308,6 +308,8 @@ pub fn every_route() -> Vec<Route> {
         route(Method::GET, "/readyz", None, None),
         route(Method::GET, "/metrics", None, None),
         route(Method::GET, "/openapi.json", None, None),
+        route(Method::GET, "/ui/", None, None),
+        route(Method::GET, "/ui/{asset}", None, None),
     ]
 }
 

@@ -23,7 +23,7 @@ use rate_limit::RateLimitSettings;
 
 use crate::model::{
     Access, AccountId, BacklogMetrics, Clock, Consumer, ConsumerId, MessageId, MessageState,
-    NewMessage, Queue, QueueId, QueueName, QueueSettings, StoredMessage, SystemClock,
+    NewMessage, Queue, QueueId, QueueMetrics, QueueName, QueueSettings, StoredMessage, SystemClock,
 };
 use crate::store::{
     Acked, BacklogQuota, ConsumerWrite, CreateQueue, LaneRef, LeaseOutcome, MessageRead, PullReply,
@@ -365,9 +365,9 @@ impl Broker {
         &self,
         access: &Access,
         queue: QueueId,
-    ) -> Result<BacklogMetrics, BrokerError> {
+    ) -> Result<QueueMetrics, BrokerError> {
         self.store
-            .metrics(access, queue)
+            .metrics(access, queue, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)
     }

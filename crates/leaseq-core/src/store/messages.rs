@@ -7,7 +7,8 @@ use super::keys::Keys;
 use super::script::{KeySet, Op, Reply, access_arg, bytes, code, lua_script, text};
 use super::{Store, StoreError};
 use crate::model::{
-    Access, BacklogMetrics, ListenerId, MessageId, MessageState, NewMessage, QueueId, StoredMessage,
+    Access, BacklogMetrics, ListenerId, MessageId, MessageState, NewMessage, QueueId, QueueMetrics,
+    StoredMessage,
 };
 
 /// What a pull (or peek) found.
@@ -521,27 +522,35 @@ impl Op for Purge<'_> {
 struct Backlog<'a> {
     access: &'a Access,
     queue: QueueId,
+    now_ms: u64,
 }
 
 impl Op for Backlog<'_> {
     lua_script!("metrics", KeySet::Queue);
     const WRITES: bool = false;
     /// `None`: no such queue.
-    type Output = Option<BacklogMetrics>;
+    type Output = Option<QueueMetrics>;
 
     fn keys(&self, keys: &Keys) -> Vec<String> {
         keys.queue(self.queue).all().to_vec()
     }
 
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.arg(access_arg(self.access));
+        invocation.arg(access_arg(self.access)).arg(self.now_ms);
     }
 
     fn decode(&self, reply: Reply) -> Result<Self::Output, CorruptData> {
         if reply.code()? != code::OK {
             return Ok(None);
         }
-        reply.backlog(1).map(Some)
+        let backlog = reply.backlog(1)?;
+        Ok(Some(QueueMetrics {
+            backlog_count: backlog.backlog_count,
+            backlog_bytes: backlog.backlog_bytes,
+            oldest_message_timestamp_ms: backlog.oldest_message_timestamp_ms,
+            inflight_count: reply.count(4)?,
+            delayed_count: reply.count(5)?,
+        }))
     }
 }
 
@@ -719,7 +728,13 @@ impl Store {
         &self,
         access: &Access,
         queue: QueueId,
-    ) -> Result<Option<BacklogMetrics>, StoreError> {
-        self.call(Backlog { access, queue }).await
+        now_ms: u64,
+    ) -> Result<Option<QueueMetrics>, StoreError> {
+        self.call(Backlog {
+            access,
+            queue,
+            now_ms,
+        })
+        .await
     }
 }
