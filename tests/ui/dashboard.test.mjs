@@ -140,13 +140,23 @@ test("a token for another account sees none of it", async () => {
   assert.deepEqual([...owner.problems, ...other.problems], []);
 });
 
-test("a refused token goes back to the login form with the reason", async () => {
+test("with the keyboard alone, a refused token goes back to the form with the reason", async () => {
   const { tab } = await page();
   await tab.goto(`${base}/ui/`);
-  await tab.getByLabel("API token").fill("not-a-token");
-  await tab.getByRole("button", { name: "Log in" }).click();
+  // The token field has the focus; Enter submits.
+  await tab.keyboard.type("not-a-token");
+  await tab.keyboard.press("Enter");
   await tab.getByText("The token was refused (401).").waitFor();
-  await tab.getByLabel("API token").waitFor();
+  assert.equal(await tab.evaluate(() => document.activeElement?.id), "token");
+  // And a good one, the same way.
+  await tab.keyboard.type(mint("ui-keys"));
+  await tab.keyboard.press("Enter");
+  await tab.getByRole("heading", { name: "Queues" }).waitFor();
+  await tab.keyboard.press("Tab");
+  assert.ok(
+    await tab.evaluate(() => document.activeElement?.matches("a, button, input, select")),
+    "Tab reaches a control",
+  );
 });
 
 test("on a phone's width the queue list still shows name and backlog", async () => {
