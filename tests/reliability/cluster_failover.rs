@@ -81,20 +81,7 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_message() {
     let token = token(&secret);
     let api = format!("{}/client/v4/accounts/{ACCOUNT}", broker.url());
     await_replicated_writes(&broker.url(), &token).await;
-    let created: Value = client
-        .post(format!("{api}/queues"))
-        .bearer_auth(&token)
-        .json(&json!({"queue_name": "failover"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let queue = created["result"]["queue_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no queue: {created}"))
-        .to_owned();
+    let queue = create_queue(&client, &api, &token, "failover").await;
     let victim = primary_of(FAILOVER_PORT, &format!("{{{queue}}}"));
     // The broker again, with the victim as its first seed node, which is where it
     // subscribes for wake-ups: killing it must cost neither messages nor wake-ups.
@@ -191,20 +178,7 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_message() {
 
     // Wake-ups survived the seed node's death: a long poll ends at the push, not at its
     // deadline.
-    let woken: Value = client
-        .post(format!("{api}/queues"))
-        .bearer_auth(&token)
-        .json(&json!({"queue_name": "woken"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let woken = woken["result"]["queue_id"]
-        .as_str()
-        .expect("queue")
-        .to_owned();
+    let woken = create_queue(&client, &api, &token, "woken").await;
     let poll = tokio::spawn({
         let (client, url, token) = (
             client.clone(),
@@ -319,6 +293,24 @@ async fn brokers_and_a_primary_killed_under_load_lose_no_acknowledged_message() 
     }
     cluster(KILLS_PORT, "stop");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Creates a queue through the broker at `api`; its id.
+async fn create_queue(client: &reqwest::Client, api: &str, token: &str, name: &str) -> String {
+    let created: Value = client
+        .post(format!("{api}/queues"))
+        .bearer_auth(token)
+        .json(&json!({ "queue_name": name }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    created["result"]["queue_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no queue: {created}"))
+        .to_owned()
 }
 
 /// Broker environment for the Cluster on `port`, writes waiting for one replica.

@@ -492,36 +492,6 @@ impl Op for ForgetListenerDeadLetters<'_> {
     }
 }
 
-struct ClaimLanes {
-    shard: u8,
-    now_ms: u64,
-    max: u32,
-    hold_ms: u64,
-}
-
-impl Op for ClaimLanes {
-    lua_script!("schedule_claim", KeySet::One("SCHEDULE"));
-    type Output = Vec<LaneRef>;
-
-    fn keys(&self, keys: &Keys) -> Vec<String> {
-        vec![keys.schedule(Schedule::Deliveries, self.shard)]
-    }
-
-    fn args(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.arg(self.now_ms).arg(self.max).arg(self.hold_ms);
-    }
-
-    fn decode(&self, reply: Reply) -> Result<Self::Output, CorruptData> {
-        // Entries that do not parse can name no lane: skip them.
-        Ok(reply
-            .rest(1)
-            .iter()
-            .filter_map(|v| text(v).ok())
-            .filter_map(|entry| LaneRef::parse(&entry))
-            .collect())
-    }
-}
-
 /// A listener's lane, as the delivery schedule names it: `<account>/<queue>/<listener>`
 /// (account ids hold no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -755,21 +725,12 @@ impl Store {
     ) -> Result<Vec<LaneRef>, StoreError> {
         let shards = self.keys.schedule_shards().len();
         let start = self.lane_cursor.fetch_add(max as usize, Ordering::Relaxed);
-        let claims = lane_claims(shards, max, start)
-            .into_iter()
-            .map(|(shard, max)| {
-                self.call(ClaimLanes {
-                    shard,
-                    now_ms,
-                    max,
-                    hold_ms,
-                })
-            });
-        Ok(futures_util::future::try_join_all(claims)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect())
+        let shares = lane_claims(shards, max, start);
+        let entries = self
+            .claim_due(Schedule::Deliveries, shares, now_ms, hold_ms)
+            .await?;
+        // Entries that do not parse can name no lane: skip them.
+        Ok(entries.iter().filter_map(|e| LaneRef::parse(e)).collect())
     }
 }
 

@@ -53,6 +53,7 @@ mod messages;
 mod migrate;
 mod queues;
 mod rate;
+mod schedule;
 mod script;
 mod stats;
 mod sweep;

@@ -21,36 +21,6 @@ pub struct Expired {
     pub dead_outbox: u64,
 }
 
-struct SweepClaim {
-    shard: u8,
-    now_ms: u64,
-    max: u32,
-    hold_ms: u64,
-}
-
-impl Op for SweepClaim {
-    lua_script!("schedule_claim", KeySet::One("SCHEDULE"));
-    type Output = Vec<QueueId>;
-
-    fn keys(&self, keys: &Keys) -> Vec<String> {
-        vec![keys.schedule(Schedule::Sweep, self.shard)]
-    }
-
-    fn args(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.arg(self.now_ms).arg(self.max).arg(self.hold_ms);
-    }
-
-    fn decode(&self, reply: Reply) -> Result<Vec<QueueId>, CorruptData> {
-        // Entries that are not queue ids can name no queue: skip them.
-        Ok(reply
-            .rest(1)
-            .iter()
-            .filter_map(|v| text(v).ok())
-            .filter_map(|t| QueueId::parse(&t))
-            .collect())
-    }
-}
-
 struct Expire {
     queue: QueueId,
     now_ms: u64,
@@ -147,19 +117,12 @@ impl Store {
         max: u32,
         hold_ms: u64,
     ) -> Result<Vec<QueueId>, StoreError> {
-        let claims = self.keys.schedule_shards().map(|shard| {
-            self.call(SweepClaim {
-                shard,
-                now_ms,
-                max,
-                hold_ms,
-            })
-        });
-        Ok(futures_util::future::try_join_all(claims)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect())
+        let shares = self.keys.schedule_shards().map(|shard| (shard, max));
+        let entries = self
+            .claim_due(Schedule::Sweep, shares, now_ms, hold_ms)
+            .await?;
+        // Entries that are not queue ids can name no queue: skip them.
+        Ok(entries.iter().filter_map(|e| QueueId::parse(e)).collect())
     }
 
     /// Deletes the queue's messages past retention. `None`: no such queue.
