@@ -136,6 +136,10 @@ pub struct ConsumerSettingsInput {
     /// Seconds a retried message waits when the retry does not say.
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 86400)]
     pub retry_delay: Option<f64>,
+    /// Extension: seconds; 0 (default) off. When above `retry_delay`, retries that do
+    /// not say and expired leases wait `retry_delay · 2^(attempts−1)`, at most this.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 86400)]
+    pub retry_delay_max: Option<f64>,
     /// How long a pulled message stays leased when the pull does not say, ms.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 43200000)]
     pub visibility_timeout_ms: Option<f64>,
@@ -784,6 +788,9 @@ pub fn consumer(input: &ConsumerInput) -> Result<ConsumerSpec, BrokerError> {
         }
         if let Some(v) = field(input.retry_delay, "retry_delay", &DELAY_SECONDS)? {
             settings.retry_delay = v as u32;
+        }
+        if let Some(v) = field(input.retry_delay_max, "retry_delay_max", &DELAY_SECONDS)? {
+            settings.retry_delay_max = v as u32;
         }
         if let Some(v) = field(
             input.visibility_timeout_ms,

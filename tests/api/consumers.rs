@@ -25,7 +25,7 @@ async fn a_consumer_is_created_with_default_settings() {
     );
     assert_eq!(
         consumer["settings"],
-        json!({"batch_size": 5, "max_retries": 3, "retry_delay": 0, "visibility_timeout_ms": 30000})
+        json!({"batch_size": 5, "max_retries": 3, "retry_delay": 0, "retry_delay_max": 0, "visibility_timeout_ms": 30000})
     );
     // The queue lists it.
     let queue_json = app
@@ -41,7 +41,7 @@ async fn a_consumer_is_created_with_default_settings() {
 async fn consumers_can_be_listed_read_replaced_and_deleted() {
     let app = spawn_app().await;
     let queue = app.create_queue("orders").await;
-    let body = json!({"type": "http_pull", "dead_letter_queue": "orders-dlq", "settings": {"batch_size": 50, "max_retries": 7, "retry_delay": 2, "visibility_timeout_ms": 1000}});
+    let body = json!({"type": "http_pull", "dead_letter_queue": "orders-dlq", "settings": {"batch_size": 50, "max_retries": 7, "retry_delay": 2, "retry_delay_max": 0, "visibility_timeout_ms": 1000}});
     let created = app
         .post(&format!("/queues/{queue}/consumers"), body)
         .await
@@ -70,7 +70,7 @@ async fn consumers_can_be_listed_read_replaced_and_deleted() {
     assert_eq!(replaced["dead_letter_queue"], "");
     assert_eq!(
         replaced["settings"],
-        json!({"batch_size": 10, "max_retries": 3, "retry_delay": 0, "visibility_timeout_ms": 30000})
+        json!({"batch_size": 10, "max_retries": 3, "retry_delay": 0, "retry_delay_max": 0, "visibility_timeout_ms": 30000})
     );
 
     app.request(Method::DELETE, &path, None).await.assert_ok();

@@ -266,3 +266,75 @@ async fn concurrent_pullers_never_share_a_message_and_every_message_is_acked_onc
                    "inflight_count": 0, "delayed_count": 0})
     );
 }
+
+/// A consumer with `retry_delay_max`: retries that give no delay back off
+/// exponentially (SPEC §13), and so do expired leases.
+async fn backoff_queue(
+    app: &crate::helpers::TestApp,
+    retry_delay: u32,
+    retry_delay_max: u32,
+) -> String {
+    let queue = app.create_queue("backoff").await;
+    app.post(
+        &format!("/queues/{queue}/consumers"),
+        json!({"type": "http_pull", "settings": {"max_retries": 20,
+               "retry_delay": retry_delay, "retry_delay_max": retry_delay_max}}),
+    )
+    .await
+    .assert_ok();
+    app.push(&queue, json!({"body": "job"})).await.assert_ok();
+    queue
+}
+
+#[tokio::test]
+async fn retries_without_a_delay_back_off_1_2_4_8_16_seconds() {
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
+    let queue = backoff_queue(&app, 1, 60).await;
+    let mut pulled = app.pull_messages(&queue, json!({})).await;
+    for (retry, wait_secs) in [1u64, 2, 4, 8, 16].into_iter().enumerate() {
+        assert_eq!(pulled.len(), 1, "delivery {}", retry + 1);
+        app.ack(
+            &queue,
+            json!({"retries": [{"lease_id": pulled[0]["lease_id"]}]}),
+        )
+        .await
+        .assert_ok();
+        clock.advance(Duration::from_millis(wait_secs * 1000 - 50));
+        assert!(
+            app.pull_messages(&queue, json!({})).await.is_empty(),
+            "retry {} is not back before {wait_secs} s",
+            retry + 1
+        );
+        clock.advance(Duration::from_millis(50));
+        pulled = app.pull_messages(&queue, json!({})).await;
+    }
+    assert_eq!(pulled[0]["attempts"], 6);
+}
+
+#[tokio::test]
+async fn the_backoff_stops_at_retry_delay_max_and_applies_to_expired_leases() {
+    let (app, clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
+    let queue = backoff_queue(&app, 2, 5).await;
+    // Expired leases: back after 2, then 4, then 5 (capped) seconds past the expiry.
+    for wait_secs in [2u64, 4, 5, 5] {
+        let pulled = app
+            .pull_messages(&queue, json!({"visibility_timeout_ms": 1000}))
+            .await;
+        assert_eq!(pulled.len(), 1);
+        clock.advance(Duration::from_millis(1000 + wait_secs * 1000 - 50));
+        assert!(
+            app.pull_messages(&queue, json!({})).await.is_empty(),
+            "back before {wait_secs} s"
+        );
+        clock.advance(Duration::from_millis(50));
+    }
+    assert_eq!(app.pull_messages(&queue, json!({})).await.len(), 1);
+    // Without retry_delay_max, an expired lease is visible at once, as before.
+    let (plain, plain_clock) = crate::helpers::spawn_app_with_clock(|_| {}).await;
+    let queue = backoff_queue(&plain, 2, 0).await;
+    plain
+        .pull_messages(&queue, json!({"visibility_timeout_ms": 1000}))
+        .await;
+    plain_clock.advance(Duration::from_millis(1001));
+    assert_eq!(plain.pull_messages(&queue, json!({})).await.len(), 1);
+}

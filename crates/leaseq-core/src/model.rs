@@ -329,6 +329,10 @@ pub struct ConsumerSettings {
     pub max_retries: u32,
     /// Seconds a retried message waits when the retry does not say.
     pub retry_delay: u32,
+    /// Extension (SPEC §13), seconds; 0: off. When above `retry_delay`, a retry that
+    /// does not say, and an expired lease, wait `retry_delay · 2^(attempts−1)`, at most
+    /// this long, before the next delivery.
+    pub retry_delay_max: u32,
     /// How long a pulled message stays leased when the pull does not say, ms.
     pub visibility_timeout_ms: u64,
 }
@@ -339,6 +343,7 @@ impl Default for ConsumerSettings {
             batch_size: 5,
             max_retries: 3,
             retry_delay: 0,
+            retry_delay_max: 0,
             visibility_timeout_ms: 30_000,
         }
     }

@@ -450,7 +450,7 @@ async fn null_in_an_optional_field_means_absent_and_in_a_required_one_is_10207()
     assert_eq!(consumer["dead_letter_queue"], "");
     assert_eq!(
         consumer["settings"],
-        json!({"batch_size": 5, "max_retries": 3, "retry_delay": 0, "visibility_timeout_ms": 30000})
+        json!({"batch_size": 5, "max_retries": 3, "retry_delay": 0, "retry_delay_max": 0, "visibility_timeout_ms": 30000})
     );
 }
 

@@ -123,6 +123,7 @@ pub fn consumer_fields(
         ("c_batch_size", settings.batch_size.to_string()),
         ("c_max_retries", settings.max_retries.to_string()),
         ("c_retry_delay", settings.retry_delay.to_string()),
+        ("c_retry_delay_max", settings.retry_delay_max.to_string()),
         (
             "c_visibility_timeout_ms",
             settings.visibility_timeout_ms.to_string(),
@@ -157,6 +158,9 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
                 batch_size: small("c_batch_size")?,
                 max_retries: small("c_max_retries")?,
                 retry_delay: small("c_retry_delay")?,
+                // Consumers written before the setting existed have none: off.
+                retry_delay_max: u32::try_from(optional_number("c_retry_delay_max")?)
+                    .map_err(|_| corrupt("c_retry_delay_max"))?,
                 visibility_timeout_ms: number("c_visibility_timeout_ms")?,
             },
         }),

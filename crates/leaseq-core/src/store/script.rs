@@ -130,6 +130,10 @@ fn prelude(keys: &KeySet) -> String {
         ("DEFAULT_MAX_RETRIES", u64::from(consumer.max_retries)),
         ("DEFAULT_RETRY_DELAY", u64::from(consumer.retry_delay)),
         (
+            "DEFAULT_RETRY_DELAY_MAX",
+            u64::from(consumer.retry_delay_max),
+        ),
+        (
             "DEFAULT_VISIBILITY_TIMEOUT_MS",
             consumer.visibility_timeout_ms,
         ),

@@ -2,7 +2,8 @@
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3]: number of acks (A)
 -- ARGV[4 .. 3+2A]: per ack, 2 values: id, lease generation
--- then per retry, 3 values: id, lease generation, delay_seconds (-1 = consumer's retry_delay)
+-- then per retry, 3 values: id, lease generation, delay_seconds (-1 = the consumer's
+-- retry_delay, with its backoff: retry_delay in lib.lua)
 -- Returns: {NOT_FOUND} or {OK, buried, status per ack..., status per retry...}
 --   ack status:   OK deleted, ABSENT no such message, NOT_CURRENT a lease from before the
 --                 message re-entered the queue
@@ -10,11 +11,12 @@
 --                 ABSENT no such message, NOT_CURRENT lease no longer current
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq',
-  'bytes', 'acked', 'waiting')
+  'bytes', 'acked', 'waiting', 'c_retry_delay_max')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
 local default_delay = tonumber(meta[2] or DEFAULT_RETRY_DELAY)
+local delay_cap = tonumber(meta[8] or DEFAULT_RETRY_DELAY_MAX)
 local max_deliveries = tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1
 local out = {OK, 0}
 
@@ -72,9 +74,9 @@ for n, id in ipairs(ids) do
       out[#out + 1] = NOT_CURRENT
     else
       retried_ids[id] = true
-      if delay < 0 then delay = default_delay end
       unleased[#unleased + 1] = id
       local _, _, attempts = parse_record(rec)
+      if delay < 0 then delay = retry_delay(default_delay, delay_cap, attempts) end
       if attempts >= max_deliveries then
         deleted[id] = true
         dead[#dead + 1] = id

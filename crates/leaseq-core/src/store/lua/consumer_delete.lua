@@ -7,6 +7,6 @@ local meta = redis.call('HMGET', K_META, 'account', 'c_id')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 if meta[2] ~= ARGV[2] then return {ABSENT} end
 redis.call('HDEL', K_META, 'c_id', 'c_created_ms', 'c_dlq', 'c_batch_size', 'c_max_retries',
-  'c_retry_delay', 'c_visibility_timeout_ms')
+  'c_retry_delay', 'c_retry_delay_max', 'c_visibility_timeout_ms')
 redis.call('HSET', K_META, 'modified_ms', ARGV[3])
 return {OK}

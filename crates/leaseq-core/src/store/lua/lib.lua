@@ -238,12 +238,23 @@ local function bury(ids, records, has_dlq)
   return #ids
 end
 
--- Returns expired leases to K_DUE, scored by when they expired, oldest first and at
--- most `limit` per call (the next call moves the rest), so the cost is O(log N +
+-- Seconds before the next delivery of a message retried (or whose lease expired) after
+-- `attempts` deliveries: the consumer's retry_delay, or, when its retry_delay_max is
+-- above that, retry_delay · 2^(attempts−1) capped at retry_delay_max.
+local function retry_delay(base, cap, attempts)
+  if cap <= base then return base end
+  local delay = base * 2 ^ (math.max(attempts, 1) - 1)
+  if delay > cap then delay = cap end
+  return delay
+end
+
+-- Returns expired leases to K_DUE, scored by when they expired (plus the backoff of
+-- `retry_delay` when the consumer has retry_delay_max above retry_delay), oldest first
+-- and at most `limit` per call (the next call moves the rest), so the cost is O(log N +
 -- moved). An expired lease that was the message's last allowed delivery
 -- (`max_deliveries`) buries it instead. Delayed messages need no such step: they are
 -- in K_DUE already, scored by when they become visible. Returns how many were buried.
-local function reclaim_expired(now, limit, max_deliveries, has_dlq)
+local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, delay_cap)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'WITHSCORES',
     'LIMIT', 0, limit)
   if #expired == 0 then return 0 end
@@ -263,7 +274,11 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq)
       dead[#dead + 1] = id
       dead_records[#dead_records + 1] = rec
     else
-      due[#due + 1] = expiries[i]
+      local backoff = 0
+      if delay_cap > delay_base then
+        backoff = retry_delay(delay_base, delay_cap, attempts) * 1000
+      end
+      due[#due + 1] = expiries[i] + backoff
       due[#due + 1] = id
     end
   end

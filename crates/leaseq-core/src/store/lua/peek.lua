@@ -7,7 +7,8 @@
 -- Returns: {NOT_FOUND} or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
-local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq')
+local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq',
+  'c_retry_delay', 'c_retry_delay_max')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
@@ -15,7 +16,8 @@ if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end
 
 -- What a pull would do first; it changes no live message's visibility.
 local buried = reclaim_expired(now, tonumber(ARGV[4]),
-  tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1, (meta[4] or '') ~= '')
+  tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1, (meta[4] or '') ~= '',
+  tonumber(meta[5] or DEFAULT_RETRY_DELAY), tonumber(meta[6] or DEFAULT_RETRY_DELAY_MAX))
 
 local b = backlog()
 local out = {OK, b[1], b[2], b[3], buried, 0}

@@ -17,7 +17,8 @@
 --          visible, 0 if none can.
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_visibility_timeout_ms',
-  'delivery_paused', 'c_max_retries', 'c_dlq', 'bytes', 'lease_seq', 'delivered', 'waiting')
+  'delivery_paused', 'c_max_retries', 'c_dlq', 'bytes', 'lease_seq', 'delivered', 'waiting',
+  'c_retry_delay', 'c_retry_delay_max')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
 if meta[4] == '1' then return {PAUSED} end
 local now = tonumber(ARGV[2])
@@ -27,7 +28,8 @@ local timeout = tonumber(ARGV[4])
 if timeout == 0 then timeout = tonumber(meta[3] or DEFAULT_VISIBILITY_TIMEOUT_MS) end
 local max_deliveries = tonumber(meta[5] or DEFAULT_MAX_RETRIES) + 1
 
-local buried = reclaim_expired(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '')
+local buried = reclaim_expired(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '',
+  tonumber(meta[11] or DEFAULT_RETRY_DELAY), tonumber(meta[12] or DEFAULT_RETRY_DELAY_MAX))
 
 -- The visible messages are the head of K_DUE, up to now. Once their records reach the
 -- reply budget the rest stay where they are, first in line for the next pull.
