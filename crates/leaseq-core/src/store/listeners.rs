@@ -1,12 +1,12 @@
 //! Listeners: their records, their lanes (fan-out), and the schedule delivery workers
 //! claim lanes from.
 
+use std::sync::atomic::Ordering;
+
 use redis::ScriptInvocation;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CorruptData};
-use std::sync::atomic::Ordering;
-
 use super::keys::{Keys, Schedule};
 use super::script::{KeySet, Op, Reply, access_arg, bytes, code, lua_script, text};
 use super::{Store, StoreError};
@@ -684,6 +684,9 @@ impl Store {
     /// (a worker's hold, a push's "now"), so a reschedule never hides a push that came in
     /// meanwhile.
     pub async fn schedule_lanes(&self, lanes: &[LaneRef], at_ms: u64) -> Result<(), StoreError> {
+        if lanes.is_empty() {
+            return Ok(());
+        }
         // One ZADD per schedule shard the lanes are in (a push's lanes share one).
         let mut by_shard: Vec<(u8, redis::Cmd)> = Vec::new();
         for lane in lanes {
