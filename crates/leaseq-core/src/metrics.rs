@@ -313,34 +313,17 @@ impl Exposition {
     }
 
     /// The labels and figures of the `i`th series of each family.
-    fn row(&self, i: usize) -> (&str, &str, &QueueFigures) {
+    fn row(&self, i: usize) -> Option<(&str, &str, &QueueFigures)> {
         let index = match &self.shown {
             None => Some(i),
             Some(shown) => shown.get(i).copied(),
         };
-        match (index.and_then(|i| self.queues.get(i)), &self.other) {
-            (Some(q), _) => (q.account.as_str(), q.queue.as_str(), &q.figures),
-            (None, Some(other)) => ("", OTHER_QUEUES, other),
-            // Never asked: `series` counts the rows there are.
-            (None, None) => ("", OTHER_QUEUES, &EMPTY),
+        match index.and_then(|i| self.queues.get(i)) {
+            Some(q) => Some((q.account.as_str(), q.queue.as_str(), &q.figures)),
+            None => self.other.as_ref().map(|other| ("", OTHER_QUEUES, other)),
         }
     }
 }
-
-const EMPTY: QueueFigures = QueueFigures {
-    backlog_messages: 0,
-    backlog_bytes: 0,
-    oldest_timestamp_ms: 0,
-    inflight_messages: 0,
-    delayed_messages: 0,
-    pushed: 0,
-    delivered: 0,
-    acked: 0,
-    retried: 0,
-    lease_expired: 0,
-    dead_lettered: 0,
-    expired: 0,
-};
 
 impl Iterator for Exposition {
     type Item = String;
@@ -366,12 +349,13 @@ impl Iterator for Exposition {
                 let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
                 let _ = writeln!(out, "# TYPE {} {kind}", family.name);
             }
-            if self.row >= series {
+            let Some((account, queue, figures)) =
+                (self.row < series).then(|| self.row(self.row)).flatten()
+            else {
                 self.family += 1;
                 self.row = 0;
                 continue;
-            }
-            let (account, queue, figures) = self.row(self.row);
+            };
             out.push_str(family.name);
             out.push_str("{account=\"");
             push_label_value(&mut out, account);
