@@ -44,25 +44,28 @@ pub struct QueueFigures {
 }
 
 impl QueueFigures {
-    /// Both queues' figures together: counts add up, the oldest message is the older.
+    /// Both queues' figures together: counts add up (saturating: they come from Redis),
+    /// the oldest message is the older.
     fn merge(self, other: Self) -> Self {
         let oldest = match (self.oldest_timestamp_ms, other.oldest_timestamp_ms) {
             (0, t) | (t, 0) => t,
             (a, b) => a.min(b),
         };
         Self {
-            backlog_messages: self.backlog_messages + other.backlog_messages,
-            backlog_bytes: self.backlog_bytes + other.backlog_bytes,
+            backlog_messages: self.backlog_messages.saturating_add(other.backlog_messages),
+            backlog_bytes: self.backlog_bytes.saturating_add(other.backlog_bytes),
             oldest_timestamp_ms: oldest,
-            inflight_messages: self.inflight_messages + other.inflight_messages,
-            delayed_messages: self.delayed_messages + other.delayed_messages,
-            pushed: self.pushed + other.pushed,
-            delivered: self.delivered + other.delivered,
-            acked: self.acked + other.acked,
-            retried: self.retried + other.retried,
-            lease_expired: self.lease_expired + other.lease_expired,
-            dead_lettered: self.dead_lettered + other.dead_lettered,
-            expired: self.expired + other.expired,
+            inflight_messages: self
+                .inflight_messages
+                .saturating_add(other.inflight_messages),
+            delayed_messages: self.delayed_messages.saturating_add(other.delayed_messages),
+            pushed: self.pushed.saturating_add(other.pushed),
+            delivered: self.delivered.saturating_add(other.delivered),
+            acked: self.acked.saturating_add(other.acked),
+            retried: self.retried.saturating_add(other.retried),
+            lease_expired: self.lease_expired.saturating_add(other.lease_expired),
+            dead_lettered: self.dead_lettered.saturating_add(other.dead_lettered),
+            expired: self.expired.saturating_add(other.expired),
         }
     }
 }

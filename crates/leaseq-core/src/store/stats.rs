@@ -105,7 +105,7 @@ fn decode(per_queue: &[Value]) -> Option<QueueStats> {
             acked: number(5),
             retried: number(6),
             lease_expired: number(7),
-            dead_lettered: number(8) + number(9),
+            dead_lettered: number(8).saturating_add(number(9)),
             expired: number(10),
         },
     })
