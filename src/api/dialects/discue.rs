@@ -4,12 +4,17 @@
 //! checks; answers carry `_links`, errors are `{title, status}`, `?pretty=true`
 //! indents. The token comes as `X-API-KEY` and names the one account it acts on.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Content, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::ApiError;
@@ -201,13 +206,7 @@ async fn full_queue(
     tag = "discue",
     security(("x_api_key" = ["queues:write"])),
     request_body = QueueBody,
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn create_queue(
     req: HttpRequest,
@@ -235,13 +234,7 @@ pub async fn create_queue(
     operation_id = "list_queues",
     tag = "discue",
     security(("x_api_key" = ["queues:read"])),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn list_queues(
     req: HttpRequest,
@@ -271,13 +264,7 @@ pub async fn list_queues(
     tag = "discue",
     security(("x_api_key" = ["queues:read"])),
     params(("queue_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn get_queue(
     req: HttpRequest,
@@ -302,13 +289,7 @@ pub async fn get_queue(
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path)),
     request_body = QueueBody,
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn update_queue(
     req: HttpRequest,
@@ -341,13 +322,7 @@ pub async fn update_queue(
     tag = "discue",
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn delete_queue(
     req: HttpRequest,
@@ -385,13 +360,7 @@ fn message_view(message: &StoredMessage) -> Value {
     security(("x_api_key" = ["messages:push"])),
     params(("queue_id" = String, Path)),
     request_body = MessageBody,
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn push(
     req: HttpRequest,
@@ -441,13 +410,7 @@ pub async fn push(
     tag = "discue",
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn list_messages(
     req: HttpRequest,
@@ -475,13 +438,7 @@ pub async fn list_messages(
     tag = "discue",
     security(("x_api_key" = ["messages:pull"])),
     params(("queue_id" = String, Path), ("message_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn get_message(
     req: HttpRequest,
@@ -512,13 +469,7 @@ pub async fn get_message(
     tag = "discue",
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path), ("message_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn delete_message(
     req: HttpRequest,
@@ -556,13 +507,7 @@ fn listener_view(req: &HttpRequest, queue: QueueId, listener: &Listener) -> Valu
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path)),
     request_body = ListenerInput,
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn create_listener(
     req: HttpRequest,
@@ -593,13 +538,7 @@ pub async fn create_listener(
     tag = "discue",
     security(("x_api_key" = ["queues:read"])),
     params(("queue_id" = String, Path), ("listener_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn get_listener(
     req: HttpRequest,
@@ -625,13 +564,7 @@ pub async fn get_listener(
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path), ("listener_id" = String, Path)),
     request_body = ListenerInput,
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn update_listener(
     req: HttpRequest,
@@ -659,13 +592,7 @@ pub async fn update_listener(
     tag = "discue",
     security(("x_api_key" = ["queues:write"])),
     params(("queue_id" = String, Path), ("listener_id" = String, Path)),
-    responses(
-        (status = 200, description = "The resource, with `_links`.", body = Object),
-        (status = 400, description = "`{title, status}`: the request is invalid.", body = Object),
-        (status = 401, description = "`{title, status}`: no valid token.", body = Object),
-        (status = 403, description = "`{title, status}`: the token lacks the scope, or names not exactly one account.", body = Object),
-        (status = 404, description = "`{title, status}`: no such resource.", body = Object),
-    ),
+    responses(Answers),
 )]
 pub async fn delete_listener(
     req: HttpRequest,
@@ -685,6 +612,35 @@ pub async fn delete_listener(
 /// Anything else under the prefix.
 pub async fn no_route(req: HttpRequest) -> Answer {
     answer(&req, async { Err::<Value, _>(ApiError::NoRoute.into()) }).await
+}
+
+/// What every route of the dialect answers: the resource with `_links`, or a
+/// `{title, status}` error.
+struct Answers;
+
+impl utoipa::IntoResponses for Answers {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("200", "The resource, with `_links`."),
+            ("400", "`{title, status}`: the request is invalid."),
+            ("401", "`{title, status}`: no valid token."),
+            (
+                "403",
+                "`{title, status}`: the token lacks the scope, or names not exactly one account.",
+            ),
+            ("404", "`{title, status}`: no such resource."),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let object = ObjectBuilder::new().schema_type(Type::Object).build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", Content::new(Some(object)))
+                .build();
+            (status.to_owned(), RefOr::T(response))
+        })
+        .collect()
+    }
 }
 
 /// The dialect's OpenAPI document, served at `/discue/v1/openapi.json`.
