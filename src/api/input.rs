@@ -24,13 +24,14 @@ use crate::broker::command::{
     QueueChange, Redrive, SettingsChange,
 };
 use crate::broker::limits::{
-    DEDUP_ID_BYTES, DEDUP_WINDOW_SECONDS, DELAY_SECONDS, JSON_BODY_DEPTH, LISTENER_BATCH_SIZE,
-    LISTENER_CONCURRENCY, LISTENER_NAME_BYTES, LISTENER_RETRY_DELAY, LISTENER_TIMEOUT_MS,
-    LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE, REDRIVE_MESSAGES, RETENTION_SECONDS,
-    VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
+    DEDUP_ID_BYTES, DEDUP_WINDOW_SECONDS, DELAY_SECONDS, GROUP_MAX_INFLIGHT, JSON_BODY_DEPTH,
+    LISTENER_BATCH_SIZE, LISTENER_CONCURRENCY, LISTENER_NAME_BYTES, LISTENER_RETRY_DELAY,
+    LISTENER_TIMEOUT_MS, LISTENER_URL_BYTES, Limits, MAX_RETRIES, PULL_BATCH_SIZE,
+    REDRIVE_MESSAGES, RETENTION_SECONDS, VISIBILITY_TIMEOUT_MS, WAIT_TIME_MS,
 };
 use crate::model::{
-    ConsumerSettings, ConsumerType, ContentType, Jurisdiction, NewMessage, QueueId, QueueName,
+    ConsumerSettings, ConsumerType, ContentType, GroupId, Jurisdiction, NewMessage, QueueId,
+    QueueName,
 };
 
 /// Nested request objects must be JSON objects. serde's derive also reads a struct from
@@ -109,6 +110,10 @@ pub struct QueueSettingsInput {
     /// caps it.
     #[schema(value_type = Option<i64>, minimum = 0)]
     pub max_backlog_bytes: Option<f64>,
+    /// Extension: most leased messages per message group; 1 makes each group strict
+    /// FIFO; 0 (default) no cap.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000)]
+    pub group_max_inflight: Option<f64>,
 }
 
 /// A queue to create (`queue_name` is required), or its new name and settings (PUT
@@ -181,6 +186,15 @@ pub struct MessageInput {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub dedup_id: Option<String>,
+    /// Extension: the message's group. Pull serves groups round-robin, and the queue's
+    /// `group_max_inflight` caps each group's leased messages (1: strict FIFO per group).
+    /// 1–128 bytes, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub group_id: Option<String>,
 }
 
 /// The schema of a message body: any JSON value but `null`, which serde reads as "no
@@ -481,6 +495,18 @@ fn message(
             )));
         }
     };
+    let group_id = input
+        .group_id
+        .as_deref()
+        .map(|raw| {
+            GroupId::parse(raw).ok_or_else(|| {
+                BrokerError::InvalidMessageMetadata(format!(
+                    "{field}group_id must be 1 to {} bytes without control characters",
+                    GroupId::MAX_BYTES
+                ))
+            })
+        })
+        .transpose()?;
     if own_delay.is_some() && deliver_at.is_some() {
         return Err(BrokerError::InvalidMessageMetadata(format!(
             "{field}delay_seconds and {field}deliver_at_ms cannot both be set"
@@ -494,6 +520,7 @@ fn message(
             .or(deliver_at)
             .or(batch_delay.map(|s| u64::from(s) * 1000)),
         name: None,
+        group_id,
     })
 }
 
@@ -705,6 +732,11 @@ fn settings_change(
             "message_retention_period",
             &(min_retention..=*RETENTION_SECONDS.end()),
         )?,
+        group_max_inflight: input
+            .group_max_inflight
+            .map(|v| whole(v, "settings.group_max_inflight", &GROUP_MAX_INFLIGHT).map(|n| n as u32))
+            .transpose()
+            .map_err(BrokerError::InvalidSchema)?,
         ..SettingsChange::default()
     };
     // A queue may lower the deployment's quota, never raise it.

@@ -15,7 +15,7 @@ use super::input::{
 use super::principal::OnQueue;
 use crate::auth::{MessagesPull, MessagesPush, QueuesWrite};
 use crate::broker::{Broker, BrokerError};
-use crate::model::{BacklogMetrics, ContentType, MessageId, MessageState, StoredMessage};
+use crate::model::{BacklogMetrics, ContentType, GroupId, MessageId, MessageState, StoredMessage};
 
 #[derive(Serialize, ToSchema)]
 pub struct MetricsMetadata {
@@ -62,6 +62,10 @@ pub struct MessageOut<'a> {
     reference: Option<&'a str>,
     /// When the message was first pushed, Unix ms.
     timestamp_ms: u64,
+    /// Extension: the group it was pushed with; absent for an ungrouped message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    group_id: Option<&'a str>,
     metadata: MessageMetadata,
 }
 
@@ -74,6 +78,7 @@ impl<'a> MessageOut<'a> {
             lease_id,
             reference: None,
             timestamp_ms: message.timestamp_ms,
+            group_id: message.group_id.as_ref().map(GroupId::as_str),
             metadata: MessageMetadata {
                 content_type: message.content_type,
                 source: MessageSource::Api,

@@ -128,7 +128,8 @@ async fn without_a_dlq_an_exhausted_message_is_deleted() {
     assert_eq!(
         app.metrics(&queue).await,
         json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
-                   "inflight_count": 0, "delayed_count": 0})
+                   "inflight_count": 0, "delayed_count": 0,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
     );
     let names: Vec<String> = app
         .get("/queues")
@@ -218,7 +219,8 @@ async fn purge_deletes_ready_delayed_and_leased_messages() {
     assert_eq!(
         app.metrics(&queue).await,
         json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
-                   "inflight_count": 0, "delayed_count": 0})
+                   "inflight_count": 0, "delayed_count": 0,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
     );
     assert!(
         app.pull_messages(&queue, json!({"batch_size": 100}))

@@ -6,6 +6,7 @@ mod cluster;
 mod consumers;
 mod dialects;
 mod errors;
+mod groups;
 mod helpers;
 mod hostile;
 mod leases;

@@ -60,7 +60,8 @@ async fn a_pushed_message_is_pulled_with_every_cloudflare_field() {
     assert_eq!(
         app.metrics(&queue).await,
         json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
-                   "inflight_count": 0, "delayed_count": 0})
+                   "inflight_count": 0, "delayed_count": 0,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
     );
 }
 
@@ -441,7 +442,8 @@ async fn metrics_are_exact_after_pushes_pulls_acks_and_retries() {
     assert_eq!(
         app.metrics(&queue).await,
         json!({"backlog_count": 8, "backlog_bytes": 52, "oldest_message_timestamp_ms": oldest,
-               "inflight_count": 1, "delayed_count": 1})
+               "inflight_count": 1, "delayed_count": 1,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
     );
 
     // A later push does not change the oldest timestamp; acking everything empties it all.

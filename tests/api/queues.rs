@@ -25,7 +25,7 @@ async fn create_returns_the_queue_in_cloudflare_shape() {
     assert!(is_rfc3339(&queue["modified_on"]), "{queue}");
     assert_eq!(
         queue["settings"],
-        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
+        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0, "group_max_inflight": 0})
     );
     assert_eq!(queue["consumers"], json!([]));
     assert_eq!(queue["consumers_total_count"], 0);
@@ -192,7 +192,7 @@ async fn put_replaces_settings_and_patch_changes_only_what_it_names() {
     let settings = patched.assert_ok()["settings"].clone();
     assert_eq!(
         settings,
-        json!({"delivery_delay": 9, "delivery_paused": true, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
+        json!({"delivery_delay": 9, "delivery_paused": true, "message_retention_period": 345600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0, "group_max_inflight": 0})
     );
 
     let put = app
@@ -205,7 +205,7 @@ async fn put_replaces_settings_and_patch_changes_only_what_it_names() {
     let settings = put.assert_ok()["settings"].clone();
     assert_eq!(
         settings,
-        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0})
+        json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 600, "dedup_window_seconds": 300, "max_backlog_messages": 0, "max_backlog_bytes": 0, "group_max_inflight": 0})
     );
     app.request(
         Method::PATCH,
@@ -296,7 +296,8 @@ async fn metrics_of_a_new_queue_are_zero() {
     assert_eq!(
         app.metrics(&id).await,
         json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
-               "inflight_count": 0, "delayed_count": 0})
+               "inflight_count": 0, "delayed_count": 0,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
     );
 }
 

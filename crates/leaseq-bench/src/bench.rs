@@ -654,6 +654,7 @@ impl Bench {
                         body: "x".repeat(64),
                         delay_ms: None,
                         dedup_id: None,
+                        group_id: None,
                     };
                     broker
                         .push(&access, queue.id, &[message])

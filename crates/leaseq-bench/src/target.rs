@@ -123,6 +123,7 @@ impl Target {
                         body,
                         delay_ms: None,
                         dedup_id: None,
+                        group_id: None,
                     })
                     .collect();
                 let quota = BacklogQuota::NONE;

@@ -34,6 +34,10 @@ pub struct QueueFigures {
     pub oldest_timestamp_ms: u64,
     pub inflight_messages: u64,
     pub delayed_messages: u64,
+    /// Message groups with a visible message.
+    pub visible_groups: u64,
+    /// When the head of the group waiting longest became visible, Unix ms; 0: none.
+    pub oldest_group_head_ms: u64,
     pub pushed: u64,
     pub delivered: u64,
     pub acked: u64,
@@ -47,10 +51,11 @@ impl QueueFigures {
     /// Both queues' figures together: counts add up (saturating: they come from Redis),
     /// the oldest message is the older.
     fn merge(self, other: Self) -> Self {
-        let oldest = match (self.oldest_timestamp_ms, other.oldest_timestamp_ms) {
+        let earliest = |a: u64, b: u64| match (a, b) {
             (0, t) | (t, 0) => t,
             (a, b) => a.min(b),
         };
+        let oldest = earliest(self.oldest_timestamp_ms, other.oldest_timestamp_ms);
         Self {
             backlog_messages: self.backlog_messages.saturating_add(other.backlog_messages),
             backlog_bytes: self.backlog_bytes.saturating_add(other.backlog_bytes),
@@ -59,6 +64,8 @@ impl QueueFigures {
                 .inflight_messages
                 .saturating_add(other.inflight_messages),
             delayed_messages: self.delayed_messages.saturating_add(other.delayed_messages),
+            visible_groups: self.visible_groups.saturating_add(other.visible_groups),
+            oldest_group_head_ms: earliest(self.oldest_group_head_ms, other.oldest_group_head_ms),
             pushed: self.pushed.saturating_add(other.pushed),
             delivered: self.delivered.saturating_add(other.delivered),
             acked: self.acked.saturating_add(other.acked),
@@ -394,7 +401,7 @@ enum Figure {
     Millis(u64),
 }
 
-const QUEUE_FAMILIES: [Family; 12] = [
+const QUEUE_FAMILIES: [Family; 14] = [
     Family {
         name: "leaseq_queue_backlog_messages",
         help: "Unacked messages: ready, delayed and leased",
@@ -429,6 +436,23 @@ const QUEUE_FAMILIES: [Family; 12] = [
         help: "Messages waiting for their delay or retry delay",
         kind: Kind::Gauge,
         figure: |f, _| Figure::Count(f.delayed_messages),
+    },
+    Family {
+        name: "leaseq_queue_visible_groups",
+        help: "Message groups with a visible message",
+        kind: Kind::Gauge,
+        figure: |f, _| Figure::Count(f.visible_groups),
+    },
+    Family {
+        name: "leaseq_queue_group_head_wait_seconds",
+        help: "How long the group waiting longest has had a visible message; 0 when none",
+        kind: Kind::Gauge,
+        figure: |f, now_ms| {
+            Figure::Millis(match f.oldest_group_head_ms {
+                0 => 0,
+                t => now_ms.saturating_sub(t),
+            })
+        },
     },
     Family {
         name: "leaseq_messages_pushed_total",

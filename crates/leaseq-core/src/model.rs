@@ -243,6 +243,32 @@ impl fmt::Display for QueueName {
     }
 }
 
+/// A message group (SPEC §13): 1–128 bytes without control characters. Pull serves
+/// groups round-robin, and `group_max_inflight` caps each group's leases. A group never
+/// holds a NUL byte, which separates it from the rest of its lane entries in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupId(String);
+
+impl GroupId {
+    pub const MAX_BYTES: usize = 128;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let valid =
+            (1..=Self::MAX_BYTES).contains(&raw.len()) && !raw.chars().any(char::is_control);
+        valid.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a caller may reach: one account, and within it every queue or only some.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
@@ -304,6 +330,10 @@ pub struct QueueSettings {
     /// Extension: most body bytes of unacked messages the queue holds; a push beyond is
     /// refused. 0: the deployment's `limits.max_backlog_bytes`, which also caps this.
     pub max_backlog_bytes: u64,
+    /// Extension (SPEC §13): most leased messages per group; 1 makes each group strict
+    /// FIFO. 0: no limit. A lowered cap applies at once; a raised one to a group at its
+    /// old cap when one of its leases ends.
+    pub group_max_inflight: u32,
 }
 
 impl Default for QueueSettings {
@@ -315,6 +345,7 @@ impl Default for QueueSettings {
             dedup_window_seconds: 300,
             max_backlog_messages: 0,
             max_backlog_bytes: 0,
+            group_max_inflight: 0,
         }
     }
 }
@@ -440,6 +471,11 @@ pub struct QueueMetrics {
     pub inflight_count: u64,
     /// Extension: messages waiting for their delay or retry delay.
     pub delayed_count: u64,
+    /// Extension: message groups with a visible message (SPEC §13).
+    pub visible_group_count: u64,
+    /// Extension: when the head of the group waiting longest became visible, Unix ms; 0
+    /// when no group has a visible message.
+    pub oldest_group_head_timestamp_ms: u64,
 }
 
 /// Settings of a listener (SPEC §9).
@@ -536,6 +572,8 @@ pub struct NewMessage {
     /// A producer's label for the message (discue's `name`), returned where that API
     /// returns it.
     pub name: Option<String>,
+    /// The message's group, when it has one.
+    pub group_id: Option<GroupId>,
 }
 
 /// Where a message is in its lifecycle.
@@ -561,6 +599,7 @@ pub struct StoredMessage {
     pub attempts: u32,
     /// Increases with every delivery; a lease is current only for its generation.
     pub lease_generation: u64,
+    pub group_id: Option<GroupId>,
     pub body: String,
 }
 

@@ -183,6 +183,10 @@ pub struct MessageBody {
     /// The message: a string is delivered as text, anything else as JSON.
     #[schema(value_type = Object, required = true)]
     data: Option<Box<RawValue>>,
+    /// Extension: the message's group (as leaseq's `group_id`): pull serves groups
+    /// round-robin, and the queue's `group_max_inflight` caps each group's leases.
+    #[schema(min_length = 1, max_length = 128)]
+    group_id: Option<String>,
 }
 
 type Path1 = web::Path<String>;
@@ -384,6 +388,7 @@ pub async fn push(
         }
         let message = MessageInput {
             body: body.data,
+            group_id: body.group_id,
             ..MessageInput::default()
         };
         let mut message = input::push(broker.limits(), &message, broker.now_ms())

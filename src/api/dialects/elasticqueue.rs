@@ -75,6 +75,11 @@ pub struct Attributes {
     #[serde(rename = "wait-until")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     wait_until: Option<f64>,
+    /// Extension: the message's group (leaseq's `group_id`): groups are served
+    /// round-robin, and the queue's `group_max_inflight` caps each group's leases.
+    #[serde(rename = "group-id")]
+    #[schema(min_length = 1, max_length = 128)]
+    group_id: Option<String>,
 }
 
 /// One message.
@@ -120,6 +125,7 @@ fn message(resource: Resource, field: &str) -> Result<MessageInput, EqError> {
     Ok(MessageInput {
         body: attributes.body,
         deliver_at_ms,
+        group_id: attributes.group_id,
         ..MessageInput::default()
     })
 }
@@ -132,6 +138,7 @@ fn in_dialect_terms(e: BrokerError) -> BrokerError {
             ("messages[", "data["),
             ("].deliver_at_ms", "].attributes.wait-until"),
             ("].body", "].attributes.body"),
+            ("].group_id", "].attributes.group-id"),
         ],
     )
 }

@@ -154,7 +154,8 @@ impl Sentinel {
         assert_eq!(
             app.metrics(&self.queue).await,
             json!({"backlog_count": 0, "backlog_bytes": 0, "oldest_message_timestamp_ms": 0,
-                   "inflight_count": 0, "delayed_count": 0})
+                   "inflight_count": 0, "delayed_count": 0,
+                   "visible_group_count": 0, "oldest_group_head_timestamp_ms": 0})
         );
     }
 }

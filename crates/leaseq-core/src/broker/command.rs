@@ -16,6 +16,7 @@ pub struct SettingsChange {
     pub dedup_window_seconds: Option<u32>,
     pub max_backlog_messages: Option<u64>,
     pub max_backlog_bytes: Option<u64>,
+    pub group_max_inflight: Option<u32>,
 }
 
 impl SettingsChange {
@@ -33,6 +34,7 @@ impl SettingsChange {
                 .max_backlog_messages
                 .unwrap_or(base.max_backlog_messages),
             max_backlog_bytes: self.max_backlog_bytes.unwrap_or(base.max_backlog_bytes),
+            group_max_inflight: self.group_max_inflight.unwrap_or(base.group_max_inflight),
         }
     }
 }

@@ -16,6 +16,8 @@ pub const DEDUP_WINDOW_SECONDS: RangeInclusive<u64> = 1..=86_400;
 /// `max_messages` of one redrive.
 pub const REDRIVE_MESSAGES: RangeInclusive<u64> = 1..=10_000;
 pub const DEDUP_ID_BYTES: usize = 128;
+/// A queue's `group_max_inflight` (0: no cap).
+pub const GROUP_MAX_INFLIGHT: RangeInclusive<u64> = 0..=100_000;
 /// A listener's `batch_size`.
 pub const LISTENER_BATCH_SIZE: RangeInclusive<u64> = 1..=100;
 /// A listener's `retry_delay` and `retry_delay_max`, seconds.

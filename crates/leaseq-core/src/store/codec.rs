@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    AccountId, Consumer, ConsumerId, ConsumerSettings, ContentType, Jurisdiction, MessageId, Queue,
-    QueueId, QueueName, QueueSettings, StoredMessage,
+    AccountId, Consumer, ConsumerId, ConsumerSettings, ContentType, GroupId, Jurisdiction,
+    MessageId, Queue, QueueId, QueueName, QueueSettings, StoredMessage,
 };
 
 /// Data in Redis that leaseq could not have written.
@@ -13,26 +13,46 @@ use crate::model::{
 pub struct CorruptData(pub String);
 
 /// A message record, version 2:
-/// `2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>`.
+/// `2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>`,
+/// or, for a message of a group, version 3:
+/// `3<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<group length>:<group><body>`.
 ///
 /// `entry_generation` is the queue's lease sequence when the message entered the queue
 /// (0 for a push; a fresh value when a dead-letter move or a redrive brings it back), so
-/// leases from an earlier life, all numbered at or below it, ack nothing. Version 1
-/// records (`<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>`, written before
-/// the field existed) read as entry generation 0. The Lua scripts read and rewrite the
-/// same header (`parse_record` and `record` in `lua/lib.lua`).
-pub fn encode_record(content_type: ContentType, timestamp_ms: u64, body: &str) -> String {
-    let mut rec = String::with_capacity(body.len() + 26);
-    rec.push(RECORD_VERSION);
+/// leases from an earlier life, all numbered at or below it, ack nothing. The group
+/// travels in the record so that it follows the message wherever the record goes (dead
+/// letters, redrives). Version 1 records (`<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>`,
+/// written before the entry generation existed) read as entry generation 0. The Lua
+/// scripts read and rewrite the same header (`parse_record` and `record` in
+/// `lua/lib.lua`).
+pub fn encode_record(
+    content_type: ContentType,
+    timestamp_ms: u64,
+    group: Option<&GroupId>,
+    body: &str,
+) -> String {
+    let group = group.map(GroupId::as_str);
+    let mut rec = String::with_capacity(body.len() + 30 + group.map_or(0, str::len));
+    match group {
+        None => rec.push(RECORD_VERSION),
+        Some(_) => rec.push(GROUPED_RECORD_VERSION),
+    }
     rec.push(content_tag(content_type));
     rec.push_str(&timestamp_ms.to_string());
     rec.push_str(":0:0:0:");
+    if let Some(group) = group {
+        rec.push_str(&group.len().to_string());
+        rec.push(':');
+        rec.push_str(group);
+    }
     rec.push_str(body);
     rec
 }
 
 /// The first byte of a version 2 record (version 1 records start with the content tag).
 pub const RECORD_VERSION: char = '2';
+/// The first byte of a version 3 record: a version 2 record with a group.
+pub const GROUPED_RECORD_VERSION: char = '3';
 
 fn content_tag(content_type: ContentType) -> char {
     match content_type {
@@ -44,9 +64,11 @@ fn content_tag(content_type: ContentType) -> char {
 pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData> {
     let corrupt = || CorruptData(format!("message record {id:?}"));
     let id = MessageId::parse(id).ok_or_else(corrupt)?;
-    // Version 2 has one more number (the entry generation) than version 1.
+    // Version 2 has one more number (the entry generation) than version 1; version 3
+    // one more again (the group's length), then the group.
     let (rec, fields) = match rec.first() {
         Some(b'2') => (&rec[1..], 4),
+        Some(b'3') => (&rec[1..], 5),
         _ => (rec, 3),
     };
     let content_type = match rec.first() {
@@ -55,7 +77,7 @@ pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData>
         _ => return Err(corrupt()),
     };
     let mut rest = &rec[1..];
-    let mut numbers = [0u64; 4];
+    let mut numbers = [0u64; 5];
     for n in &mut numbers[..fields] {
         let colon = rest.iter().position(|&b| b == b':').ok_or_else(corrupt)?;
         *n = std::str::from_utf8(&rest[..colon])
@@ -64,6 +86,15 @@ pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData>
             .ok_or_else(corrupt)?;
         rest = &rest[colon + 1..];
     }
+    let group_id = if fields == 5 {
+        let len = usize::try_from(numbers[4]).map_err(|_| corrupt())?;
+        let group = rest.get(..len).ok_or_else(corrupt)?;
+        rest = &rest[len..];
+        let group = std::str::from_utf8(group).map_err(|_| corrupt())?;
+        Some(GroupId::parse(group).ok_or_else(corrupt)?)
+    } else {
+        None
+    };
     let body = String::from_utf8(rest.to_vec()).map_err(|_| corrupt())?;
     Ok(StoredMessage {
         id,
@@ -71,6 +102,7 @@ pub fn decode_record(id: &str, rec: &[u8]) -> Result<StoredMessage, CorruptData>
         timestamp_ms: numbers[0],
         attempts: u32::try_from(numbers[1]).map_err(|_| corrupt())?,
         lease_generation: numbers[2],
+        group_id,
         body,
     })
 }
@@ -107,6 +139,10 @@ pub fn settings_fields(settings: &QueueSettings, modified_ms: u64) -> Vec<(&'sta
         ("dedup_window", settings.dedup_window_seconds.to_string()),
         ("max_messages", settings.max_backlog_messages.to_string()),
         ("max_bytes", settings.max_backlog_bytes.to_string()),
+        (
+            "group_max_inflight",
+            settings.group_max_inflight.to_string(),
+        ),
     ]
 }
 
@@ -182,6 +218,8 @@ pub fn decode_queue(id: QueueId, fields: &HashMap<String, String>) -> Result<Que
             // Queues written before the quota existed have none of their own.
             max_backlog_messages: optional_number("max_messages")?,
             max_backlog_bytes: optional_number("max_bytes")?,
+            group_max_inflight: u32::try_from(optional_number("group_max_inflight")?)
+                .map_err(|_| corrupt("group_max_inflight"))?,
         },
         consumer,
         purged_ms: fields.get("purged_ms").and_then(|v| v.parse().ok()),
@@ -199,14 +237,32 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let id = MessageId::generate();
-        let rec = encode_record(ContentType::Json, 1_710_950_954_154, r#"{"a":"b:c"}"#);
+        let rec = encode_record(ContentType::Json, 1_710_950_954_154, None, r#"{"a":"b:c"}"#);
         assert_eq!(rec, r#"2j1710950954154:0:0:0:{"a":"b:c"}"#);
         let msg = decode_record(&id.to_string(), rec.as_bytes()).expect("decodes");
         assert_eq!(msg.id, id);
         assert_eq!(msg.content_type, ContentType::Json);
         assert_eq!(msg.timestamp_ms, 1_710_950_954_154);
         assert_eq!((msg.attempts, msg.lease_generation), (0, 0));
+        assert_eq!(msg.group_id, None);
         assert_eq!(msg.body, r#"{"a":"b:c"}"#);
+    }
+
+    #[test]
+    fn grouped_records_carry_their_group_before_the_body() {
+        let id = MessageId::generate();
+        let group = GroupId::parse("order:7 é").expect("valid");
+        let rec = encode_record(ContentType::Text, 5, Some(&group), "12:body");
+        assert_eq!(rec, "3t5:0:0:0:10:order:7 é12:body");
+        let msg = decode_record(&id.to_string(), rec.as_bytes()).expect("decodes");
+        assert_eq!(msg.group_id, Some(group));
+        assert_eq!(msg.body, "12:body");
+        for bad in ["3t5:0:0:0:99:ab", "3t5:0:0:0:0:body", "3t5:0:0:0:x:ab"] {
+            assert!(
+                decode_record(&id.to_string(), bad.as_bytes()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -254,6 +310,7 @@ mod tests {
                 dedup_window_seconds: 300,
                 max_backlog_messages: 7,
                 max_backlog_bytes: 8,
+                group_max_inflight: 1,
             },
             consumer: None,
             purged_ms: None,

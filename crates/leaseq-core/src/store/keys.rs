@@ -37,6 +37,23 @@ pub enum Role {
     Refs,
     /// HASH: id of a named message (discue's `name`) -> its name.
     Names,
+    /// ZSET: every grouped live message not leased -> its place in its group's lane (ms:
+    /// when it became or becomes due; see "Message groups" in `lua/lib.lua`).
+    GroupDue,
+    /// ZSET, all scores 0: `<group>\0<place, 16 digits>\0<id>` for every member of
+    /// `GroupDue`, so each group's messages are one range in lane order.
+    Lanes,
+    /// ZSET: lanes whose head is visible -> their turn in the round-robin.
+    Rotation,
+    /// ZSET: the lanes of `Rotation` -> when their head became due.
+    LaneHeads,
+    /// ZSET: lanes whose head is not visible yet -> when it becomes visible.
+    LaneWait,
+    /// HASH: group -> how many of its messages are leased.
+    GroupInflight,
+    /// ZSET: group -> until when (ms) its head waits after a retry or an expired lease
+    /// (strict FIFO: `group_max_inflight` 1).
+    GroupHold,
     /// LIST (layout 1): ids ready for delivery; emptied into `Due` by the migration.
     LegacyReady,
     /// ZSET (layout 1): delayed ids; moved into `Due` by the migration.
@@ -46,7 +63,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 15] = [
+    pub const ALL: [Role; 22] = [
         Role::Meta,
         Role::Msg,
         Role::Due,
@@ -59,6 +76,13 @@ impl Role {
         Role::Listeners,
         Role::Refs,
         Role::Names,
+        Role::GroupDue,
+        Role::Lanes,
+        Role::Rotation,
+        Role::LaneHeads,
+        Role::LaneWait,
+        Role::GroupInflight,
+        Role::GroupHold,
         Role::LegacyReady,
         Role::LegacyDelayed,
         Role::LegacyAgeCount,
@@ -79,6 +103,13 @@ impl Role {
             Role::Listeners => "listeners",
             Role::Refs => "refs",
             Role::Names => "names",
+            Role::GroupDue => "group_due",
+            Role::Lanes => "lanes",
+            Role::Rotation => "rotation",
+            Role::LaneHeads => "lane_heads",
+            Role::LaneWait => "lane_wait",
+            Role::GroupInflight => "group_inflight",
+            Role::GroupHold => "group_hold",
             Role::LegacyReady => "ready",
             Role::LegacyDelayed => "delayed",
             Role::LegacyAgeCount => "age_count",

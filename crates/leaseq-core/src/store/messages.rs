@@ -167,10 +167,12 @@ impl Op for Push<'_> {
                 .arg(codec::encode_record(
                     message.content_type,
                     self.now_ms,
+                    message.group_id.as_ref(),
                     &message.body,
                 ))
                 .arg(message.dedup_id.as_deref().unwrap_or(""))
-                .arg(message.name.as_deref().unwrap_or(""));
+                .arg(message.name.as_deref().unwrap_or(""))
+                .arg(message.group_id.as_ref().map_or("", |g| g.as_str()));
         }
     }
 
@@ -550,6 +552,8 @@ impl Op for Backlog<'_> {
             oldest_message_timestamp_ms: backlog.oldest_message_timestamp_ms,
             inflight_count: reply.count(4)?,
             delayed_count: reply.count(5)?,
+            visible_group_count: reply.count(6)?,
+            oldest_group_head_timestamp_ms: reply.count(7)?,
         }))
     }
 }

@@ -15,7 +15,7 @@ const CHUNK: usize = 250;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The fields of a queue's meta hash a scrape reads, in the order `figures` expects.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "account",
     "name",
     "bytes",
@@ -27,6 +27,7 @@ const FIELDS: [&str; 11] = [
     "dead_lettered",
     "dead_dropped",
     "expired",
+    "grouped",
 ];
 
 impl Store {
@@ -68,13 +69,72 @@ impl Store {
             })
             .collect();
         let replies = self.query_groups(groups).await?;
-        Ok(replies.iter().filter_map(|r| decode(r)).collect())
+        let mut stats = Vec::with_capacity(ids.len());
+        let mut grouped = Vec::new();
+        for (id, reply) in ids.iter().zip(&replies) {
+            if let Some((queue, has_groups)) = decode(reply) {
+                if has_groups {
+                    grouped.push((*id, stats.len()));
+                }
+                stats.push(queue);
+            }
+        }
+        // Queues with message groups have more to count; most queues have none.
+        if !grouped.is_empty() {
+            let commands = grouped
+                .iter()
+                .map(|&(id, _)| {
+                    let key = |role| self.keys.queue_key(id, role);
+                    let mut due = redis::cmd("ZCOUNT");
+                    due.arg(key(Role::GroupDue)).arg(&after_now).arg("+inf");
+                    let mut held = redis::cmd("ZCOUNT");
+                    held.arg(key(Role::GroupHold)).arg(&after_now).arg("+inf");
+                    let mut lanes = redis::cmd("ZCARD");
+                    lanes.arg(key(Role::Rotation));
+                    let mut ungrouped = redis::cmd("ZSCORE");
+                    ungrouped.arg(key(Role::Rotation)).arg("");
+                    let mut heads = redis::cmd("ZRANGE");
+                    heads
+                        .arg(key(Role::LaneHeads))
+                        .arg(0)
+                        .arg(1)
+                        .arg("WITHSCORES");
+                    vec![due, held, lanes, ungrouped, heads]
+                })
+                .collect();
+            let replies = self.query_groups(commands).await?;
+            for ((_, at), reply) in grouped.iter().zip(&replies) {
+                add_group_figures(&mut stats[*at].figures, reply);
+            }
+        }
+        Ok(stats)
     }
 }
 
-/// One queue's replies, in the order `chunk_stats` asks; `None` for a queue deleted
-/// since it was listed.
-fn decode(per_queue: &[Value]) -> Option<QueueStats> {
+/// Adds what `chunk_stats` asks of a queue with message groups (as `metrics.lua` does).
+fn add_group_figures(figures: &mut QueueFigures, reply: &[Value]) {
+    let [due, held, lanes, ungrouped, Value::Array(heads)] = reply else {
+        return;
+    };
+    let card = |v: &Value| int(v).ok().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    figures.delayed_messages = figures
+        .delayed_messages
+        .saturating_add(card(due))
+        .saturating_add(card(held));
+    figures.visible_groups =
+        card(lanes).saturating_sub(u64::from(!matches!(ungrouped, Value::Nil)));
+    // The ungrouped lane ('') is not a group.
+    figures.oldest_group_head_ms = heads
+        .chunks_exact(2)
+        .find(|pair| text(&pair[0]).is_ok_and(|lane| !lane.is_empty()))
+        .and_then(|pair| text(&pair[1]).ok())
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(0, |f| f as u64);
+}
+
+/// One queue's replies, in the order `chunk_stats` asks, and whether it has message
+/// groups; `None` for a queue deleted since it was listed.
+fn decode(per_queue: &[Value]) -> Option<(QueueStats, bool)> {
     let [Value::Array(meta), held, leased, delayed, oldest] = per_queue else {
         return None;
     };
@@ -91,7 +151,7 @@ fn decode(per_queue: &[Value]) -> Option<QueueStats> {
         _ => 0,
     };
     let card = |v: &Value| int(v).ok().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-    Some(QueueStats {
+    let stats = QueueStats {
         account,
         queue,
         figures: QueueFigures {
@@ -100,6 +160,8 @@ fn decode(per_queue: &[Value]) -> Option<QueueStats> {
             oldest_timestamp_ms,
             inflight_messages: card(leased),
             delayed_messages: card(delayed),
+            visible_groups: 0,
+            oldest_group_head_ms: 0,
             pushed: number(3),
             delivered: number(4),
             acked: number(5),
@@ -108,5 +170,6 @@ fn decode(per_queue: &[Value]) -> Option<QueueStats> {
             dead_lettered: number(8).saturating_add(number(9)),
             expired: number(10),
         },
-    })
+    };
+    Some((stats, field(11).as_deref() == Some("1")))
 }

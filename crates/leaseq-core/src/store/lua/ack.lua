@@ -11,8 +11,9 @@
 --                 ABSENT no such message, NOT_CURRENT lease no longer current
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq',
-  'bytes', 'acked', 'waiting', 'c_retry_delay_max')
+  'bytes', 'acked', 'waiting', 'c_retry_delay_max', 'grouped', 'group_max_inflight')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
+know_groups(meta[9], meta[10])
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
 local default_delay = tonumber(meta[2] or DEFAULT_RETRY_DELAY)
@@ -62,7 +63,8 @@ for i = first_retry, #ARGV, 3 do
   delays[#delays + 1] = tonumber(ARGV[i + 2])
 end
 local records, current = read_leases(ids, gens, now)
-local due, dead, dead_records, unleased, retried_ids = {}, {}, {}, {}, {}
+local due, grouped, ended, holds, dead, dead_records, unleased, retried_ids =
+  {}, {}, {}, {}, {}, {}, {}, {}
 local visible_now = 0
 for n, id in ipairs(ids) do
   local rec, delay = (not deleted[id]) and records[n], delays[n]
@@ -75,7 +77,8 @@ for n, id in ipairs(ids) do
     else
       retried_ids[id] = true
       unleased[#unleased + 1] = id
-      local _, _, attempts = parse_record(rec)
+      local _, ts, attempts, _, _, _, group = parse_record(rec)
+      if group then ended[group] = (ended[group] or 0) - 1 end
       if delay < 0 then delay = retry_delay(default_delay, delay_cap, attempts) end
       if attempts >= max_deliveries then
         deleted[id] = true
@@ -83,17 +86,33 @@ for n, id in ipairs(ids) do
         dead_records[#dead_records + 1] = rec
       else
         if delay <= 0 then visible_now = visible_now + 1 end
-        due[#due + 1] = int(now + math.max(delay, 0) * 1000)
-        due[#due + 1] = id
+        local at = int(now + math.max(delay, 0) * 1000)
+        if not group then
+          due[#due + 1] = at
+          due[#due + 1] = id
+        elseif groups().cap == 1 then
+          -- Strict FIFO: it keeps its place at the head, and the group waits for it.
+          grouped[#grouped + 1] = ts
+          grouped[#grouped + 1] = id
+          grouped[#grouped + 1] = group
+          hold_group(holds, group, tonumber(at), now)
+        else
+          grouped[#grouped + 1] = at
+          grouped[#grouped + 1] = id
+          grouped[#grouped + 1] = group
+        end
       end
       out[#out + 1] = OK
     end
   end
 end
 if #unleased > 0 then redis.call('ZREM', K_LEASED, unpack(unleased)) end
-if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
-announce_due(visible_now, meta[7], now)
+make_due(due, grouped)
+store_holds(holds)
+count_leases(ended)
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
-local retried = #due / 2 + #dead
+-- An ended lease can bring a group at its group_max_inflight back into the rotation.
+announce_due(visible_now + settle_lanes(now), meta[7], now)
+local retried = #due / 2 + #grouped / 3 + #dead
 if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end
 return out

@@ -10,7 +10,7 @@
 
 local meta = redis.call('HMGET', K_META, 'account', 'waiting')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-local records, due, ages, bytes = {}, {}, {}, 0
+local records, due, grouped, ages, bytes = {}, {}, {}, {}, 0
 local origins = {}
 local now = tonumber(ARGV[3])
 -- Leases of the message's earlier lives (here or elsewhere) are numbered below this, so
@@ -25,13 +25,19 @@ for n, id in ipairs(ids) do
   local rec = ARGV[3 + 2 * n]
   if not held[n] and not seen[id] then
     seen[id] = true
-    -- Keeps id, content type, timestamp and body; deliveries start over here.
-    local ct, ts, _, _, offset = parse_record(rec)
+    -- Keeps id, content type, timestamp, group and body; deliveries start over here.
+    local ct, ts, _, _, offset, _, group = parse_record(rec)
     local body = string.sub(rec, offset)
     records[#records + 1] = id
-    records[#records + 1] = record(ct, ts, 0, 0, entry, body)
-    due[#due + 1] = ARGV[3]
-    due[#due + 1] = id
+    records[#records + 1] = record(ct, ts, 0, 0, entry, body, group)
+    if group then
+      grouped[#grouped + 1] = ARGV[3]
+      grouped[#grouped + 1] = id
+      grouped[#grouped + 1] = group
+    else
+      due[#due + 1] = ARGV[3]
+      due[#due + 1] = id
+    end
     if ARGV[2] ~= '' then
       origins[#origins + 1] = id
       origins[#origins + 1] = ARGV[2]
@@ -41,13 +47,16 @@ for n, id in ipairs(ids) do
   end
 end
 if #origins > 0 then redis.call('HSET', K_ORIGIN, unpack(origins)) end
-if #due > 0 then
+local stored = #due / 2 + #grouped / 3
+if stored > 0 then
   redis.call('HSET', K_MSG, unpack(records))
-  redis.call('ZADD', K_DUE, unpack(due))
-  announce_due(#due / 2, meta[2], now)
+  if #grouped > 0 then enable_groups() end
+  make_due(due, grouped)
+  settle_lanes(now)
+  announce_due(stored, meta[2], now)
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, packed in pairs(ages) do
     remember_ages(ts, packed)
   end
 end
-return {OK, #due / 2}
+return {OK, stored}

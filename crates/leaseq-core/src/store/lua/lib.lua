@@ -3,24 +3,36 @@
 --
 -- Message record (a field of the `msg` hash), version 2 (see codec.rs):
 --   "2<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<body>"
+-- or, for a message of a group, version 3:
+--   "3<t|j><timestamp_ms>:<attempts>:<lease_generation>:<entry_generation>:<group length>:<group><body>"
 -- The header is tiny and the body is stored once, verbatim. entry_generation is the
 -- queue's lease_seq when the message entered it (0 for a push), so leases from a life
 -- before a dead-letter move or a redrive are recognisably older. Version 1 records
 -- ("<t|j><timestamp_ms>:<attempts>:<lease_generation>:<body>") read as entry 0.
--- Returns content tag, timestamp (text), attempts, lease generation, body offset, entry.
+-- Returns content tag, timestamp (text), attempts, lease generation, body offset, entry
+-- and group (nil: none).
+local RECORD_HEADER = '^([' .. RECORD_VERSION .. GROUPED_RECORD_VERSION .. '])([tj])(%d+):(%d+):(%d+):(%d+):()'
 local function parse_record(rec)
-  local version, ct, ts, attempts, gen, entry, offset =
-    string.match(rec, '^(.)([tj])(%d+):(%d+):(%d+):(%d+):()')
-  if version ~= RECORD_VERSION then
+  local version, ct, ts, attempts, gen, entry, offset = string.match(rec, RECORD_HEADER)
+  local group = nil
+  if version == GROUPED_RECORD_VERSION then
+    local len, start = string.match(rec, '^(%d+):()', offset)
+    offset = start + tonumber(len)
+    group = string.sub(rec, start, offset - 1)
+  elseif not version then
     ct, ts, attempts, gen, offset = string.match(rec, '^([tj])(%d+):(%d+):(%d+):()')
     entry = '0'
   end
-  return ct, ts, tonumber(attempts), tonumber(gen), offset, tonumber(entry)
+  return ct, ts, tonumber(attempts), tonumber(gen), offset, tonumber(entry), group
 end
 
--- A version 2 record.
-local function record(ct, ts, attempts, gen, entry, body)
-  return RECORD_VERSION .. ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':' .. body
+-- A version 2 record, or version 3 with a group.
+local function record(ct, ts, attempts, gen, entry, body, group)
+  local header = ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':'
+  if group then
+    return GROUPED_RECORD_VERSION .. header .. #group .. ':' .. group .. body
+  end
+  return RECORD_VERSION .. header .. body
 end
 
 -- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG, its id is
@@ -34,6 +46,322 @@ end
 -- it. A lane lets go of messages through `release`; the last one deletes them, and
 -- delete_messages takes them out of everything at once, so no id is ever indexed twice
 -- or left behind.
+
+-- Message groups (SPEC §13). Once a queue has held a grouped message (meta.grouped),
+-- its pull lane is split into lanes that pull serves round-robin: one per group, and
+-- one, named '', for the ungrouped messages. A lane's messages wait in lane order:
+-- '' in K_DUE as before; a group as a range of K_LANES, entries
+-- "<group>\0<place, 16 digits>\0<id>", where the place (also in K_GROUP_DUE, by id) is
+-- when the message became or becomes due. Strict FIFO (group_max_inflight 1) keeps a
+-- retried or expired message's place (its push time, so it stays the head) and holds
+-- the group until its delay is over (K_GROUP_HOLD). A lane with messages is
+-- - in K_ROTATION when its head is visible, scored by its turn (meta.rotation_seq),
+--   and in K_LANE_HEADS, scored by when that head became due (for the metrics); pull
+--   serves lanes from the front of the rotation and puts those it served at the back;
+-- - else in K_LANE_WAIT, scored by when its head becomes visible; pull moves the lanes
+--   whose time has come into the rotation;
+-- - in neither while its group has group_max_inflight messages leased
+--   (K_GROUP_INFLIGHT): it comes back when one of those leases ends.
+-- Every step that changes a lane touches it, and the script then calls settle_lanes,
+-- which puts each touched lane where it belongs: O(lanes touched · log N), never a
+-- walk over the groups.
+
+-- {on = grouped, cap = group_max_inflight}, read once per script; a script that reads
+-- meta anyway hands them over with know_groups.
+local group_settings = nil
+local function know_groups(grouped, cap)
+  group_settings = {on = grouped == '1', cap = tonumber(cap or '0')}
+end
+local function groups()
+  if not group_settings then
+    know_groups(unpack(redis.call('HMGET', K_META, 'grouped', 'group_max_inflight')))
+  end
+  return group_settings
+end
+
+local touched = {}
+local function touch(lane) touched[lane] = true end
+
+-- The queue holds grouped messages from now on: the ungrouped ones become lane ''.
+local function enable_groups()
+  if groups().on then return end
+  redis.call('HSET', K_META, 'grouped', '1')
+  group_settings.on = true
+  touch('')
+end
+
+local function lane_entry(group, place, id)
+  return group .. '\0' .. string.format('%016d', place) .. '\0' .. id
+end
+
+-- The place of a lane's head, nil when the lane is empty.
+local function lane_head(lane)
+  if lane == '' then
+    local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
+    return first[2] and tonumber(first[2])
+  end
+  local first = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0', '(' .. lane .. '\1',
+    'LIMIT', 0, 1)
+  return first[1] and tonumber(string.sub(first[1], #lane + 2, #lane + 17))
+end
+
+-- Up to `count` visible messages of `lane` after its first `skip`, in lane order: their
+-- ids and, for a group, their K_LANES entries.
+local function lane_visible(lane, now, skip, count)
+  if lane == '' then
+    return redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', skip, count), {}
+  end
+  local entries = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0',
+    '(' .. lane .. '\0' .. string.format('%016d', now) .. '\1', 'LIMIT', skip, count)
+  local ids = {}
+  for i, entry in ipairs(entries) do ids[i] = string.sub(entry, -32) end
+  return ids, entries
+end
+
+-- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
+-- {place, id, group, …} grouped ones.
+local function make_due(due, grouped)
+  if #due > 0 then
+    redis.call('ZADD', K_DUE, unpack(due))
+    if groups().on then touch('') end
+  end
+  if #grouped == 0 then return end
+  local places, entries = {}, {}
+  for i = 1, #grouped, 3 do
+    local place, id, group = grouped[i], grouped[i + 1], grouped[i + 2]
+    places[#places + 1] = place
+    places[#places + 1] = id
+    entries[#entries + 1] = 0
+    entries[#entries + 1] = lane_entry(group, tonumber(place), id)
+    touch(group)
+  end
+  redis.call('ZADD', K_GROUP_DUE, unpack(places))
+  redis.call('ZADD', K_LANES, unpack(entries))
+end
+
+-- Adds `counts` (group -> number, negative when leases end) to K_GROUP_INFLIGHT.
+local function count_leases(counts)
+  for group, n in pairs(counts) do
+    if redis.call('HINCRBY', K_GROUP_INFLIGHT, group, n) <= 0 then
+      redis.call('HDEL', K_GROUP_INFLIGHT, group)
+    end
+    touch(group)
+  end
+end
+
+-- Strict FIFO holds `group` until `at` (ms) when that is after `now`.
+local function hold_group(holds, group, at, now)
+  if at > now and at > (holds[group] or 0) then holds[group] = at end
+end
+
+local function store_holds(holds)
+  local scored = {}
+  for group, at in pairs(holds) do
+    scored[#scored + 1] = string.format('%d', at)
+    scored[#scored + 1] = group
+  end
+  if #scored > 0 then redis.call('ZADD', K_GROUP_HOLD, unpack(scored)) end
+end
+
+-- Takes live messages `ids` (records given) out of the pull lane, wherever they are in
+-- it: leased, due in K_DUE, or due in their group's lane.
+local function leave_pull_lane(ids, records)
+  if not groups().on then
+    -- Each is in at most one of the two.
+    if redis.call('ZREM', K_LEASED, unpack(ids)) < #ids then
+      redis.call('ZREM', K_DUE, unpack(ids))
+    end
+    return
+  end
+  local plain, grouped, group_of = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local group = select(7, parse_record(records[i]))
+    if group then
+      grouped[#grouped + 1] = id
+      group_of[#grouped] = group
+    else
+      plain[#plain + 1] = id
+    end
+  end
+  if #plain > 0 and redis.call('ZREM', K_LEASED, unpack(plain)) < #plain
+    and redis.call('ZREM', K_DUE, unpack(plain)) > 0 then
+    touch('')
+  end
+  if #grouped == 0 then return end
+  local leased = redis.call('ZMSCORE', K_LEASED, unpack(grouped))
+  local places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(grouped))
+  local entries, ended = {}, {}
+  for i, id in ipairs(grouped) do
+    local group = group_of[i]
+    if leased[i] then
+      ended[group] = (ended[group] or 0) - 1
+    elseif places[i] then
+      entries[#entries + 1] = lane_entry(group, tonumber(places[i]), id)
+      touch(group)
+    end
+  end
+  redis.call('ZREM', K_LEASED, unpack(grouped))
+  redis.call('ZREM', K_GROUP_DUE, unpack(grouped))
+  if #entries > 0 then redis.call('ZREM', K_LANES, unpack(entries)) end
+  count_leases(ended)
+end
+
+-- Puts every touched lane where it belongs (see above). `served`: the lanes a pull
+-- just served, in the order it last served them; those whose head is still visible go
+-- to the back of the rotation in that order, after the lanes joining it. Without `now`
+-- (a script that does not know the time) a lane in the rotation stays there, and one
+-- that is not waits: the next pull moves each on if it must. Returns how many lanes
+-- joined the rotation.
+local function settle_lanes(now, served)
+  local lanes = {}
+  for lane in pairs(touched) do lanes[#lanes + 1] = lane end
+  touched = {}
+  if #lanes == 0 then return 0 end
+  local cap = groups().cap
+  local inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(lanes))
+  local holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(lanes))
+  local placed = redis.call('ZMSCORE', K_ROTATION, unpack(lanes))
+  local gone, unplaced, unwait, unhold, waits, heads = {}, {}, {}, {}, {}, {}
+  local joining, staying, due_at = {}, {}, {}
+  for i, lane in ipairs(lanes) do
+    local head = lane_head(lane)
+    if not head or (lane ~= '' and cap > 0 and tonumber(inflight[i] or '0') >= cap) then
+      gone[#gone + 1] = lane
+      if not head and holds[i] then unhold[#unhold + 1] = lane end
+    else
+      local at = math.max(head, tonumber(holds[i] or '0'))
+      local visible = now and at <= now
+      if placed[i] and (visible or not now) then
+        staying[lane] = true
+        heads[#heads + 1] = at
+        heads[#heads + 1] = lane
+      elseif visible then
+        joining[#joining + 1] = lane
+        due_at[lane] = at
+        heads[#heads + 1] = at
+        heads[#heads + 1] = lane
+        unwait[#unwait + 1] = lane
+        if holds[i] then unhold[#unhold + 1] = lane end
+      else
+        if placed[i] then unplaced[#unplaced + 1] = lane end
+        waits[#waits + 1] = at
+        waits[#waits + 1] = lane
+      end
+    end
+  end
+  if #gone > 0 then
+    redis.call('ZREM', K_ROTATION, unpack(gone))
+    redis.call('ZREM', K_LANE_HEADS, unpack(gone))
+    redis.call('ZREM', K_LANE_WAIT, unpack(gone))
+  end
+  if #unplaced > 0 then
+    redis.call('ZREM', K_ROTATION, unpack(unplaced))
+    redis.call('ZREM', K_LANE_HEADS, unpack(unplaced))
+  end
+  if #unwait > 0 then redis.call('ZREM', K_LANE_WAIT, unpack(unwait)) end
+  if #unhold > 0 then redis.call('ZREM', K_GROUP_HOLD, unpack(unhold)) end
+  if #waits > 0 then redis.call('ZADD', K_LANE_WAIT, unpack(waits)) end
+  if #heads > 0 then redis.call('ZADD', K_LANE_HEADS, unpack(heads)) end
+  -- Lanes join in the order their heads became visible (then by name, so the order
+  -- does not depend on Lua's table order), then the lanes just served.
+  table.sort(joining, function(a, b)
+    if due_at[a] ~= due_at[b] then return due_at[a] < due_at[b] end
+    return a < b
+  end)
+  local back = joining
+  for _, lane in ipairs(served or {}) do
+    if staying[lane] then back[#back + 1] = lane end
+  end
+  if #back > 0 then
+    local last = redis.call('HINCRBY', K_META, 'rotation_seq', #back)
+    local turns = {}
+    for k, lane in ipairs(back) do
+      turns[#turns + 1] = last - #back + k
+      turns[#turns + 1] = lane
+    end
+    redis.call('ZADD', K_ROTATION, unpack(turns))
+  end
+  return #joining
+end
+
+-- Lanes whose head has become visible (at most `limit`, earliest first) are touched, so
+-- the next settle_lanes(now) moves them into the rotation.
+local function promote_lanes(now, limit)
+  for _, lane in ipairs(redis.call('ZRANGEBYSCORE', K_LANE_WAIT, '-inf', now, 'LIMIT', 0, limit)) do
+    touch(lane)
+  end
+end
+
+-- Chooses up to `batch` visible messages, at most `budget` record bytes (but always
+-- one), round-robin over the lanes at the front of the rotation: one message of each
+-- lane per round, in rotation order; a lane drops out of the rounds when it has no more
+-- visible messages or no more room under group_max_inflight. Each pass asks every lane
+-- still in for an equal share of what is missing, and a lane stays in only if it gave
+-- its whole share, so the reads are O(batch) entries in O(batch) commands whatever the
+-- number of groups. Returns the chosen ids and records, each one's K_LANES entry
+-- (false: ungrouped), and the lanes served in the order each was last served; every
+-- lane looked at is touched.
+local function select_round_robin(now, batch, budget)
+  local lanes = redis.call('ZRANGE', K_ROTATION, 0, batch - 1)
+  if #lanes == 0 then return {}, {}, {}, {} end
+  local cap = groups().cap
+  local inflight = {}
+  if cap > 0 then inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(lanes)) end
+  local room, picked, entries, open = {}, {}, {}, {}
+  for i, lane in ipairs(lanes) do
+    touch(lane)
+    room[i] = batch
+    if cap > 0 and lane ~= '' then
+      room[i] = math.min(batch, cap - tonumber(inflight[i] or '0'))
+    end
+    picked[i], entries[i] = {}, {}
+    if room[i] > 0 then open[#open + 1] = i end
+  end
+  local total, rounds = 0, 0
+  while total < batch and #open > 0 do
+    local share = math.ceil((batch - total) / #open)
+    local still = {}
+    for _, i in ipairs(open) do
+      local want = math.min(share, room[i] - #picked[i])
+      local ids, found = lane_visible(lanes[i], now, #picked[i], want)
+      for k, id in ipairs(ids) do
+        picked[i][#picked[i] + 1] = id
+        entries[i][#picked[i]] = found[k] or false
+      end
+      total = total + #ids
+      rounds = math.max(rounds, #picked[i])
+      if #ids == want and #picked[i] < room[i] then still[#still + 1] = i end
+    end
+    open = still
+  end
+  -- Round by round, within a round in rotation order.
+  local order = {}
+  for k = 1, rounds do
+    for i = 1, #lanes do
+      if picked[i][k] then order[#order + 1] = {i, k} end
+    end
+  end
+  if #order == 0 then return {}, {}, {}, {} end
+  local wanted = {}
+  for n = 1, math.min(#order, batch) do wanted[n] = picked[order[n][1]][order[n][2]] end
+  local found = redis.call('HMGET', K_MSG, unpack(wanted))
+  local ids, records, entry_of, last = {}, {}, {}, {}
+  local size = 0
+  for n, id in ipairs(wanted) do
+    if #ids > 0 and size + #found[n] > budget then break end
+    local i, k = order[n][1], order[n][2]
+    ids[n], records[n], entry_of[n] = id, found[n], entries[i][k]
+    last[i] = n
+    size = size + #found[n]
+  end
+  local served = {}
+  for i = 1, #lanes do
+    if last[i] then served[#served + 1] = i end
+  end
+  table.sort(served, function(a, b) return last[a] < last[b] end)
+  for n, i in ipairs(served) do served[n] = lanes[i] end
+  return ids, records, entry_of, served
+end
 
 -- Whether any message of the queue has a listener lane (K_REFS exists), asked of Redis
 -- once per script: ack, burial and deletion all need it, and while the queue has never
@@ -125,12 +453,9 @@ local function delete_messages(ids, records, keep_bytes)
     ages[ts][id] = true
     reentered = reentered or entry > 0
   end
+  leave_pull_lane(ids, records)
   redis.call('HDEL', K_MSG, unpack(ids))
   redis.call('HDEL', K_NAMES, unpack(ids))
-  -- Each is in exactly one of the two.
-  if redis.call('ZREM', K_LEASED, unpack(ids)) < #ids then
-    redis.call('ZREM', K_DUE, unpack(ids))
-  end
   -- Only a message that came from another queue can have an origin.
   if reentered then redis.call('HDEL', K_ORIGIN, unpack(ids)) end
   -- Not when it is 0: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.
@@ -164,12 +489,15 @@ local function release(ids, records, lid, keep_bytes)
   if lid or any_refs() then
     counts = redis.call('HMGET', K_REFS, unpack(ids))
   end
-  local gone, gone_records, held = {}, {}, {}
+  local gone, gone_records, held, held_records = {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local n = tonumber(counts[i] or '1')
     if n > 1 then
       redis.call('HSET', K_REFS, id, n - 1)
-      held[#held + 1] = id
+      if records[i] then
+        held[#held + 1] = id
+        held_records[#held_records + 1] = records[i]
+      end
     elseif records[i] then
       gone[#gone + 1] = id
       gone_records[#gone_records + 1] = records[i]
@@ -178,8 +506,8 @@ local function release(ids, records, lid, keep_bytes)
   if lid then
     redis.call('ZREM', lane_key(lid, LANE_DUE), unpack(ids))
     redis.call('HDEL', lane_key(lid, LANE_ATTEMPTS), unpack(ids))
-  elseif #held > 0 and redis.call('ZREM', K_LEASED, unpack(held)) < #held then
-    redis.call('ZREM', K_DUE, unpack(held))
+  elseif #held > 0 then
+    leave_pull_lane(held, held_records)
   end
   return delete_messages(gone, gone_records, keep_bytes)
 end
@@ -195,8 +523,46 @@ local function in_pull_lane(ids)
   end
   local leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
   local due = redis.call('ZMSCORE', K_DUE, unpack(ids))
-  for i = 1, #ids do held[i] = leased[i] ~= false or due[i] ~= false end
+  local places = {}
+  if groups().on then places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(ids)) end
+  for i = 1, #ids do held[i] = leased[i] ~= false or due[i] ~= false or (places[i] or false) ~= false end
   return held
+end
+
+-- Where the pull lane holds each of `ids` (records given; false: no such message), in
+-- two lists: 'leased' (until: when the lease expires), 'delayed' (until: when it
+-- becomes visible, its group's hold included), 'ready' (until 0), or nil: the pull
+-- lane does not hold it (only listener lanes do, or it is gone). Only reads.
+local function pull_lane_states(ids, records, now)
+  local states, untils = {}, {}
+  if #ids == 0 then return states, untils end
+  local leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
+  local due = redis.call('ZMSCORE', K_DUE, unpack(ids))
+  local places, holds = {}, {}
+  if groups().on then
+    places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(ids))
+    local group_of = {}
+    for i = 1, #ids do group_of[i] = records[i] and select(7, parse_record(records[i])) or '' end
+    holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(group_of))
+  end
+  for i = 1, #ids do
+    local at = due[i] or places[i]
+    if not records[i] then
+      states[i], untils[i] = nil, 0
+    elseif leased[i] then
+      states[i], untils[i] = 'leased', tonumber(leased[i])
+    elseif not at then
+      states[i], untils[i] = nil, 0
+    else
+      at = math.max(tonumber(at), tonumber(holds[i] or '0'))
+      if at > now then
+        states[i], untils[i] = 'delayed', at
+      else
+        states[i], untils[i] = 'ready', 0
+      end
+    end
+  end
+  return states, untils
 end
 
 -- Reads what deciding on leases takes, for ids[i] with lease generations gens[i], in
@@ -248,12 +614,13 @@ local function retry_delay(base, cap, attempts)
   return delay
 end
 
--- Returns expired leases to K_DUE, scored by when they expired (plus the backoff of
--- `retry_delay` when the consumer has retry_delay_max above retry_delay), oldest first
--- and at most `limit` per call (the next call moves the rest), so the cost is O(log N +
--- moved). An expired lease that was the message's last allowed delivery
--- (`max_deliveries`) buries it instead. Delayed messages need no such step: they are
--- in K_DUE already, scored by when they become visible. Returns how many were buried.
+-- Returns expired leases to the pull lane, due when they expired (plus the backoff of
+-- `retry_delay` when the consumer has retry_delay_max above retry_delay; strict FIFO
+-- keeps their place and holds their group as long), oldest first and at most `limit`
+-- per call (the next call moves the rest), so the cost is O(log N + moved). An expired
+-- lease that was the message's last allowed delivery (`max_deliveries`) buries it
+-- instead. Delayed messages need no such step: they are due already, from when they
+-- become visible. Returns how many were buried.
 local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, delay_cap)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'WITHSCORES',
     'LIMIT', 0, limit)
@@ -266,29 +633,48 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
   redis.call('ZREM', K_LEASED, unpack(ids))
   redis.call('HINCRBY', K_META, 'lease_expired', #ids)
   local records = redis.call('HMGET', K_MSG, unpack(ids))
-  local due, dead, dead_records = {}, {}, {}
+  local due, grouped, ended, holds, dead, dead_records = {}, {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local rec = records[i]
-    local _, _, attempts = parse_record(rec)
+    local _, ts, attempts, _, _, _, group = parse_record(rec)
+    if group then ended[group] = (ended[group] or 0) - 1 end
     if attempts >= max_deliveries then
       dead[#dead + 1] = id
       dead_records[#dead_records + 1] = rec
     else
-      local backoff = 0
+      local at = tonumber(expiries[i])
       if delay_cap > delay_base then
-        backoff = retry_delay(delay_base, delay_cap, attempts) * 1000
+        at = at + retry_delay(delay_base, delay_cap, attempts) * 1000
       end
-      due[#due + 1] = expiries[i] + backoff
-      due[#due + 1] = id
+      if not group then
+        due[#due + 1] = at
+        due[#due + 1] = id
+      elseif groups().cap == 1 then
+        grouped[#grouped + 1] = ts
+        grouped[#grouped + 1] = id
+        grouped[#grouped + 1] = group
+        hold_group(holds, group, at, now)
+      else
+        grouped[#grouped + 1] = at
+        grouped[#grouped + 1] = id
+        grouped[#grouped + 1] = group
+      end
     end
   end
-  if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
+  make_due(due, grouped)
+  store_holds(holds)
+  count_leases(ended)
   return bury(dead, dead_records, has_dlq)
 end
 
 -- When, in ms, the next delayed message or expired lease can become visible (0: none).
 local function next_visible(now)
-  local d = redis.call('ZRANGEBYSCORE', K_DUE, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local d
+  if groups().on then
+    d = redis.call('ZRANGE', K_LANE_WAIT, 0, 0, 'WITHSCORES')
+  else
+    d = redis.call('ZRANGEBYSCORE', K_DUE, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  end
   local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
   local n = 0
   if d[2] then n = tonumber(d[2]) end

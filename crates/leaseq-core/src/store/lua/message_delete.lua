@@ -20,4 +20,5 @@ for i, id in ipairs(ids) do
   end
 end
 delete_messages(live, live_records)
+settle_lanes()
 return out

@@ -11,10 +11,6 @@ if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NO
 local rec = redis.call('HGET', K_MSG, ARGV[2])
 if not rec then return {ABSENT} end
 local name = redis.call('HGET', K_NAMES, ARGV[2]) or ''
-local leased = redis.call('ZSCORE', K_LEASED, ARGV[2])
-if leased then return {OK, rec, 'leased', tonumber(leased), name} end
-local due = redis.call('ZSCORE', K_DUE, ARGV[2])
-if not due then return {ABSENT} end
-due = tonumber(due)
-if due > tonumber(ARGV[3]) then return {OK, rec, 'delayed', due, name} end
-return {OK, rec, 'ready', 0, name}
+local states, untils = pull_lane_states({ARGV[2]}, {rec}, tonumber(ARGV[3]))
+if not states[1] then return {ABSENT} end
+return {OK, rec, states[1], untils[1], name}

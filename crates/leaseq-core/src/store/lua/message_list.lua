@@ -26,21 +26,12 @@ for _ = 1, want do
   local entries, ids = page[2], {}
   for i = 1, #entries, 2 do ids[#ids + 1] = entries[i] end
   -- Where each message is, read for the whole step at once.
-  local leased, due = {}, {}
-  if #ids > 0 then
-    leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
-    due = redis.call('ZMSCORE', K_DUE, unpack(ids))
-  end
+  local records = {}
+  for i = 2, #entries, 2 do records[#records + 1] = entries[i] end
+  local states, untils = pull_lane_states(ids, records, now)
   for i = 1, #entries, 2 do
     local id, n = entries[i], (i + 1) / 2
-    local state, until_ms = 'ready', 0
-    if leased[n] then
-      state, until_ms = 'leased', tonumber(leased[n])
-    elseif not due[n] then
-      state = nil
-    elseif tonumber(due[n]) > now then
-      state, until_ms = 'delayed', tonumber(due[n])
-    end
+    local state, until_ms = states[n], untils[n]
     if state then
       out[#out + 1] = id
       out[#out + 1] = entries[i + 1]

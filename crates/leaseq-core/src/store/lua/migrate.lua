@@ -14,7 +14,7 @@ local now, most = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 -- Adds `scored` ({score, id, …}) to K_DUE, but only messages that still exist and are
 -- neither leased nor already due.
-local function make_due(scored)
+local function move_into_due(scored)
   if #scored == 0 then return end
   local ids = {}
   for i = 2, #scored, 2 do ids[#ids + 1] = scored[i] end
@@ -41,7 +41,7 @@ if ready then
     scored[#scored + 1] = now
     scored[#scored + 1] = id
   end
-  make_due(scored)
+  move_into_due(scored)
   return {OK, 0}
 end
 
@@ -54,7 +54,7 @@ if #delayed > 0 then
     scored[#scored + 1] = delayed[i]
     ids[#ids + 1] = delayed[i]
   end
-  make_due(scored)
+  move_into_due(scored)
   redis.call('ZREM', K_LEGACY_DELAYED, unpack(ids))
   return {OK, 0}
 end

@@ -8,8 +8,9 @@
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq',
-  'c_retry_delay', 'c_retry_delay_max')
+  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
+know_groups(meta[7], meta[8])
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end
@@ -19,12 +20,21 @@ local buried = reclaim_expired(now, tonumber(ARGV[4]),
   tonumber(meta[3] or DEFAULT_MAX_RETRIES) + 1, (meta[4] or '') ~= '',
   tonumber(meta[5] or DEFAULT_RETRY_DELAY), tonumber(meta[6] or DEFAULT_RETRY_DELAY_MAX))
 
+local budget = tonumber(ARGV[5])
+local ids, records = {}, {}
+if groups().on then
+  -- What the next pull would be offered (lanes whose time has come join the rotation).
+  promote_lanes(now, tonumber(ARGV[4]))
+  settle_lanes(now)
+  ids, records = select_round_robin(now, batch, budget)
+  settle_lanes(now)
+else
+  ids = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
+  if #ids > 0 then records = redis.call('HMGET', K_MSG, unpack(ids)) end
+end
 local b = backlog()
 local out = {OK, b[1], b[2], b[3], buried, 0}
-local budget, size = tonumber(ARGV[5]), 0
-local ids = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
-if #ids == 0 then return out end
-local records = redis.call('HMGET', K_MSG, unpack(ids))
+local size = 0
 for i, id in ipairs(ids) do
   local rec = records[i]
   if i > 1 and size + #rec > budget then break end

@@ -3,8 +3,9 @@
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3], ARGV[4]: the deployment's backlog quota, messages and bytes (0 = none); the
 --            queue's own max_messages / max_bytes may lower them
--- ARGV[5..]: per message, 6 values: id, delay in ms (-1 = queue's delivery_delay),
---            body size in bytes, record, dedup id ('' = none), name ('' = none)
+-- ARGV[5..]: per message, 7 values: id, delay in ms (-1 = queue's delivery_delay),
+--            body size in bytes, record, dedup id ('' = none), name ('' = none),
+--            group ('' = none; the record carries it too)
 -- Returns: {NOT_FOUND}, {BACKLOG_FULL, most messages, most bytes} when the new messages
 --          would pass the quota (nothing is stored), or
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, listener id, ...}
@@ -16,18 +17,20 @@
 -- consumed by push only: its messages enter no pull lane.
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
-  'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting', 'listeners', 'c_id')
+  'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting', 'listeners', 'c_id', 'grouped',
+  'group_max_inflight')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
+know_groups(meta[11], meta[12])
 -- Messages held before this push: for the quota and the reply's backlog count.
 local held = redis.call('HLEN', K_MSG)
 local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
 local now = tonumber(ARGV[2])
 local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
 
-local records, due, remembered, seen, names = {}, {}, {}, {}, {}
+local records, due, grouped, remembered, seen, names = {}, {}, {}, {}, {}, {}
 local visible_now = 0
 local bytes, pruned = 0, false
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 7 do
   local id, dedup_id = ARGV[i], ARGV[i + 4]
   local repeated = false
   if dedup_id ~= '' then
@@ -58,8 +61,17 @@ for i = 5, #ARGV, 6 do
       visible_now = visible_now + 1
     end
     -- Scores as text: Redis would format each Lua number with printf otherwise.
-    if delay == 0 then due[#due + 1] = ARGV[2] else due[#due + 1] = int(now + delay) end
-    due[#due + 1] = id
+    local at = ARGV[2]
+    if delay > 0 then at = int(now + delay) end
+    local group = ARGV[i + 6]
+    if group == '' then
+      due[#due + 1] = at
+      due[#due + 1] = id
+    else
+      grouped[#grouped + 1] = at
+      grouped[#grouped + 1] = id
+      grouped[#grouped + 1] = group
+    end
   end
 end
 
@@ -88,9 +100,22 @@ if #records > 0 then
   local ids = {}
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids))
-  if pull_lane then redis.call('ZADD', K_DUE, unpack(due)) end
+  if pull_lane then
+    if #grouped > 0 then enable_groups() end
+    make_due(due, grouped)
+    settle_lanes(now)
+  end
   if #listeners > 0 then
-    for _, lid in ipairs(listeners) do redis.call('ZADD', lane_key(lid, LANE_DUE), unpack(due)) end
+    -- Listener lanes know no groups: every message is due there as it is here.
+    local all = due
+    if #grouped > 0 then
+      all = {unpack(due)}
+      for k = 1, #grouped, 3 do
+        all[#all + 1] = grouped[k]
+        all[#all + 1] = grouped[k + 1]
+      end
+    end
+    for _, lid in ipairs(listeners) do redis.call('ZADD', lane_key(lid, LANE_DUE), unpack(all)) end
     local lanes, refs = #listeners + (pull_lane and 1 or 0), {}
     for _, id in ipairs(ids) do
       refs[#refs + 1] = id
