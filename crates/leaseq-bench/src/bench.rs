@@ -102,6 +102,9 @@ pub struct BenchArgs {
     /// Queues (each holding one message) for the scrape scenario.
     #[arg(long, default_value_t = 10_000)]
     pub scrape_queues: usize,
+    /// Message groups each throughput push spreads its messages over (0: none; SPEC §13).
+    #[arg(long, default_value_t = 0)]
+    pub groups: u64,
     /// Queues of the spread scenario.
     #[arg(long, default_value_t = 30)]
     pub spread_queues: usize,
@@ -434,6 +437,7 @@ impl Bench {
             consumers: self.args.consumers,
             messages,
             time_limit: self.args.time_limit,
+            groups: self.args.groups,
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use leaseq::model::{Access, ContentType, MessageId, NewMessage, QueueId, now_ms};
+use leaseq::model::{Access, ContentType, GroupId, MessageId, NewMessage, QueueId, now_ms};
 use leaseq::store::{BacklogQuota, LeaseOutcome, PushReply, Store};
 
 /// One delivered message: the handle to ack it with, and its body.
@@ -94,20 +94,20 @@ impl Target {
         }
     }
 
-    /// Pushes `bodies` in one request (a single push when there is one).
-    pub async fn push(&self, bodies: Vec<String>) -> Result<(), String> {
+    /// Pushes `messages` (body, group) in one request (a single push when there is one).
+    pub async fn push(&self, messages: Vec<(String, Option<String>)>) -> Result<(), String> {
         match self {
             Target::Http(http) => {
-                let body = if bodies.len() == 1 {
-                    json!({"body": bodies[0], "content_type": "text"})
-                } else {
-                    let messages: Vec<_> = bodies
-                        .iter()
-                        .map(|b| json!({"body": b, "content_type": "text"}))
-                        .collect();
-                    json!({"messages": messages})
+                let one = |(body, group): &(String, Option<String>)| match group {
+                    Some(group) => json!({"body": body, "content_type": "text", "group_id": group}),
+                    None => json!({"body": body, "content_type": "text"}),
                 };
-                let path = if bodies.len() == 1 {
+                let body = if messages.len() == 1 {
+                    one(&messages[0])
+                } else {
+                    json!({"messages": messages.iter().map(one).collect::<Vec<_>>()})
+                };
+                let path = if messages.len() == 1 {
                     "/messages"
                 } else {
                     "/messages/batch"
@@ -115,15 +115,15 @@ impl Target {
                 http.post::<serde_json::Value>(path, body).await.map(|_| ())
             }
             Target::Raw(raw) => {
-                let messages: Vec<NewMessage> = bodies
+                let messages: Vec<NewMessage> = messages
                     .into_iter()
-                    .map(|body| NewMessage {
+                    .map(|(body, group)| NewMessage {
                         name: None,
                         content_type: ContentType::Text,
                         body,
                         delay_ms: None,
                         dedup_id: None,
-                        group_id: None,
+                        group_id: group.as_deref().and_then(GroupId::parse),
                     })
                     .collect();
                 let quota = BacklogQuota::NONE;

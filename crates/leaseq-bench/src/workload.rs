@@ -64,6 +64,18 @@ pub struct Workload {
     pub consumers: usize,
     pub messages: u64,
     pub time_limit: Duration,
+    /// Message groups the pushes spread over, round-robin (0: no groups).
+    pub groups: u64,
+}
+
+/// The group of the `n`th message of a producer's stream (`None` without groups).
+fn group(groups: u64, producer: usize, n: u64) -> Option<String> {
+    (groups > 0).then(|| {
+        format!(
+            "g{}",
+            (n.wrapping_mul(7).wrapping_add(producer as u64)) % groups
+        )
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,9 +127,11 @@ pub async fn throughput(target: Arc<Target>, w: Workload) -> Result<ThroughputRu
                 && !counters.stop.load(Ordering::Relaxed)
             {
                 let n = (share - sent).min(w.batch as u64) as usize;
-                let bodies: Vec<String> = (0..n).map(|_| body(w.size)).collect();
+                let messages = (0..n)
+                    .map(|i| (body(w.size), group(w.groups, p, sent + i as u64)))
+                    .collect();
                 let t = Instant::now();
-                target.push(bodies).await?;
+                target.push(messages).await?;
                 push.saturating_record(t.elapsed().as_micros() as u64);
                 counters.requests.fetch_add(1, Ordering::Relaxed);
                 counters.pushed.fetch_add(n as u64, Ordering::Relaxed);
@@ -258,7 +272,9 @@ pub async fn prefill(
                     return Ok::<_, String>(());
                 }
                 let n = (count - start).min(100) as usize;
-                target.push((0..n).map(|_| body(size)).collect()).await?;
+                target
+                    .push((0..n).map(|_| (body(size), None)).collect())
+                    .await?;
             }
         }));
     }

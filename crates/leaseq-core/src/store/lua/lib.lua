@@ -79,8 +79,11 @@ local function groups()
   return group_settings
 end
 
+-- Lanes to settle: true when the lane may have lost its head, 'grew' when it only
+-- gained messages (a lane in the rotation then stays as it is).
 local touched = {}
 local function touch(lane) touched[lane] = true end
+local function touch_grown(lane) touched[lane] = touched[lane] or 'grew' end
 
 -- The queue holds grouped messages from now on: the ungrouped ones become lane ''.
 local function enable_groups()
@@ -123,7 +126,7 @@ end
 local function make_due(due, grouped)
   if #due > 0 then
     redis.call('ZADD', K_DUE, unpack(due))
-    if groups().on then touch('') end
+    if groups().on then touch_grown('') end
   end
   if #grouped == 0 then return end
   local places, entries = {}, {}
@@ -133,20 +136,33 @@ local function make_due(due, grouped)
     places[#places + 1] = id
     entries[#entries + 1] = 0
     entries[#entries + 1] = lane_entry(group, tonumber(place), id)
-    touch(group)
+    touch_grown(group)
   end
   redis.call('ZADD', K_GROUP_DUE, unpack(places))
   redis.call('ZADD', K_LANES, unpack(entries))
 end
 
--- Adds `counts` (group -> number, negative when leases end) to K_GROUP_INFLIGHT.
+-- Adds `counts` (group -> number, negative when leases end) to K_GROUP_INFLIGHT, in
+-- three commands whatever their number. Under a group_max_inflight the groups are
+-- touched: a lease that starts or ends may stop or free one.
 local function count_leases(counts)
-  for group, n in pairs(counts) do
-    if redis.call('HINCRBY', K_GROUP_INFLIGHT, group, n) <= 0 then
-      redis.call('HDEL', K_GROUP_INFLIGHT, group)
+  local names = {}
+  for group in pairs(counts) do names[#names + 1] = group end
+  if #names == 0 then return end
+  local known = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(names))
+  local kept, emptied = {}, {}
+  for i, group in ipairs(names) do
+    local n = tonumber(known[i] or '0') + counts[group]
+    if n > 0 then
+      kept[#kept + 1] = group
+      kept[#kept + 1] = n
+    else
+      emptied[#emptied + 1] = group
     end
-    touch(group)
+    if groups().cap > 0 then touch(group) end
   end
+  if #kept > 0 then redis.call('HSET', K_GROUP_INFLIGHT, unpack(kept)) end
+  if #emptied > 0 then redis.call('HDEL', K_GROUP_INFLIGHT, unpack(emptied)) end
 end
 
 -- Strict FIFO holds `group` until `at` (ms) when that is after `now`.
@@ -213,8 +229,11 @@ end
 -- that is not waits: the next pull moves each on if it must. Returns how many lanes
 -- joined the rotation.
 local function settle_lanes(now, served)
-  local lanes = {}
-  for lane in pairs(touched) do lanes[#lanes + 1] = lane end
+  local lanes, kinds = {}, {}
+  for lane, kind in pairs(touched) do
+    lanes[#lanes + 1] = lane
+    kinds[#lanes] = kind
+  end
   touched = {}
   if #lanes == 0 then return 0 end
   local cap = groups().cap
@@ -224,10 +243,15 @@ local function settle_lanes(now, served)
   local gone, unplaced, unwait, unhold, waits, heads = {}, {}, {}, {}, {}, {}
   local joining, staying, due_at = {}, {}, {}
   for i, lane in ipairs(lanes) do
-    local head = lane_head(lane)
-    if not head or (lane ~= '' and cap > 0 and tonumber(inflight[i] or '0') >= cap) then
+    local blocked = lane ~= '' and cap > 0 and tonumber(inflight[i] or '0') >= cap
+    local head = nil
+    if not blocked and not (placed[i] and kinds[i] == 'grew') then head = lane_head(lane) end
+    if placed[i] and kinds[i] == 'grew' and not blocked then
+      -- Still visible, head unchanged: more messages behind it.
+      staying[lane] = true
+    elseif blocked or not head then
       gone[#gone + 1] = lane
-      if not head and holds[i] then unhold[#unhold + 1] = lane end
+      if not blocked and holds[i] then unhold[#unhold + 1] = lane end
     else
       local at = math.max(head, tonumber(holds[i] or '0'))
       local visible = now and at <= now
