@@ -475,3 +475,41 @@ async fn grouped_messages_keep_their_group_through_the_dead_letter_queue() {
     assert_eq!(dead[0]["group_id"], "tenant-1");
     assert_eq!(dead[0]["body"], "x");
 }
+
+#[tokio::test]
+async fn a_lifted_cap_frees_a_group_held_by_it_when_its_lease_ends() {
+    let app = spawn_app().await;
+    let queue = grouped_queue(&app, "lifted", 1).await;
+    push_group(&app, &queue, Some("g"), 3).await;
+    let first = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(first.len(), 1);
+    app.request(
+        reqwest::Method::PATCH,
+        &format!("/queues/{queue}"),
+        Some(json!({"settings": {"group_max_inflight": 0}})),
+    )
+    .await
+    .assert_ok();
+    // The group waits for the lease that held it at the cap...
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+    app.ack(
+        &queue,
+        json!({"acks": [{"lease_id": first[0]["lease_id"]}]}),
+    )
+    .await
+    .assert_ok();
+    // ...then, without a cap, gives all it has.
+    let rest = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(rest.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    // A cap set again counts the leases made from then on.
+    app.request(
+        reqwest::Method::PATCH,
+        &format!("/queues/{queue}"),
+        Some(json!({"settings": {"group_max_inflight": 1}})),
+    )
+    .await
+    .assert_ok();
+    push_group(&app, &queue, Some("g"), 2).await;
+    let capped = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(capped.len(), 1, "{capped:?}");
+}

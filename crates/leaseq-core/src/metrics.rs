@@ -36,7 +36,7 @@ pub struct QueueFigures {
     pub delayed_messages: u64,
     /// Message groups with a visible message.
     pub visible_groups: u64,
-    /// When the head of the group waiting longest became visible, Unix ms; 0: none.
+    /// When the head of the group waiting longest for its turn became due, Unix ms; 0: none.
     pub oldest_group_head_ms: u64,
     pub pushed: u64,
     pub delivered: u64,
@@ -445,7 +445,7 @@ const QUEUE_FAMILIES: [Family; 14] = [
     },
     Family {
         name: "leaseq_queue_group_head_wait_seconds",
-        help: "How long the group waiting longest has had a visible message; 0 when none",
+        help: "Age of the head of the group waiting longest for its turn; 0 when none",
         kind: Kind::Gauge,
         figure: |f, now_ms| {
             Figure::Millis(match f.oldest_group_head_ms {

@@ -720,7 +720,7 @@ impl Broker {
         // The queue must exist even when every ref was refused.
         let deleted = self
             .store
-            .delete_messages(access, queue, &ids)
+            .delete_messages(access, queue, &ids, self.now_ms())
             .await?
             .ok_or(BrokerError::QueueNotFound)?;
         for (reference, deleted) in named.into_iter().zip(deleted) {
@@ -901,7 +901,7 @@ impl Broker {
     ) -> Result<(), BrokerError> {
         match self
             .store
-            .delete_messages(access, queue, std::slice::from_ref(&id))
+            .delete_messages(access, queue, std::slice::from_ref(&id), self.now_ms())
             .await?
             .as_deref()
         {

@@ -45,8 +45,6 @@ pub enum Role {
     Lanes,
     /// ZSET: lanes whose head is visible -> their turn in the round-robin.
     Rotation,
-    /// ZSET: the lanes of `Rotation` -> when their head became due.
-    LaneHeads,
     /// ZSET: lanes whose head is not visible yet -> when it becomes visible.
     LaneWait,
     /// HASH: group -> how many of its messages are leased.
@@ -63,7 +61,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 22] = [
+    pub const ALL: [Role; 21] = [
         Role::Meta,
         Role::Msg,
         Role::Due,
@@ -79,7 +77,6 @@ impl Role {
         Role::GroupDue,
         Role::Lanes,
         Role::Rotation,
-        Role::LaneHeads,
         Role::LaneWait,
         Role::GroupInflight,
         Role::GroupHold,
@@ -106,7 +103,6 @@ impl Role {
             Role::GroupDue => "group_due",
             Role::Lanes => "lanes",
             Role::Rotation => "rotation",
-            Role::LaneHeads => "lane_heads",
             Role::LaneWait => "lane_wait",
             Role::GroupInflight => "group_inflight",
             Role::GroupHold => "group_hold",

@@ -419,6 +419,7 @@ struct MessageDelete<'a> {
     access: &'a Access,
     queue: QueueId,
     ids: &'a [MessageId],
+    now_ms: u64,
 }
 
 impl Op for MessageDelete<'_> {
@@ -431,7 +432,7 @@ impl Op for MessageDelete<'_> {
     }
 
     fn args(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation.arg(access_arg(self.access));
+        invocation.arg(access_arg(self.access)).arg(self.now_ms);
         for id in self.ids {
             invocation.arg(id.to_string());
         }
@@ -687,8 +688,15 @@ impl Store {
         access: &Access,
         queue: QueueId,
         ids: &[MessageId],
+        now_ms: u64,
     ) -> Result<Option<Vec<bool>>, StoreError> {
-        self.call(MessageDelete { access, queue, ids }).await
+        self.call(MessageDelete {
+            access,
+            queue,
+            ids,
+            now_ms,
+        })
+        .await
     }
 
     /// A page of messages from `cursor` ("0" to start). `None`: no such queue; else the

@@ -7,12 +7,14 @@ use super::keys::Role;
 use super::script::{int, text};
 use super::{Store, StoreError};
 use crate::metrics::{QueueFigures, QueueStats};
-use crate::model::{AccountId, QueueId, QueueName};
+use crate::model::{Access, AccountId, QueueId, QueueName};
 
 /// Queues per pipeline.
 const CHUNK: usize = 250;
 /// Pipelines in flight: Redis answers one while the replies of another are parsed.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Metrics script calls in flight for the queues of a chunk that have message groups.
+const GROUPED_IN_FLIGHT: usize = 8;
 
 /// The fields of a queue's meta hash a scrape reads, in the order `figures` expects.
 const FIELDS: [&str; 12] = [
@@ -79,57 +81,26 @@ impl Store {
                 stats.push(queue);
             }
         }
-        // Queues with message groups have more to count; most queues have none.
-        if !grouped.is_empty() {
-            let commands = grouped
-                .iter()
-                .map(|&(id, _)| {
-                    let key = |role| self.keys.queue_key(id, role);
-                    let mut due = redis::cmd("ZCOUNT");
-                    due.arg(key(Role::GroupDue)).arg(&after_now).arg("+inf");
-                    let mut held = redis::cmd("ZCOUNT");
-                    held.arg(key(Role::GroupHold)).arg(&after_now).arg("+inf");
-                    let mut lanes = redis::cmd("ZCARD");
-                    lanes.arg(key(Role::Rotation));
-                    let mut ungrouped = redis::cmd("ZSCORE");
-                    ungrouped.arg(key(Role::Rotation)).arg("");
-                    let mut heads = redis::cmd("ZRANGE");
-                    heads
-                        .arg(key(Role::LaneHeads))
-                        .arg(0)
-                        .arg(1)
-                        .arg("WITHSCORES");
-                    vec![due, held, lanes, ungrouped, heads]
-                })
-                .collect();
-            let replies = self.query_groups(commands).await?;
-            for ((_, at), reply) in grouped.iter().zip(&replies) {
-                add_group_figures(&mut stats[*at].figures, reply);
+        // Queues with message groups have more to count (most have none): the figures
+        // `metrics.lua` gives the queue's own metrics route.
+        let figures: Vec<_> = futures_util::stream::iter(grouped)
+            .map(|(id, at)| {
+                let access = Access::account(stats[at].account.clone());
+                async move { (at, self.metrics(&access, id, now_ms).await) }
+            })
+            .buffered(GROUPED_IN_FLIGHT)
+            .collect()
+            .await;
+        for (at, metrics) in figures {
+            if let Some(metrics) = metrics? {
+                let queue = &mut stats[at].figures;
+                queue.delayed_messages = metrics.delayed_count;
+                queue.visible_groups = metrics.visible_group_count;
+                queue.oldest_group_head_ms = metrics.oldest_group_head_timestamp_ms;
             }
         }
         Ok(stats)
     }
-}
-
-/// Adds what `chunk_stats` asks of a queue with message groups (as `metrics.lua` does).
-fn add_group_figures(figures: &mut QueueFigures, reply: &[Value]) {
-    let [due, held, lanes, ungrouped, Value::Array(heads)] = reply else {
-        return;
-    };
-    let card = |v: &Value| int(v).ok().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-    figures.delayed_messages = figures
-        .delayed_messages
-        .saturating_add(card(due))
-        .saturating_add(card(held));
-    figures.visible_groups =
-        card(lanes).saturating_sub(u64::from(!matches!(ungrouped, Value::Nil)));
-    // The ungrouped lane ('') is not a group.
-    figures.oldest_group_head_ms = heads
-        .chunks_exact(2)
-        .find(|pair| text(&pair[0]).is_ok_and(|lane| !lane.is_empty()))
-        .and_then(|pair| text(&pair[1]).ok())
-        .and_then(|s| s.parse::<f64>().ok())
-        .map_or(0, |f| f as u64);
 }
 
 /// One queue's replies, in the order `chunk_stats` asks, and whether it has message

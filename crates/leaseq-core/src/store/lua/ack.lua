@@ -11,9 +11,10 @@
 --                 ABSENT no such message, NOT_CURRENT lease no longer current
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_retry_delay', 'c_max_retries', 'c_dlq',
-  'bytes', 'acked', 'waiting', 'c_retry_delay_max', 'grouped', 'group_max_inflight')
+  'bytes', 'acked', 'waiting', 'c_retry_delay_max', 'grouped', 'group_max_inflight',
+  'counted_after')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[9], meta[10])
+know_groups(meta[9], meta[10], meta[11])
 local now = tonumber(ARGV[2])
 local ack_count = tonumber(ARGV[3])
 local default_delay = tonumber(meta[2] or DEFAULT_RETRY_DELAY)
@@ -77,8 +78,8 @@ for n, id in ipairs(ids) do
     else
       retried_ids[id] = true
       unleased[#unleased + 1] = id
-      local _, ts, attempts, _, _, _, group = parse_record(rec)
-      if group then ended[group] = (ended[group] or 0) - 1 end
+      local _, ts, attempts, gen, _, _, group = parse_record(rec)
+      if group then lease_ended(ended, group, gen) end
       if delay < 0 then delay = retry_delay(default_delay, delay_cap, attempts) end
       if attempts >= max_deliveries then
         deleted[id] = true

@@ -55,35 +55,45 @@ end
 -- when the message became or becomes due. Strict FIFO (group_max_inflight 1) keeps a
 -- retried or expired message's place (its push time, so it stays the head) and holds
 -- the group until its delay is over (K_GROUP_HOLD). A lane with messages is
--- - in K_ROTATION when its head is visible, scored by its turn (meta.rotation_seq),
---   and in K_LANE_HEADS, scored by when that head became due (for the metrics); pull
---   serves lanes from the front of the rotation and puts those it served at the back;
+-- - in K_ROTATION when its head is visible, scored by its turn (meta.rotation_seq):
+--   pull serves lanes from the front and puts those it served at the back, so the
+--   front is the group that has waited longest for its turn (the metrics read it);
 -- - else in K_LANE_WAIT, scored by when its head becomes visible; pull moves the lanes
 --   whose time has come into the rotation;
 -- - in neither while its group has group_max_inflight messages leased
---   (K_GROUP_INFLIGHT): it comes back when one of those leases ends.
+--   (K_GROUP_INFLIGHT): it comes back when one of those leases ends. Leases are
+--   counted only under a cap, those made after it was set (meta.counted_after: the
+--   lease generation then; update_queue.lua starts the count afresh).
 -- Every step that changes a lane touches it, and the script then calls settle_lanes,
 -- which puts each touched lane where it belongs: O(lanes touched · log N), never a
 -- walk over the groups.
 
--- {on = grouped, cap = group_max_inflight}, read once per script; a script that reads
--- meta anyway hands them over with know_groups.
+-- {on = grouped, cap = group_max_inflight, counted_after}, read once per script; a
+-- script that reads meta anyway hands them over with know_groups.
 local group_settings = nil
-local function know_groups(grouped, cap)
-  group_settings = {on = grouped == '1', cap = tonumber(cap or '0')}
+local function know_groups(grouped, cap, counted_after)
+  group_settings = {on = grouped == '1', cap = tonumber(cap or '0'),
+    counted_after = tonumber(counted_after or '0')}
 end
 local function groups()
   if not group_settings then
-    know_groups(unpack(redis.call('HMGET', K_META, 'grouped', 'group_max_inflight')))
+    know_groups(unpack(redis.call('HMGET', K_META, 'grouped', 'group_max_inflight',
+      'counted_after')))
   end
   return group_settings
 end
 
--- Lanes to settle: true when the lane may have lost its head, 'grew' when it only
--- gained messages (a lane in the rotation then stays as it is).
+-- Whether a lease of generation `gen` counts against group_max_inflight.
+local function counted(gen)
+  return groups().cap > 0 and gen > groups().counted_after
+end
+
+-- Lanes to settle: true when the lane may have lost its head; 'kept' when it only
+-- gained messages or one of its leases ended (a lane in the rotation then stays as it
+-- is, and only a lane out of it needs a look).
 local touched = {}
 local function touch(lane) touched[lane] = true end
-local function touch_grown(lane) touched[lane] = touched[lane] or 'grew' end
+local function touch_kept(lane) touched[lane] = touched[lane] or 'kept' end
 
 -- The queue holds grouped messages from now on: the ungrouped ones become lane ''.
 local function enable_groups()
@@ -109,16 +119,24 @@ local function lane_head(lane)
 end
 
 -- Up to `count` visible messages of `lane` after its first `skip`, in lane order: their
--- ids and, for a group, their K_LANES entries.
+-- ids, their K_LANES entries (for a group) and their places.
 local function lane_visible(lane, now, skip, count)
+  local ids, entries, places = {}, {}, {}
   if lane == '' then
-    return redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', skip, count), {}
+    local scored = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'WITHSCORES', 'LIMIT', skip, count)
+    for i = 1, #scored, 2 do
+      ids[#ids + 1] = scored[i]
+      places[#places + 1] = tonumber(scored[i + 1])
+    end
+    return ids, entries, places
   end
-  local entries = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0',
+  entries = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0',
     '(' .. lane .. '\0' .. string.format('%016d', now) .. '\1', 'LIMIT', skip, count)
-  local ids = {}
-  for i, entry in ipairs(entries) do ids[i] = string.sub(entry, -32) end
-  return ids, entries
+  for i, entry in ipairs(entries) do
+    ids[i] = string.sub(entry, -32)
+    places[i] = tonumber(string.sub(entry, #lane + 2, #lane + 17))
+  end
+  return ids, entries, places
 end
 
 -- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
@@ -126,7 +144,7 @@ end
 local function make_due(due, grouped)
   if #due > 0 then
     redis.call('ZADD', K_DUE, unpack(due))
-    if groups().on then touch_grown('') end
+    if groups().on then touch_kept('') end
   end
   if #grouped == 0 then return end
   local places, entries = {}, {}
@@ -136,15 +154,15 @@ local function make_due(due, grouped)
     places[#places + 1] = id
     entries[#entries + 1] = 0
     entries[#entries + 1] = lane_entry(group, tonumber(place), id)
-    touch_grown(group)
+    touch_kept(group)
   end
   redis.call('ZADD', K_GROUP_DUE, unpack(places))
   redis.call('ZADD', K_LANES, unpack(entries))
 end
 
--- Adds `counts` (group -> number, negative when leases end) to K_GROUP_INFLIGHT, in
--- three commands whatever their number. Under a group_max_inflight the groups are
--- touched: a lease that starts or ends may stop or free one.
+-- Adds `counts` (group -> number, negative when leases end; callers count only the
+-- leases `counted` says) to K_GROUP_INFLIGHT, in three commands whatever their number.
+-- Callers touch the groups: a lease that starts or ends may stop or free one.
 local function count_leases(counts)
   local names = {}
   for group in pairs(counts) do names[#names + 1] = group end
@@ -159,10 +177,18 @@ local function count_leases(counts)
     else
       emptied[#emptied + 1] = group
     end
-    if groups().cap > 0 then touch(group) end
   end
   if #kept > 0 then redis.call('HSET', K_GROUP_INFLIGHT, unpack(kept)) end
   if #emptied > 0 then redis.call('HDEL', K_GROUP_INFLIGHT, unpack(emptied)) end
+end
+
+-- A lease of generation `gen` of a message of `group` ended: `ended` (group -> count,
+-- for count_leases) takes it if it counted. The group is touched when the lease may
+-- have kept it out of the rotation: under a cap, or when it dates from before the cap
+-- last changed (a group at a cap that was then lifted waits for one of those).
+local function lease_ended(ended, group, gen)
+  if counted(gen) then ended[group] = (ended[group] or 0) - 1 end
+  if groups().cap > 0 or gen <= groups().counted_after then touch_kept(group) end
 end
 
 -- Strict FIFO holds `group` until `at` (ms) when that is after `now`.
@@ -189,12 +215,12 @@ local function leave_pull_lane(ids, records)
     end
     return
   end
-  local plain, grouped, group_of = {}, {}, {}
+  local plain, grouped, group_of, gens = {}, {}, {}, {}
   for i, id in ipairs(ids) do
-    local group = select(7, parse_record(records[i]))
+    local _, _, _, gen, _, _, group = parse_record(records[i])
     if group then
       grouped[#grouped + 1] = id
-      group_of[#grouped] = group
+      group_of[#grouped], gens[#grouped] = group, gen
     else
       plain[#plain + 1] = id
     end
@@ -210,7 +236,7 @@ local function leave_pull_lane(ids, records)
   for i, id in ipairs(grouped) do
     local group = group_of[i]
     if leased[i] then
-      ended[group] = (ended[group] or 0) - 1
+      lease_ended(ended, group, gens[i])
     elseif places[i] then
       entries[#entries + 1] = lane_entry(group, tonumber(places[i]), id)
       touch(group)
@@ -226,9 +252,10 @@ end
 -- just served, in the order it last served them; those whose head is still visible go
 -- to the back of the rotation in that order, after the lanes joining it. Without `now`
 -- (a script that does not know the time) a lane in the rotation stays there, and one
--- that is not waits: the next pull moves each on if it must. Returns how many lanes
+-- that is not waits: the next pull moves each on if it must. `known_heads`: lane ->
+-- the place of its head where the caller has just read it. Returns how many lanes
 -- joined the rotation.
-local function settle_lanes(now, served)
+local function settle_lanes(now, served, known_heads)
   local lanes, kinds = {}, {}
   for lane, kind in pairs(touched) do
     lanes[#lanes + 1] = lane
@@ -236,56 +263,68 @@ local function settle_lanes(now, served)
   end
   touched = {}
   if #lanes == 0 then return 0 end
+  known_heads = known_heads or {}
   local cap = groups().cap
-  local inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(lanes))
-  local holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(lanes))
   local placed = redis.call('ZMSCORE', K_ROTATION, unpack(lanes))
-  local gone, unplaced, unwait, unhold, waits, heads = {}, {}, {}, {}, {}, {}
-  local joining, staying, due_at = {}, {}, {}
+  local joining, staying, due_at, look = {}, {}, {}, {}
   for i, lane in ipairs(lanes) do
-    local blocked = lane ~= '' and cap > 0 and tonumber(inflight[i] or '0') >= cap
-    local head = nil
-    if not blocked and not (placed[i] and kinds[i] == 'grew') then head = lane_head(lane) end
-    if placed[i] and kinds[i] == 'grew' and not blocked then
-      -- Still visible, head unchanged: more messages behind it.
+    if placed[i] and kinds[i] == 'kept' then
+      -- Still visible, head unchanged.
       staying[lane] = true
-    elseif blocked or not head then
-      gone[#gone + 1] = lane
-      if not blocked and holds[i] then unhold[#unhold + 1] = lane end
     else
-      local at = math.max(head, tonumber(holds[i] or '0'))
-      local visible = now and at <= now
-      if placed[i] and (visible or not now) then
-        staying[lane] = true
-        heads[#heads + 1] = at
-        heads[#heads + 1] = lane
-      elseif visible then
-        joining[#joining + 1] = lane
-        due_at[lane] = at
-        heads[#heads + 1] = at
-        heads[#heads + 1] = lane
-        unwait[#unwait + 1] = lane
-        if holds[i] then unhold[#unhold + 1] = lane end
+      look[#look + 1] = i
+    end
+  end
+  local gone, unplaced, unwait, unhold, waits = {}, {}, {}, {}, {}
+  if #look > 0 then
+    local names, unknown = {}, {}
+    for k, i in ipairs(look) do
+      names[k] = lanes[i]
+      if not known_heads[lanes[i]] then unknown[#unknown + 1] = lanes[i] end
+    end
+    local inflight = {}
+    if cap > 0 then inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(names)) end
+    -- A lane whose head the caller just read in the rotation has no hold left.
+    local holds = {}
+    if #unknown > 0 then
+      local scores = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(unknown))
+      for k, lane in ipairs(unknown) do holds[lane] = scores[k] end
+    end
+    for k, i in ipairs(look) do
+      local lane = lanes[i]
+      local hold = holds[lane]
+      local blocked = lane ~= '' and cap > 0 and tonumber(inflight[k] or '0') >= cap
+      local head = nil
+      if not blocked then head = known_heads[lane] or lane_head(lane) end
+      if blocked or not head then
+        gone[#gone + 1] = lane
+        if not blocked and hold then unhold[#unhold + 1] = lane end
       else
-        if placed[i] then unplaced[#unplaced + 1] = lane end
-        waits[#waits + 1] = at
-        waits[#waits + 1] = lane
+        local at = math.max(head, tonumber(hold or '0'))
+        local visible = now and at <= now
+        if placed[i] and (visible or not now) then
+          staying[lane] = true
+        elseif visible then
+          joining[#joining + 1] = lane
+          due_at[lane] = at
+          unwait[#unwait + 1] = lane
+          if hold then unhold[#unhold + 1] = lane end
+        else
+          if placed[i] then unplaced[#unplaced + 1] = lane end
+          waits[#waits + 1] = at
+          waits[#waits + 1] = lane
+        end
       end
     end
   end
   if #gone > 0 then
     redis.call('ZREM', K_ROTATION, unpack(gone))
-    redis.call('ZREM', K_LANE_HEADS, unpack(gone))
     redis.call('ZREM', K_LANE_WAIT, unpack(gone))
   end
-  if #unplaced > 0 then
-    redis.call('ZREM', K_ROTATION, unpack(unplaced))
-    redis.call('ZREM', K_LANE_HEADS, unpack(unplaced))
-  end
+  if #unplaced > 0 then redis.call('ZREM', K_ROTATION, unpack(unplaced)) end
   if #unwait > 0 then redis.call('ZREM', K_LANE_WAIT, unpack(unwait)) end
   if #unhold > 0 then redis.call('ZREM', K_GROUP_HOLD, unpack(unhold)) end
   if #waits > 0 then redis.call('ZADD', K_LANE_WAIT, unpack(waits)) end
-  if #heads > 0 then redis.call('ZADD', K_LANE_HEADS, unpack(heads)) end
   -- Lanes join in the order their heads became visible (then by name, so the order
   -- does not depend on Lua's table order), then the lanes just served.
   table.sort(joining, function(a, b)
@@ -320,25 +359,26 @@ end
 -- one), round-robin over the lanes at the front of the rotation: one message of each
 -- lane per round, in rotation order; a lane drops out of the rounds when it has no more
 -- visible messages or no more room under group_max_inflight. Each pass asks every lane
--- still in for an equal share of what is missing, and a lane stays in only if it gave
--- its whole share, so the reads are O(batch) entries in O(batch) commands whatever the
--- number of groups. Returns the chosen ids and records, each one's K_LANES entry
--- (false: ungrouped), and the lanes served in the order each was last served; every
--- lane looked at is touched.
+-- still in for an equal share of what is missing (and one more, to learn what follows
+-- it), and a lane stays in only if it gave its whole share, so the reads are O(batch)
+-- entries in O(batch) commands whatever the number of groups. Returns the chosen ids
+-- and records, each one's K_LANES entry (false: ungrouped), the lanes served in the
+-- order each was last served, and, where a read showed it, the place of each lane's
+-- next head (for settle_lanes). Every lane looked at is touched.
 local function select_round_robin(now, batch, budget)
   local lanes = redis.call('ZRANGE', K_ROTATION, 0, batch - 1)
-  if #lanes == 0 then return {}, {}, {}, {} end
+  if #lanes == 0 then return {}, {}, {}, {}, {} end
   local cap = groups().cap
   local inflight = {}
   if cap > 0 then inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(lanes)) end
-  local room, picked, entries, open = {}, {}, {}, {}
+  local room, picked, entries, places, beyond, open = {}, {}, {}, {}, {}, {}
   for i, lane in ipairs(lanes) do
     touch(lane)
     room[i] = batch
     if cap > 0 and lane ~= '' then
       room[i] = math.min(batch, cap - tonumber(inflight[i] or '0'))
     end
-    picked[i], entries[i] = {}, {}
+    picked[i], entries[i], places[i] = {}, {}, {}
     if room[i] > 0 then open[#open + 1] = i end
   end
   local total, rounds = 0, 0
@@ -347,14 +387,16 @@ local function select_round_robin(now, batch, budget)
     local still = {}
     for _, i in ipairs(open) do
       local want = math.min(share, room[i] - #picked[i])
-      local ids, found = lane_visible(lanes[i], now, #picked[i], want)
-      for k, id in ipairs(ids) do
-        picked[i][#picked[i] + 1] = id
-        entries[i][#picked[i]] = found[k] or false
+      local ids, found, at = lane_visible(lanes[i], now, #picked[i], want + 1)
+      for k = 1, math.min(#ids, want) do
+        local n = #picked[i] + 1
+        picked[i][n], entries[i][n], places[i][n] = ids[k], found[k] or false, at[k]
       end
-      total = total + #ids
+      -- The visible message after these, if any.
+      beyond[i] = at[want + 1]
+      total = total + math.min(#ids, want)
       rounds = math.max(rounds, #picked[i])
-      if #ids == want and #picked[i] < room[i] then still[#still + 1] = i end
+      if #ids > want and #picked[i] < room[i] then still[#still + 1] = i end
     end
     open = still
   end
@@ -365,26 +407,28 @@ local function select_round_robin(now, batch, budget)
       if picked[i][k] then order[#order + 1] = {i, k} end
     end
   end
-  if #order == 0 then return {}, {}, {}, {} end
+  if #order == 0 then return {}, {}, {}, {}, {} end
   local wanted = {}
   for n = 1, math.min(#order, batch) do wanted[n] = picked[order[n][1]][order[n][2]] end
   local found = redis.call('HMGET', K_MSG, unpack(wanted))
-  local ids, records, entry_of, last = {}, {}, {}, {}
+  local ids, records, entry_of, last, taken = {}, {}, {}, {}, {}
   local size = 0
   for n, id in ipairs(wanted) do
     if #ids > 0 and size + #found[n] > budget then break end
     local i, k = order[n][1], order[n][2]
     ids[n], records[n], entry_of[n] = id, found[n], entries[i][k]
-    last[i] = n
+    last[i], taken[i] = n, k
     size = size + #found[n]
   end
-  local served = {}
+  local served, next_heads = {}, {}
   for i = 1, #lanes do
     if last[i] then served[#served + 1] = i end
+    -- Lane order is place order, so the next head is the first message not taken.
+    next_heads[lanes[i]] = places[i][(taken[i] or 0) + 1] or beyond[i]
   end
   table.sort(served, function(a, b) return last[a] < last[b] end)
   for n, i in ipairs(served) do served[n] = lanes[i] end
-  return ids, records, entry_of, served
+  return ids, records, entry_of, served, next_heads
 end
 
 -- Whether any message of the queue has a listener lane (K_REFS exists), asked of Redis
@@ -660,8 +704,8 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
   local due, grouped, ended, holds, dead, dead_records = {}, {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local rec = records[i]
-    local _, ts, attempts, _, _, _, group = parse_record(rec)
-    if group then ended[group] = (ended[group] or 0) - 1 end
+    local _, ts, attempts, gen, _, _, group = parse_record(rec)
+    if group then lease_ended(ended, group, gen) end
     if attempts >= max_deliveries then
       dead[#dead + 1] = id
       dead_records[#dead_records + 1] = rec

@@ -1,10 +1,10 @@
 -- Deletes messages by id, whatever their state (and from every listener's lane).
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
--- ARGV[1]: access (see may_access in lib.lua)   ARGV[2..]: message ids
+-- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)   ARGV[3..]: message ids
 -- Returns: {NOT_FOUND} or {OK, status per id: OK deleted, ABSENT no such message}
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
-local ids = {unpack(ARGV, 2)}
+local ids = {unpack(ARGV, 3)}
 local out = {OK}
 if #ids == 0 then return out end
 local records = redis.call('HMGET', K_MSG, unpack(ids))
@@ -20,5 +20,5 @@ for i, id in ipairs(ids) do
   end
 end
 delete_messages(live, live_records)
-settle_lanes()
+settle_lanes(tonumber(ARGV[2]))
 return out

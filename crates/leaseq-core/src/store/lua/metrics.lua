@@ -18,11 +18,12 @@ if groups().on then
     + redis.call('ZCOUNT', K_GROUP_HOLD, after_now, '+inf')
   visible_groups = redis.call('ZCARD', K_ROTATION)
   if redis.call('ZSCORE', K_ROTATION, '') then visible_groups = visible_groups - 1 end
-  -- The ungrouped lane is not a group: the oldest head of the first two that is.
-  local heads = redis.call('ZRANGE', K_LANE_HEADS, 0, 1, 'WITHSCORES')
-  for i = 1, #heads, 2 do
-    if heads[i] ~= '' then
-      oldest_head = tonumber(heads[i + 1])
+  -- The front of the rotation has waited longest for its turn; the ungrouped lane is
+  -- not a group.
+  for _, lane in ipairs(redis.call('ZRANGE', K_ROTATION, 0, 1)) do
+    if lane ~= '' then
+      oldest_head = math.max(lane_head(lane) or 0,
+        tonumber(redis.call('ZSCORE', K_GROUP_HOLD, lane) or '0'))
       break
     end
   end

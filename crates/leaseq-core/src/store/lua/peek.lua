@@ -8,9 +8,9 @@
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq',
-  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight')
+  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[7], meta[8])
+know_groups(meta[7], meta[8], meta[9])
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end

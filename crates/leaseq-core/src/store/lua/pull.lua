@@ -19,9 +19,9 @@
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_visibility_timeout_ms',
   'delivery_paused', 'c_max_retries', 'c_dlq', 'bytes', 'lease_seq', 'delivered', 'waiting',
-  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight')
+  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[13], meta[14])
+know_groups(meta[13], meta[14], meta[15])
 if meta[4] == '1' then return {PAUSED} end
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
@@ -37,11 +37,11 @@ local buried = reclaim_expired(now, tonumber(ARGV[5]), max_deliveries, (meta[6] 
 -- Once their records reach the reply budget the rest stay where they are, first in
 -- line for the next pull.
 local budget = tonumber(ARGV[6])
-local ids, records, entry_of, served = {}, {}, {}, {}
+local ids, records, entry_of, served, next_heads = {}, {}, {}, {}, {}
 if groups().on then
   promote_lanes(now, tonumber(ARGV[5]))
   settle_lanes(now)
-  ids, records, entry_of, served = select_round_robin(now, batch, budget)
+  ids, records, entry_of, served, next_heads = select_round_robin(now, batch, budget)
 else
   local candidates = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
   if #candidates > 0 then
@@ -65,7 +65,7 @@ if #ids == 0 then
   b = backlog(bytes)
   local wait = tonumber(ARGV[7])
   -- A lane looked at may have to move on (to wait, or out while its group is full).
-  settle_lanes(now)
+  settle_lanes(now, nil, next_heads)
   if wait == 0 then return {OK, b[1], b[2], b[3], buried, 0} end
   -- A push from now until the wait ends wakes this pull (announce_due in lib.lua).
   if tonumber(meta[10] or '0') < now + wait then
@@ -89,7 +89,7 @@ for i, id in ipairs(ids) do
   if entry_of[i] then
     grouped[#grouped + 1] = id
     entries[#entries + 1] = entry_of[i]
-    started[group] = (started[group] or 0) + 1
+    if counted(gen) then started[group] = (started[group] or 0) + 1 end
   else
     plain[#plain + 1] = id
   end
@@ -108,7 +108,7 @@ if #grouped > 0 then
 end
 redis.call('HSET', K_MSG, unpack(updated))
 redis.call('ZADD', K_LEASED, unpack(leases))
-if groups().on then settle_lanes(now, served) end
+if groups().on then settle_lanes(now, served, next_heads) end
 
 b = backlog(bytes)
 out[2], out[3], out[4] = b[1], b[2], b[3]

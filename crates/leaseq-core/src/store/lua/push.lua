@@ -18,9 +18,9 @@
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
   'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting', 'listeners', 'c_id', 'grouped',
-  'group_max_inflight')
+  'group_max_inflight', 'counted_after')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[11], meta[12])
+know_groups(meta[11], meta[12], meta[13])
 -- Messages held before this push: for the quota and the reply's backlog count.
 local held = redis.call('HLEN', K_MSG)
 local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000

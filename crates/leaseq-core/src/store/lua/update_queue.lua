@@ -5,7 +5,15 @@
 
 if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NOT_FOUND} end
 if #ARGV > 1 then
+  local cap_before = tonumber(redis.call('HGET', K_META, 'group_max_inflight') or '0')
   redis.call('HSET', K_META, unpack(ARGV, 2))
+  local cap = tonumber(redis.call('HGET', K_META, 'group_max_inflight') or '0')
+  if (cap_before == 0) ~= (cap == 0) then
+    -- Leases are counted only under a cap (counted in lib.lua): a new cap counts the
+    -- leases made from now on, and without one the counts go.
+    redis.call('UNLINK', K_GROUP_INFLIGHT)
+    redis.call('HSET', K_META, 'counted_after', redis.call('HGET', K_META, 'lease_seq') or '0')
+  end
 end
 local out = {OK}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do out[#out + 1] = v end
