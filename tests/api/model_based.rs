@@ -4,8 +4,16 @@
 //! the model: what a pull returns (exactly the oldest visible messages, each once and
 //! never one leased elsewhere), attempts, ack and retry counts, and exact backlog
 //! metrics. At the end every message pushed is accounted for.
+//!
+//! A second run adds message groups (SPEC §13): messages of three groups and ungrouped
+//! ones, under a `group_max_inflight` of 0, 1 or 2. A pull's exact choice then depends
+//! on the rotation, so it is checked by what must hold whatever the rotation: each
+//! lane gives a prefix of its visible messages in lane order (a retried or expired
+//! message of a strict FIFO group keeps its place and holds the group), no group
+//! passes its cap, the batch is as full as the lanes allow, and no lane gives two
+//! more than another that still had messages to give.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use leaseq::model::ManualClock;
@@ -21,6 +29,8 @@ const STEPS: usize = 120;
 const MAX_RETRIES: u32 = 1;
 /// The dead-letter queue has no consumer: the default applies, and no dead-letter queue.
 const DEFAULT_MAX_RETRIES: u32 = 3;
+/// The groups of the grouped run; `None` pushes ungrouped messages beside them.
+const GROUPS: [Option<&str>; 4] = [None, Some("a"), Some("b"), Some("c")];
 
 /// xorshift64*: a few lines, seeded, no dependency.
 struct Rng(u64);
@@ -54,6 +64,9 @@ struct Message {
     state: State,
     /// Counts the message's entries into a queue: leases of an earlier life ack nothing.
     life: u32,
+    group: Option<String>,
+    /// When it was pushed (ms): a strict FIFO group puts a retried message back there.
+    pushed_at: u64,
 }
 
 /// A lease the test holds: for which message, queue and life it was issued.
@@ -72,6 +85,10 @@ struct Model {
     pushed: usize,
     /// Messages that left for good: acked, deleted, purged or dropped.
     gone: usize,
+    /// The work queue's group_max_inflight (the dead-letter queue has none).
+    cap: u32,
+    /// Strict FIFO: group -> until when (ms) it waits for its retried head.
+    holds: HashMap<String, u64>,
 }
 
 impl Model {
@@ -100,10 +117,68 @@ impl Model {
             };
             if message.attempts > Self::max_retries(queue) {
                 self.bury(queue, &id, now);
+            } else if queue == 0 && self.cap == 1 && message.group.is_some() {
+                // Its place is its push time; the lease expired, so no hold.
+                message.state = State::Due(message.pushed_at);
             } else {
                 message.state = State::Due(until);
             }
         }
+    }
+
+    /// Whether a due message at `at` is visible now, its group's hold included.
+    fn is_visible(&self, queue: usize, message: &Message, at: u64, now: u64) -> bool {
+        let held = queue == 0
+            && message
+                .group
+                .as_ref()
+                .and_then(|g| self.holds.get(g))
+                .is_some_and(|&until| until > now);
+        at <= now && !held
+    }
+
+    /// The visible messages of each lane (group, or `None` for the ungrouped ones), in
+    /// lane order: by place, then id.
+    fn lanes(&self, queue: usize, now: u64) -> BTreeMap<Option<String>, Vec<String>> {
+        let mut lanes: BTreeMap<Option<String>, Vec<(u64, String)>> = BTreeMap::new();
+        for (id, m) in &self.queues[queue] {
+            if let State::Due(at) = m.state
+                && self.is_visible(queue, m, at, now)
+            {
+                lanes
+                    .entry(m.group.clone())
+                    .or_default()
+                    .push((at, id.clone()));
+            }
+        }
+        lanes
+            .into_iter()
+            .map(|(lane, mut due)| {
+                due.sort();
+                (lane, due.into_iter().map(|(_, id)| id).collect())
+            })
+            .collect()
+    }
+
+    /// A hold ends with its group's last due message (the broker drops it when it finds
+    /// the group's lane empty).
+    fn prune_holds(&mut self) {
+        let queue = &self.queues[0];
+        self.holds.retain(|group, _| {
+            queue
+                .values()
+                .any(|m| m.group.as_deref() == Some(group) && matches!(m.state, State::Due(_)))
+        });
+    }
+
+    /// Leased messages of `group` in `queue`.
+    fn leased(&self, queue: usize, group: &str) -> u32 {
+        self.queues[queue]
+            .values()
+            .filter(|m| {
+                m.group.as_deref() == Some(group) && matches!(m.state, State::Leased { .. })
+            })
+            .count() as u32
     }
 
     /// A message whose last delivery failed: from the work queue into the dead-letter
@@ -138,6 +213,8 @@ impl Model {
 }
 
 struct Run {
+    /// Whether pushes carry groups (then pulls are checked by their properties).
+    grouped: bool,
     app: TestApp,
     clock: ManualClock,
     queues: [String; 2],
@@ -169,8 +246,17 @@ impl Run {
         for _ in 0..n {
             self.seq += 1;
             let delay = if self.rng.below(4) == 0 { 1 } else { 0 };
-            messages.push(json!({"body": format!("m{}", self.seq), "delay_seconds": delay}));
-            delays.push((format!("m{}", self.seq), delay));
+            let group = if self.grouped {
+                GROUPS[self.rng.below(GROUPS.len() as u64) as usize]
+            } else {
+                None
+            };
+            let mut message = json!({"body": format!("m{}", self.seq), "delay_seconds": delay});
+            if let Some(group) = group {
+                message["group_id"] = json!(group);
+            }
+            messages.push(message);
+            delays.push((format!("m{}", self.seq), delay, group));
         }
         self.post(0, "/messages/batch", json!({"messages": messages}))
             .await;
@@ -189,11 +275,12 @@ impl Run {
                 continue;
             }
             let body = m["body"].as_str().expect("body").to_owned();
-            let delay = delays
+            let (delay, group) = delays
                 .iter()
-                .find(|(b, _)| *b == body)
-                .map(|(_, d)| *d)
+                .find(|(b, _, _)| *b == body)
+                .map(|(_, d, g)| (*d, g.map(str::to_owned)))
                 .expect("a message just pushed");
+            assert_eq!(m["group_id"].as_str(), group.as_deref(), "{m}");
             self.model.queues[0].insert(
                 id,
                 Message {
@@ -201,6 +288,8 @@ impl Run {
                     attempts: 0,
                     state: State::Due(now + delay * 1000),
                     life: 0,
+                    group,
+                    pushed_at: now,
                 },
             );
         }
@@ -230,7 +319,11 @@ impl Run {
             .iter()
             .map(|m| m["id"].as_str().expect("id").to_owned())
             .collect();
-        assert_eq!(ids, expected, "pull of queue {queue} at {now}");
+        if self.grouped {
+            self.check_round_robin(queue, batch, &ids, now);
+        } else {
+            assert_eq!(ids, expected, "pull of queue {queue} at {now}");
+        }
         for m in got {
             let id = m["id"].as_str().expect("id").to_owned();
             let lease = m["lease_id"].as_str().expect("lease").to_owned();
@@ -250,6 +343,60 @@ impl Run {
                 queue,
                 life: message.life,
             });
+        }
+    }
+
+    /// What a grouped pull must have done, whatever the rotation.
+    fn check_round_robin(&self, queue: usize, batch: usize, ids: &[String], now: u64) {
+        let lanes = self.model.lanes(queue, now);
+        let cap = if queue == 0 { self.model.cap } else { 0 };
+        let mut got: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        for id in ids {
+            let message = self.model.queues[queue]
+                .get(id)
+                .unwrap_or_else(|| panic!("pulled {id}, which the model does not hold"));
+            got.entry(message.group.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        // Per lane: how many it could give (visible, and room under the cap).
+        let available: BTreeMap<&Option<String>, usize> = lanes
+            .iter()
+            .map(|(lane, visible)| {
+                let room = match (lane, cap) {
+                    (Some(group), 1..) => cap.saturating_sub(self.model.leased(queue, group)),
+                    _ => u32::MAX,
+                };
+                (lane, visible.len().min(room as usize))
+            })
+            .collect();
+        let context =
+            format!("queue {queue} at {now}, batch {batch}: got {got:?}, lanes {lanes:?}");
+        for (lane, ids) in &got {
+            let visible = lanes.get(lane).map(Vec::as_slice).unwrap_or_default();
+            assert_eq!(
+                ids.as_slice(),
+                &visible[..ids.len().min(visible.len())],
+                "lane {lane:?} gave a prefix of its visible messages in order: {context}"
+            );
+            assert!(
+                ids.len() <= available[lane],
+                "lane {lane:?} within its cap: {context}"
+            );
+        }
+        let total: usize = available.values().sum();
+        assert_eq!(
+            ids.len(),
+            total.min(batch),
+            "as full as the lanes allow: {context}"
+        );
+        let most = got.values().map(Vec::len).max().unwrap_or(0);
+        for (lane, &can) in &available {
+            let gave = got.get(*lane).map_or(0, Vec::len);
+            assert!(
+                gave + 1 >= most || gave == can,
+                "round-robin: lane {lane:?} gave {gave} of {can} while another gave {most}: {context}"
+            );
         }
     }
 
@@ -304,6 +451,15 @@ impl Run {
             retry_count += 1;
             if message.attempts > Model::max_retries(queue) {
                 self.model.bury(queue, &held.id, now);
+            } else if queue == 0 && self.model.cap == 1 && message.group.is_some() {
+                // Strict FIFO: back at its place, the group held for the delay.
+                message.state = State::Due(message.pushed_at);
+                if delay > 0 {
+                    let group = message.group.clone().unwrap_or_default();
+                    let until = now + delay * 1000;
+                    let hold = self.model.holds.entry(group).or_insert(0);
+                    *hold = (*hold).max(until);
+                }
             } else {
                 message.state = State::Due(now + delay * 1000);
             }
@@ -351,6 +507,7 @@ impl Run {
             .assert_ok();
         self.model.gone += self.model.queues[0].len();
         self.model.queues[0].clear();
+        self.model.holds.clear();
     }
 
     async fn redrive(&mut self) {
@@ -383,9 +540,17 @@ impl Run {
     }
 }
 
-async fn run(seed: u64) {
+async fn run(seed: u64, grouped: bool) {
     let (app, clock) = spawn_app_with_clock(|_| {}).await;
     let work = app.create_queue("work").await;
+    let cap = if grouped { (seed % 3) as u32 } else { 0 };
+    app.request(
+        Method::PATCH,
+        &format!("/queues/{work}"),
+        Some(json!({"settings": {"group_max_inflight": cap}})),
+    )
+    .await
+    .assert_ok();
     let dead = app.create_queue("work-dead").await;
     app.post(
         &format!("/queues/{work}/consumers"),
@@ -394,10 +559,14 @@ async fn run(seed: u64) {
     .await
     .assert_ok();
     let mut run = Run {
+        grouped,
         app,
         clock,
         queues: [work, dead],
-        model: Model::default(),
+        model: Model {
+            cap,
+            ..Model::default()
+        },
         held: Vec::new(),
         rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
         seq: 0,
@@ -415,6 +584,7 @@ async fn run(seed: u64) {
             94..=97 => run.redrive().await,
             _ => run.purge().await,
         }
+        run.model.prune_holds();
         run.check_metrics().await;
     }
     // Drain: everything left is delivered and acked, nothing more, nothing less.
@@ -432,7 +602,11 @@ async fn run(seed: u64) {
                 .iter()
                 .map(|m| m["id"].as_str().expect("id").to_owned())
                 .collect();
-            assert_eq!(ids, visible.into_iter().take(100).collect::<Vec<_>>());
+            if run.grouped {
+                run.check_round_robin(queue, 100, &ids, now);
+            } else {
+                assert_eq!(ids, visible.into_iter().take(100).collect::<Vec<_>>());
+            }
             if got.is_empty() {
                 break;
             }
@@ -461,6 +635,13 @@ async fn run(seed: u64) {
 #[tokio::test]
 async fn random_operations_agree_with_the_model_of_the_rules() {
     for seed in 1..=SEEDS {
-        run(seed).await;
+        run(seed, false).await;
+    }
+}
+
+#[tokio::test]
+async fn random_operations_on_message_groups_keep_the_rules_of_groups() {
+    for seed in 1..=SEEDS {
+        run(seed, true).await;
     }
 }
