@@ -401,6 +401,14 @@ enum Figure {
     Millis(u64),
 }
 
+/// How long ago `timestamp_ms` was; 0 stands for "none".
+fn age(timestamp_ms: u64, now_ms: u64) -> Figure {
+    Figure::Millis(match timestamp_ms {
+        0 => 0,
+        t => now_ms.saturating_sub(t),
+    })
+}
+
 const QUEUE_FAMILIES: [Family; 14] = [
     Family {
         name: "leaseq_queue_backlog_messages",
@@ -418,12 +426,7 @@ const QUEUE_FAMILIES: [Family; 14] = [
         name: "leaseq_queue_oldest_message_age_seconds",
         help: "Age of the oldest unacked message; 0 when empty",
         kind: Kind::Gauge,
-        figure: |f, now_ms| {
-            Figure::Millis(match f.oldest_timestamp_ms {
-                0 => 0,
-                t => now_ms.saturating_sub(t),
-            })
-        },
+        figure: |f, now_ms| age(f.oldest_timestamp_ms, now_ms),
     },
     Family {
         name: "leaseq_queue_inflight_messages",
@@ -447,12 +450,7 @@ const QUEUE_FAMILIES: [Family; 14] = [
         name: "leaseq_queue_group_head_wait_seconds",
         help: "Age of the head of the group waiting longest for its turn; 0 when none",
         kind: Kind::Gauge,
-        figure: |f, now_ms| {
-            Figure::Millis(match f.oldest_group_head_ms {
-                0 => 0,
-                t => now_ms.saturating_sub(t),
-            })
-        },
+        figure: |f, now_ms| age(f.oldest_group_head_ms, now_ms),
     },
     Family {
         name: "leaseq_messages_pushed_total",

@@ -87,21 +87,7 @@ for n, id in ipairs(ids) do
         dead_records[#dead_records + 1] = rec
       else
         if delay <= 0 then visible_now = visible_now + 1 end
-        local at = int(now + math.max(delay, 0) * 1000)
-        if not group then
-          due[#due + 1] = at
-          due[#due + 1] = id
-        elseif groups().cap == 1 then
-          -- Strict FIFO: it keeps its place at the head, and the group waits for it.
-          grouped[#grouped + 1] = ts
-          grouped[#grouped + 1] = id
-          grouped[#grouped + 1] = group
-          hold_group(holds, group, tonumber(at), now)
-        else
-          grouped[#grouped + 1] = at
-          grouped[#grouped + 1] = id
-          grouped[#grouped + 1] = group
-        end
+        due_again(due, grouped, holds, id, ts, group, now + math.max(delay, 0) * 1000, now)
       end
       out[#out + 1] = OK
     end

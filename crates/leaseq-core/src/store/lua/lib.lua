@@ -191,9 +191,24 @@ local function lease_ended(ended, group, gen)
   if groups().cap > 0 or gen <= groups().counted_after then touch_kept(group) end
 end
 
--- Strict FIFO holds `group` until `at` (ms) when that is after `now`.
-local function hold_group(holds, group, at, now)
-  if at > now and at > (holds[group] or 0) then holds[group] = at end
+-- A message that was leased (pushed at `ts`, of `group` or nil) is due again at `at`
+-- (ms): appended to `due` ({score, id, …}) or `grouped` ({place, id, group, …}) for
+-- make_due. Strict FIFO keeps its place (its push time, so it stays the head) and
+-- holds its group in `holds` (group -> until, for store_holds) while `at` is after `now`.
+local function due_again(due, grouped, holds, id, ts, group, at, now)
+  if not group then
+    due[#due + 1] = at
+    due[#due + 1] = id
+    return
+  end
+  local place = at
+  if groups().cap == 1 then
+    place = ts
+    if at > now and at > (holds[group] or 0) then holds[group] = at end
+  end
+  grouped[#grouped + 1] = place
+  grouped[#grouped + 1] = id
+  grouped[#grouped + 1] = group
 end
 
 local function store_holds(holds)
@@ -714,19 +729,7 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
       if delay_cap > delay_base then
         at = at + retry_delay(delay_base, delay_cap, attempts) * 1000
       end
-      if not group then
-        due[#due + 1] = at
-        due[#due + 1] = id
-      elseif groups().cap == 1 then
-        grouped[#grouped + 1] = ts
-        grouped[#grouped + 1] = id
-        grouped[#grouped + 1] = group
-        hold_group(holds, group, at, now)
-      else
-        grouped[#grouped + 1] = at
-        grouped[#grouped + 1] = id
-        grouped[#grouped + 1] = group
-      end
+      due_again(due, grouped, holds, id, ts, group, at, now)
     end
   end
   make_due(due, grouped)
