@@ -286,11 +286,22 @@ async fn failed_attempts_are_retried_with_growing_gaps_then_delivered() {
         })
         .collect();
     assert_eq!(attempts, [1, 2, 3, 4]);
-    let log = app
-        .get(&format!("/queues/{queue}/listeners/{listener}/deliveries"))
-        .await;
+    // The receiver counts a request when it arrives; the broker logs the attempt once
+    // the answer is back, a moment later.
+    let log_path = format!("/queues/{queue}/listeners/{listener}/deliveries");
+    let logged = async {
+        loop {
+            let log = app.get(&log_path).await.assert_ok().clone();
+            if log.as_array().map(Vec::len) == Some(4) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let log = tokio::time::timeout(WAIT, logged)
+        .await
+        .expect("4 attempts logged");
     let mut times: Vec<u64> = log
-        .assert_ok()
         .as_array()
         .expect("log")
         .iter()
