@@ -26,7 +26,11 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Settings whose `LEASEQ__*` values are taken exactly as written. figment reads other
 /// values as TOML-like scalars, so `LEASEQ__AUTH__JWT_SECRET=12345…` would become a
 /// number (changing it: leading zeros, exponents) and its type error would quote it.
-const RAW_ENV_KEYS: [&str; 2] = ["auth.jwt_secret", "auth.lease_secret"];
+const RAW_ENV_KEYS: [&str; 3] = [
+    "auth.jwt_secret",
+    "auth.lease_secret",
+    "auth.lease_secret_previous",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +161,11 @@ pub struct AuthSettings {
     pub lease_secret: Option<SecretString>,
     /// A file holding `lease_secret` (its trailing newline trimmed), instead of it.
     pub lease_secret_file: Option<PathBuf>,
+    /// The lease secret before a rotation: lease ids and refs it signed still verify.
+    #[serde(default, deserialize_with = "scalar_secret")]
+    pub lease_secret_previous: Option<SecretString>,
+    /// A file holding `lease_secret_previous`, instead of it.
+    pub lease_secret_previous_file: Option<PathBuf>,
 }
 
 /// A secret written as any scalar (`jwt_secret = 1234…` in TOML) is taken as its text;
@@ -257,6 +266,8 @@ pub enum JwtKey {
 pub struct Secrets {
     pub jwt: JwtKey,
     pub lease: SecretString,
+    /// `auth.lease_secret_previous`: verifies leases and refs, never signs.
+    pub lease_previous: Option<SecretString>,
 }
 
 impl Settings {
@@ -400,15 +411,28 @@ impl Settings {
             None => generate("lease_secret", "LEASEQ__AUTH__LEASE_SECRET")?,
         };
         check_strength(&lease, "lease_secret")?;
+        let lease_previous = configured_secret(
+            &auth.lease_secret_previous,
+            &auth.lease_secret_previous_file,
+            "lease_secret_previous",
+        )?;
+        if let Some(previous) = &lease_previous {
+            check_strength(previous, "lease_secret_previous")?;
+        }
         if let JwtKey::Secret(jwt) = &jwt {
             check_strength(jwt, "jwt_secret")?;
-            if jwt.expose_secret() == lease.expose_secret() {
+            let same_as_jwt = |secret: &SecretString| jwt.expose_secret() == secret.expose_secret();
+            if same_as_jwt(&lease) || lease_previous.as_ref().is_some_and(same_as_jwt) {
                 return Err(ConfigError::Invalid(
-                    "auth.jwt_secret and auth.lease_secret must be different secrets".into(),
+                    "auth.jwt_secret and auth.lease_secret (and lease_secret_previous) must be different secrets".into(),
                 ));
             }
         }
-        Ok(Secrets { jwt, lease })
+        Ok(Secrets {
+            jwt,
+            lease,
+            lease_previous,
+        })
     }
 
     /// What is allowed but probably a mistake, for `serve` to log at start-up.
@@ -745,6 +769,27 @@ mod tests {
         let message = settings.secrets(false).err().expect("refused").to_string();
         assert!(message.contains("must be different"), "{message}");
         assert!(!message.contains(STRONG_JWT), "{message}");
+    }
+
+    #[test]
+    fn the_previous_lease_secret_is_held_to_the_same_rules() {
+        let with_previous = |previous: &str| {
+            let mut settings = with_secrets(STRONG_JWT, STRONG_LEASE);
+            settings.auth.lease_secret_previous = Some(previous.to_owned().into());
+            settings.secrets(false)
+        };
+        let short = "short-secret-31-bytes-012345678";
+        let message = with_previous(short).err().expect("short").to_string();
+        assert!(message.contains("lease_secret_previous"), "{message}");
+        assert!(!message.contains(short), "{message}");
+        let message = with_previous(STRONG_JWT).err().expect("same").to_string();
+        assert!(message.contains("must be different"), "{message}");
+        let previous = "an-older-lease-secret-of-32-bytes-or-more";
+        let secrets = with_previous(previous).expect("accepted");
+        assert_eq!(
+            secrets.lease_previous.as_ref().map(|s| s.expose_secret()),
+            Some(previous)
+        );
     }
 
     #[test]

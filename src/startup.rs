@@ -77,13 +77,13 @@ impl Application {
             wait_replicas: settings.durability.wait_replicas,
         })?
         .with_metrics(metrics.clone());
-        let broker = Broker::new(
-            store,
-            LeaseSigner::new(secrets.lease.expose_secret().as_bytes()),
-            settings.limits.clone(),
-        )
-        .with_clock(clock)
-        .with_rate_limits(settings.rate_limits.clone());
+        let mut signer = LeaseSigner::new(secrets.lease.expose_secret().as_bytes());
+        if let Some(previous) = &secrets.lease_previous {
+            signer = signer.with_previous(previous.expose_secret().as_bytes());
+        }
+        let broker = Broker::new(store, signer, settings.limits.clone())
+            .with_clock(clock)
+            .with_rate_limits(settings.rate_limits.clone());
         let scrape = web::Data::new(api::Scrape::new(
             metrics.clone(),
             broker.clone(),

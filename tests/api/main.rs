@@ -16,6 +16,7 @@ mod messages;
 mod model_based;
 mod observability;
 mod openapi;
+mod operations;
 mod queues;
 mod security;
 mod security_auth;

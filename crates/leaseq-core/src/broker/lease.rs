@@ -6,6 +6,10 @@
 //! account, queue, message id and generation (truncated to 128 bits). Binding the account
 //! and queue means a lease replayed against another queue or account fails verification
 //! exactly like a forged one.
+//!
+//! The signer may also hold the previous secret (`auth.lease_secret_previous`): lease
+//! ids and refs it signed still verify, so the secret can rotate without turning every
+//! outstanding lease into a redelivery. New ones are always signed with the current one.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -30,17 +34,36 @@ pub struct Lease {
 #[derive(Clone)]
 pub struct LeaseSigner {
     key: HmacSha256,
+    /// The secret before the last rotation: verifies, never signs.
+    previous: Option<HmacSha256>,
+}
+
+fn hmac_key(secret: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length; the error case cannot happen for HMAC.
+    <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
 }
 
 impl LeaseSigner {
     pub fn new(secret: &[u8]) -> Self {
-        // HMAC accepts keys of any length; the error case cannot happen for HMAC.
-        let key = <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-        Self { key }
+        Self {
+            key: hmac_key(secret),
+            previous: None,
+        }
     }
 
-    fn mac(&self, account: &AccountId, queue: QueueId, lease: Lease) -> HmacSha256 {
-        let mut mac = self.key.clone();
+    /// Also accepts what `previous` signed.
+    pub fn with_previous(mut self, previous: &[u8]) -> Self {
+        self.previous = Some(hmac_key(previous));
+        self
+    }
+
+    /// The current key, then the previous one.
+    fn keys(&self) -> impl Iterator<Item = &HmacSha256> {
+        std::iter::once(&self.key).chain(self.previous.as_ref())
+    }
+
+    fn mac(key: &HmacSha256, account: &AccountId, queue: QueueId, lease: Lease) -> HmacSha256 {
+        let mut mac = key.clone();
         mac.update(b"leaseq/lease/v1\0");
         mac.update(account.as_str().as_bytes());
         mac.update(b"\0");
@@ -51,7 +74,9 @@ impl LeaseSigner {
     }
 
     pub fn sign(&self, account: &AccountId, queue: QueueId, lease: Lease) -> String {
-        let tag = self.mac(account, queue, lease).finalize().into_bytes();
+        let tag = Self::mac(&self.key, account, queue, lease)
+            .finalize()
+            .into_bytes();
         let mut out = String::with_capacity(LEASE_ID_LEN);
         out.push_str(&lease.message_id.to_string());
         out.push_str(&format!("{:016x}", lease.generation));
@@ -80,10 +105,13 @@ impl LeaseSigner {
             message_id,
             generation,
         };
-        self.mac(account, queue, lease)
-            .verify_truncated_left(&tag)
-            .ok()
-            .map(|()| lease)
+        self.keys()
+            .any(|key| {
+                Self::mac(key, account, queue, lease)
+                    .verify_truncated_left(&tag)
+                    .is_ok()
+            })
+            .then_some(lease)
     }
 }
 
@@ -92,8 +120,13 @@ impl LeaseSigner {
 const REF_LEN: usize = 1 + ID_HEX + MAC_BYTES * 2;
 
 impl LeaseSigner {
-    fn ref_mac(&self, account: &AccountId, queue: QueueId, message: MessageId) -> HmacSha256 {
-        let mut mac = self.key.clone();
+    fn ref_mac(
+        key: &HmacSha256,
+        account: &AccountId,
+        queue: QueueId,
+        message: MessageId,
+    ) -> HmacSha256 {
+        let mut mac = key.clone();
         mac.update(b"leaseq/ref/v1\0");
         mac.update(account.as_str().as_bytes());
         mac.update(b"\0");
@@ -104,8 +137,7 @@ impl LeaseSigner {
 
     /// The ref a peek shows for `message`: what `POST …/messages/purge` takes.
     pub fn sign_ref(&self, account: &AccountId, queue: QueueId, message: MessageId) -> String {
-        let tag = self
-            .ref_mac(account, queue, message)
+        let tag = Self::ref_mac(&self.key, account, queue, message)
             .finalize()
             .into_bytes();
         let mut out = String::with_capacity(REF_LEN);
@@ -125,10 +157,13 @@ impl LeaseSigner {
         }
         let message = MessageId::parse(&r[1..=ID_HEX])?;
         let tag = decode_hex(&r[1 + ID_HEX..])?;
-        self.ref_mac(account, queue, message)
-            .verify_truncated_left(&tag)
-            .ok()
-            .map(|()| message)
+        self.keys()
+            .any(|key| {
+                Self::ref_mac(key, account, queue, message)
+                    .verify_truncated_left(&tag)
+                    .is_ok()
+            })
+            .then_some(message)
     }
 }
 
@@ -231,6 +266,29 @@ mod tests {
         assert_eq!(
             LeaseSigner::new(b"other-secret").verify(&account, queue, &id),
             None
+        );
+    }
+
+    #[test]
+    fn leases_and_refs_of_the_previous_secret_verify_and_new_ones_use_the_current() {
+        let (old, account, queue, lease) = fixture();
+        let message = lease.message_id;
+        let old_lease = old.sign(&account, queue, lease);
+        let old_ref = old.sign_ref(&account, queue, message);
+        let rotated = LeaseSigner::new(b"new-secret").with_previous(b"test-secret");
+        assert_eq!(rotated.verify(&account, queue, &old_lease), Some(lease));
+        assert_eq!(rotated.verify_ref(&account, queue, &old_ref), Some(message));
+        let new_lease = rotated.sign(&account, queue, lease);
+        assert_ne!(new_lease, old_lease, "signed with the current secret");
+        assert_eq!(
+            LeaseSigner::new(b"new-secret").verify(&account, queue, &new_lease),
+            Some(lease)
+        );
+        assert_eq!(old.verify(&account, queue, &new_lease), None);
+        assert_eq!(
+            LeaseSigner::new(b"new-secret").verify(&account, queue, &old_lease),
+            None,
+            "once the previous secret is dropped, its leases are refused"
         );
     }
 
