@@ -26,10 +26,11 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Settings whose `LEASEQ__*` values are taken exactly as written. figment reads other
 /// values as TOML-like scalars, so `LEASEQ__AUTH__JWT_SECRET=12345…` would become a
 /// number (changing it: leading zeros, exponents) and its type error would quote it.
-const RAW_ENV_KEYS: [&str; 3] = [
+const RAW_ENV_KEYS: [&str; 4] = [
     "auth.jwt_secret",
     "auth.lease_secret",
     "auth.lease_secret_previous",
+    "metrics.token",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +224,20 @@ pub struct MetricsSettings {
     /// Queues with series of their own, those with the largest backlogs; the rest are
     /// summed into one `account="",queue="_other"` series. 0: every queue.
     pub max_queue_series: usize,
+    /// An address of its own for `/metrics` (and the probes); empty: the API's.
+    pub bind: String,
+    /// A bearer token `/metrics` asks for; unset: none.
+    #[serde(default, deserialize_with = "scalar_secret")]
+    pub token: Option<SecretString>,
+}
+
+impl MetricsSettings {
+    /// `metrics.token`, when set to something.
+    pub fn token(&self) -> Option<&SecretString> {
+        self.token
+            .as_ref()
+            .filter(|token| !token.expose_secret().is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +316,9 @@ impl Settings {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid("server.bind must be an address like 127.0.0.1:8080");
+        }
+        if !self.metrics.bind.is_empty() && self.metrics.bind.parse::<SocketAddr>().is_err() {
+            return invalid("metrics.bind must be empty or an address like 127.0.0.1:9464");
         }
         let prefix = &self.redis.key_prefix;
         if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace)
@@ -769,6 +787,16 @@ mod tests {
         let message = settings.secrets(false).err().expect("refused").to_string();
         assert!(message.contains("must be different"), "{message}");
         assert!(!message.contains(STRONG_JWT), "{message}");
+    }
+
+    #[test]
+    fn metrics_bind_is_empty_or_an_address() {
+        let mut settings = Settings::defaults().expect("defaults are valid");
+        settings.metrics.bind = "127.0.0.1:9464".into();
+        assert!(settings.validate().is_ok());
+        settings.metrics.bind = "localhost".into();
+        let message = settings.validate().expect_err("refused").to_string();
+        assert!(message.contains("metrics.bind"), "{message}");
     }
 
     #[test]

@@ -45,6 +45,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 tracing::info!(%base, "leaseq is listening");
                 // On stdout too, so scripts that start the broker on port 0 can find it.
                 println!("leaseq listening on {base}");
+                if let Some(port) = app.metrics_port() {
+                    let host = settings.metrics.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                    tracing::info!(metrics = %format!("http://{host}:{port}/metrics"), "metrics are served on their own address");
+                }
                 if config.dev {
                     let keys = settings.token_keys(&secrets).map_err(|e| e.to_string())?;
                     let request = TokenRequest {

@@ -45,7 +45,10 @@ pub enum StartupError {
 
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
+    /// `metrics.bind`'s listener, when set.
+    metrics_server: Option<Server>,
     broker: Broker,
 }
 
@@ -84,12 +87,15 @@ impl Application {
         let broker = Broker::new(store, signer, settings.limits.clone())
             .with_clock(clock)
             .with_rate_limits(settings.rate_limits.clone());
-        let scrape = web::Data::new(api::Scrape::new(
-            metrics.clone(),
-            broker.clone(),
-            Duration::from_millis(settings.metrics.cache_ms),
-            settings.metrics.max_queue_series,
-        ));
+        let scrape = web::Data::new(
+            api::Scrape::new(
+                metrics.clone(),
+                broker.clone(),
+                Duration::from_millis(settings.metrics.cache_ms),
+                settings.metrics.max_queue_series,
+            )
+            .with_token(settings.metrics.token()),
+        );
         let tokens = settings.token_keys(secrets)?;
         broker.listen_for_wakeups();
         tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());
@@ -130,6 +136,17 @@ impl Application {
         );
         // Rendered once here, not per request.
         let openapi = web::Data::new(api::openapi::OpenApiJson::new()?);
+        let metrics_server = (!settings.metrics.bind.is_empty())
+            .then(|| {
+                metrics_server(
+                    &settings.metrics.bind,
+                    scrape.clone(),
+                    broker.clone(),
+                    metrics.clone(),
+                )
+            })
+            .transpose()?;
+        let serve_metrics = metrics_server.is_none();
         let mut server = HttpServer::new(move || {
             // Runs once per worker, on the worker's own runtime.
             let broker = web::Data::new(shared_broker.with_own_connection());
@@ -152,7 +169,7 @@ impl Application {
                         cfg.app_data(limiter.clone());
                     }
                 })
-                .configure(api::routes)
+                .configure(api::routes(serve_metrics))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .client_request_timeout(client_timeout);
@@ -160,9 +177,12 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
+        let (metrics_port, metrics_server) = metrics_server.unzip();
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
             broker,
         })
     }
@@ -171,12 +191,51 @@ impl Application {
         self.port
     }
 
+    /// The port of `metrics.bind`, when set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
 
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics_server {
+            Some(metrics) => tokio::try_join!(self.server, metrics).map(|_| ()),
+            None => self.server.await,
+        }
     }
+}
+
+/// The listener of `metrics.bind`: `/metrics` and the probes, one worker.
+fn metrics_server(
+    bind: &str,
+    scrape: web::Data<api::Scrape>,
+    broker: Broker,
+    metrics: Arc<Metrics>,
+) -> Result<(u16, Server), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        bind: bind.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(bind).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .wrap_fn(move |req, srv| api::middleware::around(metrics.clone(), req, srv))
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .app_data(scrape.clone())
+            .app_data(web::Data::new(broker.with_own_connection()))
+            .app_data(api::query_config())
+            .app_data(api::path_config())
+            .configure(api::metrics_routes)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    Ok((port, server))
 }

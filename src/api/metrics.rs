@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use tracing_actix_web::RequestId;
+
+use super::ApiError;
 
 use crate::broker::Broker;
 use crate::metrics::{Metrics, QueueStats};
@@ -36,6 +40,9 @@ pub struct Scrape {
     ttl: Duration,
     /// Queues with series of their own (the largest backlogs); 0: every queue.
     max_queue_series: usize,
+    /// SHA-256 of `metrics.token`: comparing digests takes the same time however much
+    /// of a guess is right.
+    token_digest: Option<[u8; 32]>,
     cached: Mutex<Option<(Instant, Arc<Vec<QueueStats>>)>>,
 }
 
@@ -51,7 +58,32 @@ impl Scrape {
             broker,
             ttl,
             max_queue_series,
+            token_digest: None,
             cached: Mutex::new(None),
+        }
+    }
+
+    /// Scrapes must send `Authorization: Bearer <token>`.
+    pub fn with_token(mut self, token: Option<&SecretString>) -> Self {
+        self.token_digest = token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into());
+        self
+    }
+
+    fn admits(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let Some(expected) = &self.token_digest else {
+            return Ok(());
+        };
+        let sent = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|token| <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())));
+        match sent {
+            Some(digest) if digest == *expected => Ok(()),
+            _ => Err(ApiError::Unauthenticated(
+                "/metrics needs Authorization: Bearer <metrics.token>".into(),
+            )),
         }
     }
 
@@ -90,24 +122,31 @@ impl Scrape {
     tag = "operations",
     responses(
         (status = 200, description = "The exposition.", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "`metrics.token` is set and the request does not carry it."),
         (status = 500, description = "The exposition could not be rendered (empty body)."),
     ),
 )]
-pub async fn metrics(scrape: web::Data<Scrape>) -> HttpResponse {
+pub async fn metrics(
+    scrape: web::Data<Scrape>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    scrape.admits(&req)?;
     let stats = scrape.queue_stats().await;
     let now_ms = scrape.broker.now_ms();
-    match scrape
-        .metrics
-        .exposition(stats, scrape.max_queue_series, now_ms)
-    {
-        Ok(pieces) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .streaming(futures_util::stream::iter(
-                pieces.map(|piece| Ok::<_, Infallible>(web::Bytes::from(piece))),
-            )),
-        Err(e) => {
-            tracing::error!(error = %e, "could not render metrics");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    Ok(
+        match scrape
+            .metrics
+            .exposition(stats, scrape.max_queue_series, now_ms)
+        {
+            Ok(pieces) => HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .streaming(futures_util::stream::iter(
+                    pieces.map(|piece| Ok::<_, Infallible>(web::Bytes::from(piece))),
+                )),
+            Err(e) => {
+                tracing::error!(error = %e, "could not render metrics");
+                HttpResponse::InternalServerError().finish()
+            }
+        },
+    )
 }

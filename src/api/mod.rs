@@ -110,11 +110,28 @@ async fn no_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NoRoute)
 }
 
-/// Every route of the service.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Every route of the API port; `/metrics` among them unless `metrics.bind` gives it an
+/// address of its own (then it is 404 here, like any unknown path).
+pub fn routes(serve_metrics: bool) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        if serve_metrics {
+            cfg.route("/metrics", web::get().to(metrics::metrics));
+        }
+        cfg.configure(api_routes);
+    }
+}
+
+/// The metrics address (`metrics.bind`): `/metrics` and the probes, nothing else.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics::metrics))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(no_route));
+}
+
+fn api_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
         .route("/openapi.json", web::get().to(openapi::serve))
         .route("/ui", web::get().to(ui::redirect))
         .route("/ui/", web::get().to(ui::page))

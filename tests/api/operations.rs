@@ -93,3 +93,100 @@ async fn leases_and_refs_from_before_a_lease_secret_rotation_still_work() {
         .await;
     assert_eq!(acked.assert_ok()["ackCount"], 1);
 }
+
+#[tokio::test]
+async fn metrics_on_their_own_address_and_behind_a_token() {
+    let app = spawn_app_with(|s| {
+        s.metrics.bind = "127.0.0.1:0".into();
+        s.metrics.token = Some("scrape-token-of-the-test".to_owned().into());
+    })
+    .await;
+    let metrics_port = app.metrics_port.expect("metrics.bind is set");
+    let queue = app.create_queue("private").await;
+    app.push_numbered(&queue, 2).await;
+    let client = reqwest::Client::new();
+    let scrape = |token: Option<&'static str>| {
+        let mut request = client.get(format!("http://127.0.0.1:{metrics_port}/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // The API port no longer serves it, with or without the token.
+    let api = client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("scrape-token-of-the-test")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(api.status().as_u16(), 404);
+    let body: serde_json::Value = api.json().await.expect("envelope");
+    assert_eq!(body["success"], false);
+
+    let refused = scrape(None).await.expect("request");
+    assert_eq!(refused.status().as_u16(), 401);
+    let body: serde_json::Value = refused.json().await.expect("envelope");
+    assert_eq!(body["errors"][0]["code"], 10000);
+    assert_eq!(
+        scrape(Some("a-wrong-token"))
+            .await
+            .expect("request")
+            .status()
+            .as_u16(),
+        401
+    );
+    let served = scrape(Some("scrape-token-of-the-test"))
+        .await
+        .expect("request");
+    assert_eq!(served.status().as_u16(), 200);
+    let text = served.text().await.expect("text");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("leaseq_queue_backlog_messages{")
+                && l.contains("queue=\"private\"")),
+        "per-queue series on the metrics address"
+    );
+    // The probes answer there too; the API does not.
+    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/openapi.json", 404)] {
+        let reply = client
+            .get(format!("http://127.0.0.1:{metrics_port}{path}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(reply.status().as_u16(), status, "{path}");
+    }
+    // The API keeps its probes.
+    let health = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_metrics_token_guards_metrics_on_the_api_port_too() {
+    let app = spawn_app_with(|s| {
+        s.metrics.token = Some("scrape-token-of-the-test".to_owned().into());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", app.base);
+    let refused = client.get(&url).send().await.expect("request");
+    assert_eq!(refused.status().as_u16(), 401);
+    // An API token is not the metrics token.
+    let api_token = client
+        .get(&url)
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(api_token.status().as_u16(), 401);
+    let served = client
+        .get(&url)
+        .bearer_auth("scrape-token-of-the-test")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(served.status().as_u16(), 200);
+}

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub keys: TokenKeys,
     pub prefix: String,
     pub redis_url: String,
+    /// `metrics.bind`'s port, when the test set it.
+    pub metrics_port: Option<u16>,
 }
 
 /// A JSON response: status, headers and body (`Value::Null` when the body is not JSON).
@@ -132,6 +134,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Tes
     let app =
         Application::build_with_clock(&settings, &secrets, clock).expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let mut test_app = TestApp {
         base,
@@ -144,6 +147,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> Tes
             .into_iter()
             .next()
             .unwrap_or_else(redis_url),
+        metrics_port,
     };
     // With only a public key configured the app cannot mint; such tests sign their own.
     if matches!(secrets.jwt, JwtKey::Secret(_)) {
