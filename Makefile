@@ -70,10 +70,12 @@ $(TS_COMPAT)/node_modules/.installed: $(TS_COMPAT)/package-lock.json
 	touch $@
 
 ## The official `cloudflare` SDKs, Python and TypeScript (npm, from the lockfile),
-## against a real broker.
+## against a real broker; the Python one again over https (server.tls_*, with a
+## certificate from deploy/tls/make-local-ca.sh).
 compat: redis $(VENV)/.installed $(TS_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
 	$(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT)
+	LEASEQ_COMPAT_TLS=1 $(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT)
 	cd $(TS_COMPAT) && node --test --test-concurrency=1 sdk.test.mjs
 
 ## Format, clippy, and the layering: the domain crate must not depend on HTTP or OpenAPI.

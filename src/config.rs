@@ -79,6 +79,21 @@ pub struct ServerSettings {
     /// Addresses or CIDR blocks of proxies whose `X-Forwarded-For` / `Forwarded` is
     /// believed for the client address in logs; empty: nobody's.
     pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain (leaf first): with `tls_key_file`, the API is served over
+    /// TLS on `bind`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl ServerSettings {
+    /// The certificate and key files, when TLS is on.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        fn set(path: &Option<PathBuf>) -> Option<&Path> {
+            path.as_deref().filter(|p| !p.as_os_str().is_empty())
+        }
+        set(&self.tls_cert_file).zip(set(&self.tls_key_file))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +331,10 @@ impl Settings {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid("server.bind must be an address like 127.0.0.1:8080");
+        }
+        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        if set(&self.server.tls_cert_file) != set(&self.server.tls_key_file) {
+            return invalid("server.tls_cert_file and server.tls_key_file go together: set both");
         }
         if !self.metrics.bind.is_empty() && self.metrics.bind.parse::<SocketAddr>().is_err() {
             return invalid("metrics.bind must be empty or an address like 127.0.0.1:9464");

@@ -3,7 +3,7 @@
 //! Dependencies run one way: `api` → `broker` → `store`, all over `model`. The domain
 //! (`broker`, `store`, `model`, with `metrics` and `reaper`) is the `leaseq-core` crate,
 //! which does not depend on actix-web or utoipa; this crate is its HTTP edge (`api`,
-//! `auth`) and the process around it (`config`, `startup`, `cli`, `telemetry`).
+//! `auth`) and the process around it (`config`, `startup`, `cli`, `telemetry`, `tls`).
 
 #![warn(clippy::unwrap_used)]
 
@@ -20,5 +20,6 @@ pub mod forwarded;
 pub mod fuzz_checks;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use leaseq_core::{broker, metrics, model, reaper, store};

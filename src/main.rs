@@ -41,7 +41,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     tracing::warn!(error = %e, redis = %settings.redis.url.endpoint(), "redis is not answering yet; the API answers 503 until it does");
                 }
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
-                let base = format!("http://{addr}:{}", app.port());
+                let scheme = if app.tls().is_some() { "https" } else { "http" };
+                let base = format!("{scheme}://{addr}:{}", app.port());
+                if let Some(tls) = app.tls() {
+                    tokio::spawn(leaseq::tls::reload_on_sighup(tls.clone()));
+                }
                 tracing::info!(%base, "leaseq is listening");
                 // On stdout too, so scripts that start the broker on port 0 can find it.
                 println!("leaseq listening on {base}");

@@ -23,6 +23,7 @@ use crate::model::{Clock, SystemClock};
 use crate::reaper::Reaper;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::telemetry::RequestSpan;
+use crate::tls::{TlsCertificate, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -41,6 +42,8 @@ pub enum StartupError {
     OpenApi(#[from] serde_json::Error),
     #[error("could not set up the delivery client: {0}")]
     Delivery(#[from] reqwest::Error),
+    #[error("could not set up TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 pub struct Application {
@@ -50,6 +53,7 @@ pub struct Application {
     /// `metrics.bind`'s listener, when set.
     metrics_server: Option<Server>,
     broker: Broker,
+    tls: Option<TlsCertificate>,
 }
 
 impl Application {
@@ -176,7 +180,17 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let server = server.listen(listener).map_err(bind_error)?.run();
+        let tls = settings
+            .server
+            .tls_files()
+            .map(|(cert, key)| TlsCertificate::load(cert, key))
+            .transpose()?;
+        let server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server_config()?),
+            None => server.listen(listener),
+        }
+        .map_err(bind_error)?
+        .run();
         let (metrics_port, metrics_server) = metrics_server.unzip();
         Ok(Self {
             port,
@@ -184,7 +198,13 @@ impl Application {
             server,
             metrics_server,
             broker,
+            tls,
         })
+    }
+
+    /// The served certificate, when TLS is on (to reload on SIGHUP).
+    pub fn tls(&self) -> Option<&TlsCertificate> {
+        self.tls.as_ref()
     }
 
     pub fn port(&self) -> u16 {

@@ -436,3 +436,229 @@ fn a_public_key_without_an_audience_is_warned_about_at_start_up() {
     );
     assert!(!output.stderr.contains("audience"), "{}", output.stderr);
 }
+
+/// A certificate authority and a server certificate from `deploy/tls/make-local-ca.sh`,
+/// in a fresh directory.
+fn local_ca() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("leaseq-ca-{}", uuid::Uuid::now_v7().simple()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/tls/make-local-ca.sh");
+    let made = Command::new(script)
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("make-local-ca.sh runs");
+    assert!(made.success());
+    dir
+}
+
+/// Copies `from`'s certificate and key over `to`'s, each by a rename, as a renewal would.
+fn install_certificate(from: &std::path::Path, to: &std::path::Path) {
+    for file in ["cert.pem", "key.pem"] {
+        let staged = to.join(format!("{file}.staged"));
+        std::fs::copy(from.join(file), &staged).expect("copy");
+        std::fs::rename(&staged, to.join(file)).expect("rename");
+    }
+}
+
+/// An HTTPS client that trusts only `ca_dir`'s authority, one connection per request.
+fn trusting(ca_dir: &std::path::Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_dir.join("ca.pem")).expect("ca.pem");
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// Reads `child`'s stdout up to the line giving its base URL.
+fn base_url(child: &mut Child) -> String {
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stdout, &mut line).is_ok_and(|n| n > 0) {
+        if let Some(found) = line.trim().strip_prefix("leaseq listening on ") {
+            return found.to_owned();
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut e| e.read_to_string(&mut stderr));
+    panic!("the broker did not start:\n{stderr}");
+}
+
+#[tokio::test]
+async fn tls_is_served_and_a_new_certificate_is_taken_on_sighup_without_dropping_requests() {
+    let (first, second) = (local_ca(), local_ca());
+    let live = local_ca();
+    install_certificate(&first, &live);
+    let (cert, key) = (live.join("cert.pem"), live.join("key.pem"));
+    let mut child = serve(
+        &[],
+        &[
+            (
+                "LEASEQ__SERVER__TLS_CERT_FILE",
+                cert.to_str().expect("utf-8"),
+            ),
+            ("LEASEQ__SERVER__TLS_KEY_FILE", key.to_str().expect("utf-8")),
+        ],
+    );
+    let base = base_url(&mut child);
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let (old_ca, new_ca) = (trusting(&first), trusting(&second));
+    let healthz = format!("{base}/healthz");
+    let ok = old_ca
+        .get(&healthz)
+        .send()
+        .await
+        .expect("https with the first CA");
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(
+        new_ca.get(&healthz).send().await.is_err(),
+        "the second CA does not vouch for the first certificate"
+    );
+
+    // Plain HTTP on the TLS port gets no HTTP answer, and the broker carries on.
+    assert_eq!(
+        get_status(&base.replace("https://", "http://"), "/healthz"),
+        None
+    );
+
+    // A long poll in flight across the reload.
+    let token = mint(&[
+        ("LEASEQ__AUTH__JWT_SECRET", JWT_SECRET),
+        ("LEASEQ__AUTH__LEASE_SECRET", LEASE_SECRET),
+    ]);
+    let token = String::from_utf8(token.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let queues = format!("{base}/client/v4/accounts/acct/queues");
+    let created: serde_json::Value = old_ca
+        .post(&queues)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"queue_name": "tls"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let queue = created["result"]["queue_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("created: {created}"))
+        .to_owned();
+    let in_flight = tokio::spawn({
+        let (client, token) = (old_ca.clone(), token.clone());
+        let url = format!("{queues}/{queue}/messages/pull");
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"wait_time_ms": 3000}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    install_certificate(&second, &live);
+    let pid = child.id().to_string();
+    let hup = |pid: &str| {
+        Command::new("kill")
+            .args(["-HUP", pid])
+            .status()
+            .expect("kill runs")
+    };
+    assert!(hup(&pid).success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut renewed = new_ca.get(&healthz).send().await;
+    while renewed.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        renewed = new_ca.get(&healthz).send().await;
+    }
+    assert_eq!(
+        renewed
+            .expect("the new certificate is served")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        in_flight
+            .await
+            .expect("task")
+            .expect("the long poll answered"),
+        200,
+        "the request in flight during the reload finished"
+    );
+    // (A fresh client: `old_ca` may resume its TLS session, authenticated before.)
+    assert!(
+        trusting(&first).get(&healthz).send().await.is_err(),
+        "new connections get the new certificate"
+    );
+
+    // A reload that fails (a key that is not one) keeps the certificate being served.
+    std::fs::write(&key, "not a key").expect("write");
+    assert!(hup(&pid).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = new_ca.get(&healthz).send().await.expect("still served");
+    assert_eq!(still.status().as_u16(), 200);
+
+    let _ = child.kill();
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut e| e.read_to_string(&mut stderr));
+    let _ = child.wait();
+    assert!(stderr.contains("TLS certificate reloaded"), "{stderr}");
+    assert!(stderr.contains("TLS certificate not reloaded"), "{stderr}");
+    assert!(
+        !stderr.contains("not a key"),
+        "the key file's contents are never logged"
+    );
+    for dir in [first, second, live] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn tls_needs_both_files_and_a_key_that_matches() {
+    let (first, second) = (local_ca(), local_ca());
+    let cert = first.join("cert.pem");
+    let other_key = second.join("key.pem");
+    let only_cert = serve(
+        &[],
+        &[(
+            "LEASEQ__SERVER__TLS_CERT_FILE",
+            cert.to_str().expect("utf-8"),
+        )],
+    );
+    let (status, stderr) = exit_of(only_cert);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("tls_key_file"), "{stderr}");
+    let mismatched = serve(
+        &[],
+        &[
+            (
+                "LEASEQ__SERVER__TLS_CERT_FILE",
+                cert.to_str().expect("utf-8"),
+            ),
+            (
+                "LEASEQ__SERVER__TLS_KEY_FILE",
+                other_key.to_str().expect("utf-8"),
+            ),
+        ],
+    );
+    let (status, stderr) = exit_of(mismatched);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("does not match"), "{stderr}");
+    for dir in [first, second] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

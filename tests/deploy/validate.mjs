@@ -86,7 +86,18 @@ test("deploy/compose.yml follows the Compose specification", () => {
   const targets = prometheus.scrape_configs.flatMap((c) =>
     c.static_configs.flatMap((s) => s.targets),
   );
-  assert.deepEqual(targets, ["leaseq-1:8080", "leaseq-2:8080"]);
+  // /metrics is on metrics.bind's port (deploy/container.toml), not the API's.
+  const imageConfig = readFileSync(path.join(DEPLOY, "container.toml"), "utf8");
+  const metricsPort = imageConfig.match(/^\[metrics\][^[]*?^bind = "[^"]*:(\d+)"/ms)?.[1];
+  assert.ok(metricsPort, "container.toml sets metrics.bind");
+  assert.deepEqual(targets, [`leaseq-1:${metricsPort}`, `leaseq-2:${metricsPort}`]);
+  for (const broker of ["leaseq-1", "leaseq-2"]) {
+    const published = (compose.services[broker].ports ?? []).map(String);
+    assert.ok(
+      published.every((p) => !p.endsWith(`:${metricsPort}`)),
+      `${broker} does not publish the metrics port`,
+    );
+  }
   const dashboard = JSON.parse(readFileSync(path.join(DEPLOY, "grafana-dashboard.json"), "utf8"));
   assert.ok(dashboard.panels.length > 0);
   // The image's configuration file (deploy/Dockerfile copies it).
@@ -144,6 +155,17 @@ test("deploy/k8s manifests follow the Kubernetes API schemas", async () => {
   const config = pod.spec.volumes.find((v) => v.configMap);
   assert.equal(config.configMap.name, byKind.ConfigMap.metadata.name);
   assertLeaseqAccepts("the ConfigMap's leaseq.toml", byKind.ConfigMap.data["leaseq.toml"]);
+  const metricsBind = byKind.ConfigMap.data["leaseq.toml"].match(/^\s*\[metrics\][^[]*?bind = "[^"]*:(\d+)"/ms)?.[1];
+  assert.ok(metricsBind, "the ConfigMap sets metrics.bind");
+  assert.equal(pod.metadata.annotations["prometheus.io/port"], metricsBind);
+  assert.ok(
+    container.ports.some((p) => String(p.containerPort) === metricsBind),
+    "the container declares the metrics port",
+  );
+  assert.ok(
+    byKind.Service.spec.ports.every((p) => String(p.targetPort) !== metricsBind && p.targetPort !== "metrics"),
+    "the Service does not expose the metrics port",
+  );
   assert.ok(
     pod.spec.terminationGracePeriodSeconds > 30,
     "longer than server.shutdown_timeout_secs",
