@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use jsonwebtoken::Algorithm;
 
-use crate::auth::{TokenKeys, TokenPolicy};
+use crate::auth::{Jwks, TokenKeys, TokenPolicy};
 use crate::broker::Limits;
 use crate::broker::rate_limit::RateLimitSettings;
 use crate::forwarded::TrustedProxies;
@@ -163,6 +164,11 @@ pub struct AuthSettings {
     pub jwt_public_key_file: Option<PathBuf>,
     /// `RS256`, `ES256` or `EdDSA`: required with `jwt_public_key_file`.
     pub jwt_algorithm: Option<String>,
+    /// A JSON Web Key Set (an identity provider's) verifying tokens by `kid`, instead of
+    /// `jwt_secret` or `jwt_public_key_file`.
+    pub jwks_url: Option<String>,
+    /// Seconds between fetches of `jwks_url`.
+    pub jwks_refresh_secs: u64,
     /// Required `iss` claim, when set.
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
@@ -289,6 +295,8 @@ pub enum JwtKey {
     Secret(SecretString),
     /// RS256, ES256 or EdDSA public key (verifies only).
     PublicKey { algorithm: Algorithm, pem: Vec<u8> },
+    /// The keys of a JWK set at this URL (verifies only).
+    Jwks { url: String },
 }
 
 /// The keys the server needs, resolved.
@@ -362,6 +370,14 @@ impl Settings {
         {
             return invalid("rate_limits rates and bursts must be 0 (off) or positive");
         }
+        if let Some(url) = self.auth.jwks_url.as_deref().filter(|u| !u.is_empty())
+            && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return invalid("auth.jwks_url must be an http:// or https:// URL");
+        }
+        if self.auth.jwks_refresh_secs == 0 {
+            return invalid("auth.jwks_refresh_secs must be at least 1");
+        }
         if self.redis.timeout_ms == 0 {
             return invalid("redis.timeout_ms must be at least 1");
         }
@@ -415,7 +431,16 @@ impl Settings {
                 )))
             }
         };
+        let jwks_url = auth.jwks_url.as_deref().filter(|url| !url.is_empty());
+        if jwks_url.is_some() && (configured_jwt.is_some() || auth.jwt_public_key_file.is_some()) {
+            return Err(ConfigError::Invalid(
+                "set one of auth.jwt_secret (or auth.jwt_secret_file), auth.jwt_public_key_file and auth.jwks_url".into(),
+            ));
+        }
         let jwt = match (configured_jwt, &auth.jwt_public_key_file) {
+            _ if let Some(url) = jwks_url => JwtKey::Jwks {
+                url: url.to_owned(),
+            },
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid(
                     "set auth.jwt_secret (or auth.jwt_secret_file) or auth.jwt_public_key_file, not both".into(),
@@ -476,13 +501,21 @@ impl Settings {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         let audience = self.auth.audience.as_deref().unwrap_or_default();
-        if self.auth.jwt_public_key_file.is_some() && audience.is_empty() {
-            warnings.push(
-                "auth.jwt_public_key_file is set without auth.audience: any token your \
-                 identity provider signs for another service is accepted here too; set \
-                 auth.audience (and auth.issuer)"
-                    .to_owned(),
-            );
+        let identity_provider = if self.auth.jwt_public_key_file.is_some() {
+            Some("auth.jwt_public_key_file")
+        } else if self.auth.jwks_url.as_ref().is_some_and(|u| !u.is_empty()) {
+            Some("auth.jwks_url")
+        } else {
+            None
+        };
+        if let Some(setting) = identity_provider
+            && audience.is_empty()
+        {
+            warnings.push(format!(
+                "{setting} is set without auth.audience: any token your identity provider \
+                 signs for another service is accepted here too; set auth.audience (and \
+                 auth.issuer)"
+            ));
         }
         if self.auth.max_token_ttl_secs == 0 {
             warnings.push(
@@ -523,6 +556,12 @@ impl Settings {
             }
             JwtKey::PublicKey { algorithm, pem } => TokenKeys::public_key(*algorithm, pem, policy)
                 .map_err(|e| ConfigError::Invalid(format!("auth.jwt_public_key_file: {e}"))),
+            JwtKey::Jwks { url } => {
+                let refresh = Duration::from_secs(self.auth.jwks_refresh_secs);
+                let jwks = Jwks::new(url, refresh)
+                    .map_err(|e| ConfigError::Invalid(format!("auth.jwks_url: {e}")))?;
+                Ok(TokenKeys::jwks(Arc::new(jwks), policy))
+            }
         }
     }
 }
@@ -809,6 +848,27 @@ mod tests {
     }
 
     #[test]
+    fn a_jwks_url_replaces_the_other_token_keys_and_must_be_http() {
+        let mut settings = with_secrets(STRONG_JWT, STRONG_LEASE);
+        settings.auth.jwks_url = Some("https://idp.example/.well-known/jwks.json".into());
+        let message = settings.secrets(false).err().expect("both").to_string();
+        assert!(message.contains("auth.jwks_url"), "{message}");
+        settings.auth.jwt_secret = None;
+        let secrets = settings.secrets(false).expect("the key set alone");
+        assert!(matches!(&secrets.jwt, JwtKey::Jwks { url } if url.starts_with("https://idp")));
+        let keys = settings.token_keys(&secrets).expect("keys");
+        assert!(keys.key_set().is_some());
+        assert!(
+            settings
+                .warnings()
+                .iter()
+                .any(|w| w.contains("auth.jwks_url") && w.contains("audience"))
+        );
+        settings.auth.jwks_url = Some("file:///etc/passwd".into());
+        assert!(settings.validate().is_err());
+    }
+
+    #[test]
     fn metrics_bind_is_empty_or_an_address() {
         let mut settings = Settings::defaults().expect("defaults are valid");
         settings.metrics.bind = "127.0.0.1:9464".into();
@@ -883,7 +943,7 @@ mod tests {
         let second = settings.secrets(true).expect("reused");
         let secret = |s: &Secrets| match &s.jwt {
             JwtKey::Secret(secret) => secret.expose_secret().to_owned(),
-            JwtKey::PublicKey { .. } => panic!("dev mode generates a secret"),
+            JwtKey::PublicKey { .. } | JwtKey::Jwks { .. } => panic!("dev mode generates a secret"),
         };
         assert_eq!(secret(&first), secret(&second));
         assert_ne!(secret(&first), first.lease.expose_secret());

@@ -101,6 +101,9 @@ impl Application {
             .with_token(settings.metrics.token()),
         );
         let tokens = settings.token_keys(secrets)?;
+        if let Some(jwks) = tokens.key_set() {
+            tokio::spawn(jwks.clone().keep_fresh());
+        }
         broker.listen_for_wakeups();
         tokio::spawn(Reaper::new(broker.clone(), settings.retention.clone()).run());
         let destinations = Destinations {

@@ -65,11 +65,33 @@ pub struct Token {
 
 impl FromRequest for Token {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(verified(req, false))
+        after_key_fetch(req, false, |req| Either::Left(ready(verified(req, false))))
     }
+}
+
+/// Runs `extract`; when the token names a key the JWK set (`auth.jwks_url`) lacks and
+/// a fetch may bring it, fetches the set first, so a key the identity provider has
+/// just added works on its first use.
+fn after_key_fetch<T: 'static>(
+    req: &HttpRequest,
+    bare: bool,
+    extract: fn(&HttpRequest) -> Extracted<T>,
+) -> Extracted<T> {
+    let pending = req.app_data::<web::Data<TokenKeys>>().and_then(|keys| {
+        let kid = keys.unknown_kid(bearer(req.headers(), bare)?)?;
+        Some((keys.key_set()?.clone(), kid))
+    });
+    let Some((jwks, kid)) = pending else {
+        return extract(req);
+    };
+    let req = req.clone();
+    Either::Right(Box::pin(async move {
+        jwks.fetch_for_unknown_kid(&kid).await;
+        extract(&req).await
+    }))
 }
 
 /// The request's one token, verified.
@@ -188,6 +210,12 @@ impl<S: RequiredScope + 'static> FromRequest for Principal<S> {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        after_key_fetch(req, false, Self::extract)
+    }
+}
+
+impl<S: RequiredScope + 'static> Principal<S> {
+    fn extract(req: &HttpRequest) -> Extracted<Self> {
         let checked = authorize(req, S::SCOPE)
             .and_then(|access| limit_locally(req, &access, None).map(|()| access));
         let access = match checked {
@@ -207,6 +235,12 @@ impl<S: RequiredScope + 'static> FromRequest for OnQueue<S> {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        after_key_fetch(req, false, Self::extract)
+    }
+}
+
+impl<S: RequiredScope + 'static> OnQueue<S> {
+    fn extract(req: &HttpRequest) -> Extracted<Self> {
         // Who asks comes first: a bad token is 401 whatever the path says.
         let checked = authorize(req, S::SCOPE).and_then(|access| {
             let queue = queue_id(req)?;
@@ -263,6 +297,12 @@ impl<S: RequiredScope + 'static> FromRequest for OwnAccount<S> {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        after_key_fetch(req, true, Self::extract)
+    }
+}
+
+impl<S: RequiredScope + 'static> OwnAccount<S> {
+    fn extract(req: &HttpRequest) -> Extracted<Self> {
         let access = match own_account(req, S::SCOPE) {
             Ok(access) => access,
             Err(e) => return Either::Left(ready(Err(e))),

@@ -1,12 +1,14 @@
-//! Bearer tokens: JWTs verified with one configured key, its algorithm pinned, so
-//! `alg: none` and algorithm confusion (an HS256 token "signed" with the RSA public key)
-//! are refused.
+//! Bearer tokens: JWTs verified with one configured key, or a key of a JWK set named by
+//! the token's `kid`, the key's algorithm pinned either way, so `alg: none` and
+//! algorithm confusion (an HS256 token "signed" with the RSA public key) are refused.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::jwks::Jwks;
 use super::scope::Scopes;
 
 /// The claims leaseq reads and mints.
@@ -55,6 +57,10 @@ pub enum TokenError {
     Lifetime(&'static str),
     #[error("a token may live at most auth.max_token_ttl_secs = {max_secs} s; ask for less")]
     TtlOverCap { max_secs: u64 },
+    #[error("token is invalid: it names no key (kid)")]
+    NoKeyId,
+    #[error("token is invalid: its key (kid) is not in the key set")]
+    UnknownKeyId,
 }
 
 /// What a token must say besides its signature.
@@ -82,11 +88,20 @@ pub struct TokenRequest {
     pub ttl: Duration,
 }
 
-/// Verifies tokens with one key, and mints them when it holds the signing half.
+/// What verifies a token's signature.
+#[derive(Clone)]
+enum Verifying {
+    /// One configured key, of `TokenKeys::algorithm`.
+    Key(DecodingKey),
+    /// The key the token names in a JWK set, of that key's algorithm.
+    Jwks(Arc<Jwks>),
+}
+
+/// Verifies tokens, and mints them when it holds a signing key.
 #[derive(Clone)]
 pub struct TokenKeys {
     algorithm: Algorithm,
-    decoding: DecodingKey,
+    verifying: Verifying,
     encoding: Option<EncodingKey>,
     validation: Validation,
     policy: TokenPolicy,
@@ -95,7 +110,7 @@ pub struct TokenKeys {
 impl TokenKeys {
     fn new(
         algorithm: Algorithm,
-        decoding: DecodingKey,
+        verifying: Verifying,
         encoding: Option<EncodingKey>,
         policy: TokenPolicy,
     ) -> Self {
@@ -116,18 +131,41 @@ impl TokenKeys {
         }
         Self {
             algorithm,
-            decoding,
+            verifying,
             encoding,
             validation,
             policy,
         }
     }
 
+    /// The keys of a JWK set (verifies only).
+    pub fn jwks(jwks: Arc<Jwks>, policy: TokenPolicy) -> Self {
+        // The algorithm here only seeds the validation; each key brings its own.
+        Self::new(Algorithm::RS256, Verifying::Jwks(jwks), None, policy)
+    }
+
+    /// The key set, when tokens are verified against one.
+    pub fn key_set(&self) -> Option<&Arc<Jwks>> {
+        match &self.verifying {
+            Verifying::Jwks(jwks) => Some(jwks),
+            Verifying::Key(_) => None,
+        }
+    }
+
+    /// The `kid` of a token that names a key the set does not hold, when a fetch of the
+    /// set may bring it (see [`Jwks::should_fetch_for`]): the caller fetches, then
+    /// verifies.
+    pub fn unknown_kid(&self, token: &str) -> Option<String> {
+        let jwks = self.key_set()?;
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        jwks.should_fetch_for(&kid).then_some(kid)
+    }
+
     /// HS256 with a shared secret: verifies and mints.
     pub fn hs256(secret: &[u8], policy: TokenPolicy) -> Self {
         Self::new(
             Algorithm::HS256,
-            DecodingKey::from_secret(secret),
+            Verifying::Key(DecodingKey::from_secret(secret)),
             Some(EncodingKey::from_secret(secret)),
             policy,
         )
@@ -149,11 +187,15 @@ impl TokenKeys {
                 ));
             }
         };
-        Ok(Self::new(algorithm, decoding, None, policy))
+        Ok(Self::new(algorithm, Verifying::Key(decoding), None, policy))
     }
 
     /// Adds the PEM private key matching this key's algorithm, for minting.
     pub fn with_private_key(mut self, pem: &[u8]) -> Result<Self, TokenError> {
+        if self.key_set().is_some() {
+            // Which key, of which algorithm? The identity provider mints these tokens.
+            return Err(TokenError::NoSigningKey);
+        }
         self.encoding = Some(match self.algorithm {
             Algorithm::RS256 => EncodingKey::from_rsa_pem(pem)?,
             Algorithm::ES256 => EncodingKey::from_ec_pem(pem)?,
@@ -168,8 +210,20 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        let claims = match &self.verifying {
+            Verifying::Key(decoding) => {
+                jsonwebtoken::decode::<Claims>(token, decoding, &self.validation)?.claims
+            }
+            Verifying::Jwks(jwks) => {
+                let kid = jsonwebtoken::decode_header(token)?
+                    .kid
+                    .ok_or(TokenError::NoKeyId)?;
+                let key = jwks.key(&kid).ok_or(TokenError::UnknownKeyId)?;
+                let mut validation = self.validation.clone();
+                validation.algorithms = vec![key.algorithm];
+                jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)?.claims
+            }
+        };
         if let Some(max) = self.policy.max_ttl_secs {
             // A missing `iat` reads as 0, like an explicit 0: either way, no known start.
             if claims.iat == 0 {

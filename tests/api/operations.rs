@@ -190,3 +190,115 @@ async fn a_metrics_token_guards_metrics_on_the_api_port_too() {
         .expect("request");
     assert_eq!(served.status().as_u16(), 200);
 }
+
+/// A signing key of the test's identity provider.
+struct ProviderKey {
+    algorithm: jsonwebtoken::Algorithm,
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+impl ProviderKey {
+    fn new(algorithm: jsonwebtoken::Algorithm) -> Self {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let encoding = match algorithm {
+            jsonwebtoken::Algorithm::ES256 => {
+                let pem = std::fs::read(format!("{dir}/ec_private.pem")).expect("fixture");
+                jsonwebtoken::EncodingKey::from_ec_pem(&pem)
+            }
+            _ => {
+                let pem = std::fs::read(format!("{dir}/rsa_private.pem")).expect("fixture");
+                jsonwebtoken::EncodingKey::from_rsa_pem(&pem)
+            }
+        }
+        .expect("key");
+        Self {
+            algorithm,
+            encoding,
+        }
+    }
+
+    /// The public half as a JWK named `kid`.
+    fn jwk(&self, kid: &str) -> serde_json::Value {
+        let jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, self.algorithm).expect("jwk");
+        let mut jwk = serde_json::to_value(jwk).expect("json");
+        jwk["kid"] = json!(kid);
+        jwk
+    }
+
+    /// A token for the test account with every scope, naming `kid` (or none).
+    fn token(&self, kid: Option<&str>) -> String {
+        let now = leaseq::model::now_ms() / 1000;
+        let mut header = jsonwebtoken::Header::new(self.algorithm);
+        header.kid = kid.map(str::to_owned);
+        let claims = json!({
+            "sub": "idp-user", "iat": now, "exp": now + 600, "aud": "leaseq",
+            "accounts": [crate::helpers::ACCOUNT], "scope": leaseq::auth::all_scopes(),
+        });
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("signed")
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_verified_against_a_jwk_set_that_rotates_and_may_go_down() {
+    use crate::helpers::eventually;
+    use crate::helpers::receiver::{Answer, Receiver};
+    use jsonwebtoken::Algorithm::{ES256, RS256};
+    use std::time::Duration;
+
+    let (rsa, ec) = (ProviderKey::new(RS256), ProviderKey::new(ES256));
+    let set = |keys: Vec<serde_json::Value>| {
+        let set = json!({"keys": keys});
+        move |_: usize, _: &serde_json::Value| Answer::Json(200, set.clone())
+    };
+    let provider = Receiver::scripted(set(vec![rsa.jwk("rsa-1"), ec.jwk("ec-1")])).await;
+    let url = format!("{}/.well-known/jwks.json", provider.url);
+    let app = spawn_app_with(move |s| {
+        s.auth.jwt_secret = None;
+        s.auth.jwks_url = Some(url);
+        s.auth.jwks_refresh_secs = 1;
+        s.auth.audience = Some("leaseq".into());
+    })
+    .await;
+    let status = |token: String| {
+        let request = app.client.get(app.url("/queues")).bearer_auth(token);
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    // The first request may come before the first fetch ends: it waits for it.
+    assert_eq!(status(rsa.token(Some("rsa-1"))).await, 200, "RS256");
+    assert_eq!(status(ec.token(Some("ec-1"))).await, 200, "ES256");
+    assert_eq!(
+        status(rsa.token(None)).await,
+        401,
+        "a token must name its key"
+    );
+    assert_eq!(
+        status(ec.token(Some("rsa-1"))).await,
+        401,
+        "the key's algorithm, not the token's"
+    );
+    assert_eq!(status(rsa.token(Some("nobody"))).await, 401);
+
+    // The provider rotates: rsa-1 goes, rsa-2 comes (the same key material will do).
+    provider.rescript(set(vec![rsa.jwk("rsa-2"), ec.jwk("ec-1")]));
+    eventually(Duration::from_secs(10), || async {
+        (status(rsa.token(Some("rsa-2"))).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status(rsa.token(Some("rsa-1"))).await,
+        401,
+        "a key gone from the set"
+    );
+
+    // The provider goes down: the keys fetched before keep working, never a 5xx.
+    provider.rescript(|_, _| Answer::Status(503));
+    let before = provider.requests().len();
+    eventually(Duration::from_secs(10), || async {
+        (provider.requests().len() >= before + 2).then_some(())
+    })
+    .await;
+    assert_eq!(status(rsa.token(Some("rsa-2"))).await, 200);
+    assert_eq!(status(ec.token(Some("ec-1"))).await, 200);
+    assert_eq!(status(rsa.token(Some("rsa-3"))).await, 401);
+}
