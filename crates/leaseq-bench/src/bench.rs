@@ -411,6 +411,7 @@ fn start_broker(settings: &Settings, account: &AccountId) -> Result<(String, Str
             uuid::Uuid::now_v7().simple().to_string(),
         )),
         lease: SecretString::from(uuid::Uuid::now_v7().simple().to_string()),
+        lease_previous: None,
     };
     let keys = settings.token_keys(&secrets).map_err(|e| e.to_string())?;
     let app = Application::build(&settings, &secrets).map_err(|e| e.to_string())?;
