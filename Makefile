@@ -26,6 +26,7 @@ run: redis
 ## Every test: unit, integration (real Redis, app on port 0), the Cloudflare SDK compat
 ## suite and the dashboard in a browser.
 test: redis
+	@scripts/forget-test-keys.sh
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) compat
 	$(MAKE) ui-test

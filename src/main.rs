@@ -43,9 +43,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
                 let scheme = if app.tls().is_some() { "https" } else { "http" };
                 let base = format!("{scheme}://{addr}:{}", app.port());
-                if let Some(tls) = app.tls() {
-                    tokio::spawn(leaseq::tls::reload_on_sighup(tls.clone()));
-                }
+                tokio::spawn(leaseq::tls::reload_on_sighup(app.tls().cloned()));
                 tracing::info!(%base, "leaseq is listening");
                 // On stdout too, so scripts that start the broker on port 0 can find it.
                 println!("leaseq listening on {base}");

@@ -122,9 +122,11 @@ fn certified_key(
     Ok(certified)
 }
 
-/// Reloads `tls` on every SIGHUP, for the life of the process.
+/// Reloads `tls` on every SIGHUP, for the life of the process. Without TLS a SIGHUP
+/// (`systemctl reload`) is logged and changes nothing, rather than ending the process
+/// as it would by default.
 #[cfg(unix)]
-pub async fn reload_on_sighup(tls: TlsCertificate) {
+pub async fn reload_on_sighup(tls: Option<TlsCertificate>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -134,6 +136,10 @@ pub async fn reload_on_sighup(tls: TlsCertificate) {
         }
     };
     while hangups.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: nothing to reload (no TLS configured)");
+            continue;
+        };
         match tls.reload() {
             Ok(()) => {
                 tracing::info!(cert_file = %tls.cert_file.display(), "TLS certificate reloaded")
@@ -147,4 +153,4 @@ pub async fn reload_on_sighup(tls: TlsCertificate) {
 
 /// No SIGHUP here: the certificate loads at start-up only.
 #[cfg(not(unix))]
-pub async fn reload_on_sighup(_: TlsCertificate) {}
+pub async fn reload_on_sighup(_: Option<TlsCertificate>) {}

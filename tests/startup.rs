@@ -662,3 +662,22 @@ fn tls_needs_both_files_and_a_key_that_matches() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn without_tls_a_sighup_changes_nothing_and_the_broker_keeps_serving() {
+    let mut child = serve(&[], &[]);
+    let base = base_url(&mut child);
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "still running after SIGHUP"
+    );
+    assert_eq!(get_status(&base, "/healthz"), Some(200));
+    let _ = child.kill();
+    let _ = child.wait();
+}
