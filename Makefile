@@ -71,13 +71,19 @@ $(TS_COMPAT)/node_modules/.installed: $(TS_COMPAT)/package-lock.json
 	touch $@
 
 ## The official `cloudflare` SDKs, Python and TypeScript (npm, from the lockfile),
-## against a real broker; the Python one again over https (server.tls_*, with a
-## certificate from deploy/tls/make-local-ca.sh).
+## against a real broker; then both again over https (server.tls_*, with a certificate
+## from deploy/tls/make-local-ca.sh that the clients are told to trust).
+COMPAT_TLS := $(abspath target/compat-tls)
 compat: redis $(VENV)/.installed $(TS_COMPAT)/node_modules/.installed
 	$(CARGO) build --quiet
 	$(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT)
-	LEASEQ_COMPAT_TLS=1 $(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT)
 	cd $(TS_COMPAT) && node --test --test-concurrency=1 sdk.test.mjs
+	deploy/tls/make-local-ca.sh $(COMPAT_TLS) >/dev/null
+	export LEASEQ__SERVER__TLS_CERT_FILE=$(COMPAT_TLS)/cert.pem \
+	  LEASEQ__SERVER__TLS_KEY_FILE=$(COMPAT_TLS)/key.pem \
+	  SSL_CERT_FILE=$(COMPAT_TLS)/ca.pem NODE_EXTRA_CA_CERTS=$(COMPAT_TLS)/ca.pem && \
+	  $(VENV)/bin/python -m pytest -q tests/compat --ignore=$(TS_COMPAT) --ignore=$(WRANGLER_COMPAT) && \
+	  cd $(TS_COMPAT) && node --test --test-concurrency=1 sdk.test.mjs
 
 ## Format, clippy, and the layering: the domain crate must not depend on HTTP or OpenAPI.
 lint:

@@ -3,7 +3,6 @@
 import os
 import pathlib
 import subprocess
-import tempfile
 import uuid
 
 import pytest
@@ -27,16 +26,6 @@ def broker():
             "LEASEQ__AUTH__LEASE_SECRET": uuid.uuid4().hex,
         }
     )
-    if os.environ.get("LEASEQ_COMPAT_TLS"):
-        # Over https, with a certificate from a local CA the client is told to trust.
-        tls = pathlib.Path(tempfile.mkdtemp(prefix="leaseq-compat-tls-"))
-        subprocess.run(
-            [str(ROOT / "deploy" / "tls" / "make-local-ca.sh"), str(tls)],
-            check=True, capture_output=True,
-        )
-        env["LEASEQ__SERVER__TLS_CERT_FILE"] = str(tls / "cert.pem")
-        env["LEASEQ__SERVER__TLS_KEY_FILE"] = str(tls / "key.pem")
-        os.environ["SSL_CERT_FILE"] = str(tls / "ca.pem")
     token = subprocess.run(
         [str(BINARY), "token", "--account", ACCOUNT, "--ttl", "1h"],
         env=env, check=True, capture_output=True, text=True,
@@ -53,7 +42,8 @@ def broker():
     if base is None:
         process.kill()
         raise RuntimeError(f"broker did not start; see {TARGET / 'compat-broker.log'}")
-    if os.environ.get("LEASEQ_COMPAT_TLS"):
+    if os.environ.get("LEASEQ__SERVER__TLS_CERT_FILE"):
+        # `make compat`'s second run: over https, the client trusting SSL_CERT_FILE.
         assert base.startswith("https://"), base
     try:
         yield base, token

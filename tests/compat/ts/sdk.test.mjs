@@ -45,6 +45,10 @@ before(async () => {
     }
   }
   assert.ok(base, "the broker started");
+  if (process.env.LEASEQ__SERVER__TLS_CERT_FILE) {
+    // `make compat`'s second run: over https, Node trusting NODE_EXTRA_CA_CERTS.
+    assert.match(base, /^https:\/\//);
+  }
   client = new Cloudflare({ apiToken: token, baseURL: `${base}/client/v4`, maxRetries: 0 });
 });
 
