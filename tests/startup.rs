@@ -97,12 +97,18 @@ fn exit_of(mut child: Child) -> (Option<std::process::ExitStatus>, String) {
         let _ = child.kill();
         let _ = child.wait();
     }
+    (status, stderr_of(&mut child))
+}
+
+/// What `child` wrote to stderr (read to the end: call it once `child` has exited or
+/// been killed).
+fn stderr_of(child: &mut Child) -> String {
     let mut stderr = String::new();
     let _ = child
         .stderr
         .take()
         .map(|mut e| e.read_to_string(&mut stderr));
-    (status, stderr)
+    stderr
 }
 
 #[test]
@@ -211,25 +217,7 @@ fn a_rediss_url_reaches_redis_over_tls() {
         "/tests/fixtures/redis-tls/ca.pem"
     );
     let mut child = serve(&[], &[("LEASEQ__REDIS__URL", &url), ("SSL_CERT_FILE", ca)]);
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut base = None;
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stdout, &mut line).is_ok_and(|n| n > 0) {
-        if let Some(found) = line.trim().strip_prefix("leaseq listening on ") {
-            base = Some(found.to_owned());
-            break;
-        }
-        line.clear();
-    }
-    let Some(base) = base else {
-        let _ = child.kill();
-        let mut stderr = String::new();
-        let _ = child
-            .stderr
-            .take()
-            .map(|mut e| e.read_to_string(&mut stderr));
-        panic!("the broker did not start:\n{stderr}");
-    };
+    let base = base_url(&mut child);
     // Redis may take a moment to accept connections after daemonizing.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut status = get_status(&base, "/readyz");
@@ -482,12 +470,7 @@ fn base_url(child: &mut Child) -> String {
         line.clear();
     }
     let _ = child.kill();
-    let mut stderr = String::new();
-    let _ = child
-        .stderr
-        .take()
-        .map(|mut e| e.read_to_string(&mut stderr));
-    panic!("the broker did not start:\n{stderr}");
+    panic!("the broker did not start:\n{}", stderr_of(child));
 }
 
 #[tokio::test]
@@ -610,11 +593,7 @@ async fn tls_is_served_and_a_new_certificate_is_taken_on_sighup_without_dropping
     assert_eq!(still.status().as_u16(), 200);
 
     let _ = child.kill();
-    let mut stderr = String::new();
-    let _ = child
-        .stderr
-        .take()
-        .map(|mut e| e.read_to_string(&mut stderr));
+    let stderr = stderr_of(&mut child);
     let _ = child.wait();
     assert!(stderr.contains("TLS certificate reloaded"), "{stderr}");
     assert!(stderr.contains("TLS certificate not reloaded"), "{stderr}");
