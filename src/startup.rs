@@ -68,6 +68,12 @@ impl Application {
         secrets: &Secrets,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // Before anything starts: a certificate that does not load stops start-up here.
+        let tls = settings
+            .server
+            .tls_files()
+            .map(|(cert, key)| TlsCertificate::load(cert, key))
+            .transpose()?;
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let store = Store::connect(&StoreOptions {
             url: settings.redis.url.expose().to_owned(),
@@ -183,11 +189,6 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let tls = settings
-            .server
-            .tls_files()
-            .map(|(cert, key)| TlsCertificate::load(cert, key))
-            .transpose()?;
         let server = match &tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls.server_config()?),
             None => server.listen(listener),

@@ -77,8 +77,9 @@ impl Scrape {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|token| <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())));
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())));
         match sent {
             Some(digest) if digest == *expected => Ok(()),
             _ => Err(ApiError::Unauthenticated(
@@ -133,20 +134,19 @@ pub async fn metrics(
     scrape.admits(&req)?;
     let stats = scrape.queue_stats().await;
     let now_ms = scrape.broker.now_ms();
-    Ok(
-        match scrape
-            .metrics
-            .exposition(stats, scrape.max_queue_series, now_ms)
-        {
-            Ok(pieces) => HttpResponse::Ok()
-                .content_type("text/plain; version=0.0.4; charset=utf-8")
-                .streaming(futures_util::stream::iter(
-                    pieces.map(|piece| Ok::<_, Infallible>(web::Bytes::from(piece))),
-                )),
-            Err(e) => {
-                tracing::error!(error = %e, "could not render metrics");
-                HttpResponse::InternalServerError().finish()
-            }
-        },
-    )
+    let pieces = match scrape
+        .metrics
+        .exposition(stats, scrape.max_queue_series, now_ms)
+    {
+        Ok(pieces) => pieces,
+        Err(e) => {
+            tracing::error!(error = %e, "could not render metrics");
+            return Ok(HttpResponse::InternalServerError().finish());
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .streaming(futures_util::stream::iter(
+            pieces.map(|piece| Ok::<_, Infallible>(web::Bytes::from(piece))),
+        )))
 }
