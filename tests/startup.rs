@@ -479,14 +479,17 @@ async fn tls_is_served_and_a_new_certificate_is_taken_on_sighup_without_dropping
     let live = local_ca();
     install_certificate(&first, &live);
     let (cert, key) = (live.join("cert.pem"), live.join("key.pem"));
+    // deploy/'s example, its addresses and files moved to the test's.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/tls/leaseq.toml");
     let mut child = serve(
-        &[],
+        &["--config", example],
         &[
             (
                 "LEASEQ__SERVER__TLS_CERT_FILE",
                 cert.to_str().expect("utf-8"),
             ),
             ("LEASEQ__SERVER__TLS_KEY_FILE", key.to_str().expect("utf-8")),
+            ("LEASEQ__METRICS__BIND", "127.0.0.1:0"),
         ],
     );
     let base = base_url(&mut child);

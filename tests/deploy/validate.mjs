@@ -102,6 +102,8 @@ test("deploy/compose.yml follows the Compose specification", () => {
   assert.ok(dashboard.panels.length > 0);
   // The image's configuration file (deploy/Dockerfile copies it).
   assertLeaseqAccepts("deploy/container.toml", readFileSync(path.join(DEPLOY, "container.toml"), "utf8"));
+  // The TLS example (tests/startup.rs serves with it, its files replaced).
+  assertLeaseqAccepts("deploy/tls/leaseq.toml", readFileSync(path.join(DEPLOY, "tls", "leaseq.toml"), "utf8"));
 });
 
 /// The kubernetes-models class of a manifest, by apiVersion and kind.
