@@ -858,6 +858,16 @@ mod tests {
         assert!(matches!(&secrets.jwt, JwtKey::Jwks { url } if url.starts_with("https://idp")));
         let keys = settings.token_keys(&secrets).expect("keys");
         assert!(keys.key_set().is_some());
+        let refused = keys
+            .mint(&crate::auth::TokenRequest {
+                subject: "t".into(),
+                accounts: vec!["a".into()],
+                scope: String::new(),
+                queues: None,
+                ttl: Duration::from_secs(60),
+            })
+            .expect_err("the identity provider mints");
+        assert!(refused.to_string().contains("auth.jwks_url"), "{refused}");
         assert!(
             settings
                 .warnings()

@@ -57,6 +57,8 @@ pub enum TokenError {
     Lifetime(&'static str),
     #[error("a token may live at most auth.max_token_ttl_secs = {max_secs} s; ask for less")]
     TtlOverCap { max_secs: u64 },
+    #[error("tokens are verified against auth.jwks_url: your identity provider mints them, not leaseq")]
+    MintedByKeySetOwner,
     #[error("token is invalid: it names no key (kid)")]
     NoKeyId,
     #[error("token is invalid: its key (kid) is not in the key set")]
@@ -193,8 +195,7 @@ impl TokenKeys {
     /// Adds the PEM private key matching this key's algorithm, for minting.
     pub fn with_private_key(mut self, pem: &[u8]) -> Result<Self, TokenError> {
         if self.key_set().is_some() {
-            // Which key, of which algorithm? The identity provider mints these tokens.
-            return Err(TokenError::NoSigningKey);
+            return Err(TokenError::MintedByKeySetOwner);
         }
         self.encoding = Some(match self.algorithm {
             Algorithm::RS256 => EncodingKey::from_rsa_pem(pem)?,
@@ -246,6 +247,9 @@ impl TokenKeys {
 
     /// A signed token carrying `request`, and the configured `iss` and `aud`.
     pub fn mint(&self, request: &TokenRequest) -> Result<String, TokenError> {
+        if self.key_set().is_some() {
+            return Err(TokenError::MintedByKeySetOwner);
+        }
         let encoding = self.encoding.as_ref().ok_or(TokenError::NoSigningKey)?;
         if let Some(max_secs) = self.policy.max_ttl_secs
             && request.ttl.as_secs() > max_secs
