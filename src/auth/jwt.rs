@@ -57,7 +57,9 @@ pub enum TokenError {
     Lifetime(&'static str),
     #[error("a token may live at most auth.max_token_ttl_secs = {max_secs} s; ask for less")]
     TtlOverCap { max_secs: u64 },
-    #[error("tokens are verified against auth.jwks_url: your identity provider mints them, not leaseq")]
+    #[error(
+        "tokens are verified against auth.jwks_url: your identity provider mints them, not leaseq"
+    )]
     MintedByKeySetOwner,
     #[error("token is invalid: it names no key (kid)")]
     NoKeyId,
