@@ -90,11 +90,13 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// The certificate and key files, when TLS is on.
     pub fn tls_files(&self) -> Option<(&Path, &Path)> {
-        fn set(path: &Option<PathBuf>) -> Option<&Path> {
-            path.as_deref().filter(|p| !p.as_os_str().is_empty())
-        }
-        set(&self.tls_cert_file).zip(set(&self.tls_key_file))
+        configured_path(&self.tls_cert_file).zip(configured_path(&self.tls_key_file))
     }
+}
+
+/// A path setting, unless unset or empty (an empty env value unsets it).
+fn configured_path(path: &Option<PathBuf>) -> Option<&Path> {
+    path.as_deref().filter(|p| !p.as_os_str().is_empty())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -340,8 +342,9 @@ impl Settings {
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid("server.bind must be an address like 127.0.0.1:8080");
         }
-        let set = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
-        if set(&self.server.tls_cert_file) != set(&self.server.tls_key_file) {
+        if configured_path(&self.server.tls_cert_file).is_some()
+            != configured_path(&self.server.tls_key_file).is_some()
+        {
             return invalid("server.tls_cert_file and server.tls_key_file go together: set both");
         }
         if !self.metrics.bind.is_empty() && self.metrics.bind.parse::<SocketAddr>().is_err() {

@@ -40,7 +40,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 if let Err(e) = app.broker().ping().await {
                     tracing::warn!(error = %e, redis = %settings.redis.url.endpoint(), "redis is not answering yet; the API answers 503 until it does");
                 }
-                let addr = settings.server.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                let addr = host_of(&settings.server.bind);
                 let scheme = if app.tls().is_some() { "https" } else { "http" };
                 let base = format!("{scheme}://{addr}:{}", app.port());
                 tokio::spawn(leaseq::tls::reload_on_sighup(app.tls().cloned()));
@@ -48,7 +48,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 // On stdout too, so scripts that start the broker on port 0 can find it.
                 println!("leaseq listening on {base}");
                 if let Some(port) = app.metrics_port() {
-                    let host = settings.metrics.bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
+                    let host = host_of(&settings.metrics.bind);
                     tracing::info!(metrics = %format!("http://{host}:{port}/metrics"), "metrics are served on their own address");
                 }
                 if config.dev {
@@ -135,4 +135,9 @@ Try it:
   curl -s -X POST {api}/queues -H "Authorization: Bearer $LEASEQ_TOKEN" -d '{{"queue_name":"demo"}}'
 "#
     );
+}
+
+/// The host part of a bind address (`127.0.0.1:8080` → `127.0.0.1`), for printed URLs.
+fn host_of(bind: &str) -> &str {
+    bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host)
 }

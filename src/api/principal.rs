@@ -80,9 +80,11 @@ fn after_key_fetch<T: 'static>(
     bare: bool,
     extract: fn(&HttpRequest) -> Extracted<T>,
 ) -> Extracted<T> {
+    // Without a key set this costs one lookup: the token is not even read here.
     let pending = req.app_data::<web::Data<TokenKeys>>().and_then(|keys| {
+        let jwks = keys.key_set()?.clone();
         let kid = keys.unknown_kid(bearer(req.headers(), bare)?)?;
-        Some((keys.key_set()?.clone(), kid))
+        Some((jwks, kid))
     });
     let Some((jwks, kid)) = pending else {
         return extract(req);
