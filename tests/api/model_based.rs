@@ -7,11 +7,12 @@
 //!
 //! A second run adds message groups (SPEC §13): messages of three groups and ungrouped
 //! ones, under a `group_max_inflight` of 0, 1 or 2. A pull's exact choice then depends
-//! on the rotation, so it is checked by what must hold whatever the rotation: each
-//! lane gives a prefix of its visible messages in lane order (a retried or expired
-//! message of a strict FIFO group keeps its place and holds the group), no group
-//! passes its cap, the batch is as full as the lanes allow, and no lane gives two
-//! more than another that still had messages to give.
+//! on how the rounds fall, so it is checked by what must hold whatever they are: each
+//! lane gives a prefix of its visible messages in lane order (see `Place`; a retried
+//! or expired message of a strict FIFO group keeps its place and holds the group), no group
+//! passes its cap, the batch is as full as the lanes allow, and no lane gives three
+//! more than another that still had messages to give (a lane joins at the round after
+//! the one in progress; a message deleted while it waited leaves its round unused).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -65,8 +66,24 @@ struct Message {
     /// Counts the message's entries into a queue: leases of an earlier life ack nothing.
     life: u32,
     group: Option<String>,
-    /// When it was pushed (ms): a strict FIFO group puts a retried message back there.
-    pushed_at: u64,
+    /// Its place in its lane; a strict FIFO group keeps it through a retry or an
+    /// expired lease.
+    place: Place,
+}
+
+/// A message's place in its lane's order. Ungrouped messages, and grouped ones that
+/// wait for a delay, stand by when they become due, then id: `(at, 0, 0, 0, id)`. A
+/// grouped message due at once takes its group's next round there and then, after
+/// those whose delay ended by then: `(now, 1, call, at, id)`, `call` counting the
+/// broker calls; within one call by due time, then id.
+type Place = (u64, u8, u64, u64, String);
+
+fn place(group: &Option<String>, id: &str, at: u64, now: u64, call: u64) -> Place {
+    if group.is_none() || at > now {
+        (at, 0, 0, 0, id.to_owned())
+    } else {
+        (now, 1, call, at, id.to_owned())
+    }
 }
 
 /// A lease the test holds: for which message, queue and life it was issued.
@@ -89,6 +106,11 @@ struct Model {
     cap: u32,
     /// Strict FIFO: group -> until when (ms) it waits for its retried head.
     holds: HashMap<String, u64>,
+    /// Broker calls so far (see `Place`).
+    calls: u64,
+    /// Group -> its messages deleted (or acked by an expired lease) while they waited:
+    /// each was given a round, which its later messages then wait for.
+    deleted: [HashMap<String, usize>; 2],
 }
 
 impl Model {
@@ -103,6 +125,8 @@ impl Model {
     /// What a pull or peek does first: expired leases come back, or, after their last
     /// allowed delivery, leave the queue (see `bury`).
     fn reclaim(&mut self, queue: usize, now: u64) {
+        self.calls += 1;
+        let call = self.calls;
         let expired: Vec<String> = self.queues[queue]
             .iter()
             .filter(|(_, m)| matches!(m.state, State::Leased { until, .. } if until <= now))
@@ -118,9 +142,10 @@ impl Model {
             if message.attempts > Self::max_retries(queue) {
                 self.bury(queue, &id, now);
             } else if queue == 0 && self.cap == 1 && message.group.is_some() {
-                // Its place is its push time; the lease expired, so no hold.
-                message.state = State::Due(message.pushed_at);
+                // It keeps its place; the lease expired, so no hold.
+                message.state = State::Due(now);
             } else {
+                message.place = place(&message.group, &id, until, now, call);
                 message.state = State::Due(until);
             }
         }
@@ -138,9 +163,9 @@ impl Model {
     }
 
     /// The visible messages of each lane (group, or `None` for the ungrouped ones), in
-    /// lane order: by place, then id.
+    /// lane order (see `Place`).
     fn lanes(&self, queue: usize, now: u64) -> BTreeMap<Option<String>, Vec<String>> {
-        let mut lanes: BTreeMap<Option<String>, Vec<(u64, String)>> = BTreeMap::new();
+        let mut lanes: BTreeMap<Option<String>, Vec<(Place, String)>> = BTreeMap::new();
         for (id, m) in &self.queues[queue] {
             if let State::Due(at) = m.state
                 && self.is_visible(queue, m, at, now)
@@ -148,7 +173,7 @@ impl Model {
                 lanes
                     .entry(m.group.clone())
                     .or_default()
-                    .push((at, id.clone()));
+                    .push((m.place.clone(), id.clone()));
             }
         }
         lanes
@@ -160,15 +185,16 @@ impl Model {
             .collect()
     }
 
-    /// A hold ends with its group's last due message (the broker drops it when it finds
-    /// the group's lane empty).
-    fn prune_holds(&mut self) {
-        let queue = &self.queues[0];
-        self.holds.retain(|group, _| {
-            queue
-                .values()
-                .any(|m| m.group.as_deref() == Some(group) && matches!(m.state, State::Due(_)))
-        });
+    /// A group's deleted messages stop counting against its fairness once it has no
+    /// message waiting (see `deleted`).
+    fn forget_deletions(&mut self) {
+        for (queue, deleted) in self.queues.iter().zip(&mut self.deleted) {
+            deleted.retain(|group, _| {
+                queue
+                    .values()
+                    .any(|m| m.group.as_deref() == Some(group) && matches!(m.state, State::Due(_)))
+            });
+        }
     }
 
     /// Leased messages of `group` in `queue`.
@@ -192,6 +218,7 @@ impl Model {
         }
         if let Some(mut message) = self.queues[0].remove(id) {
             message.attempts = 0;
+            message.place = place(&message.group, id, now, now, self.calls);
             message.state = State::Due(now);
             message.life += 1;
             self.queues[1].insert(id.to_owned(), message);
@@ -260,6 +287,7 @@ impl Run {
         }
         self.post(0, "/messages/batch", json!({"messages": messages}))
             .await;
+        self.model.calls += 1;
         // The ids are the broker's: learn them from a listing of the queue.
         let listed = self
             .app
@@ -281,15 +309,17 @@ impl Run {
                 .map(|(_, d, g)| (*d, g.map(str::to_owned)))
                 .expect("a message just pushed");
             assert_eq!(m["group_id"].as_str(), group.as_deref(), "{m}");
+            let at = now + delay * 1000;
+            let place = place(&group, &id, at, now, self.model.calls);
             self.model.queues[0].insert(
                 id,
                 Message {
                     body,
                     attempts: 0,
-                    state: State::Due(now + delay * 1000),
+                    state: State::Due(at),
                     life: 0,
                     group,
-                    pushed_at: now,
+                    place,
                 },
             );
         }
@@ -390,11 +420,18 @@ impl Run {
             total.min(batch),
             "as full as the lanes allow: {context}"
         );
+        // A lane joins at the round after the one in progress, where the others may
+        // still have one message to give; a deleted message leaves a round unused.
         let most = got.values().map(Vec::len).max().unwrap_or(0);
         for (lane, &can) in &available {
             let gave = got.get(*lane).map_or(0, Vec::len);
+            let skipped = lane
+                .as_ref()
+                .and_then(|g| self.model.deleted[queue].get(g))
+                .copied()
+                .unwrap_or(0);
             assert!(
-                gave + 1 >= most || gave == can,
+                gave + 2 + skipped >= most || gave == can,
                 "round-robin: lane {lane:?} gave {gave} of {can} while another gave {most}: {context}"
             );
         }
@@ -425,6 +462,8 @@ impl Run {
             picked.push((self.held[i].clone(), retry));
         }
         // The broker takes every ack first, then every retry.
+        self.model.calls += 1;
+        let call = self.model.calls;
         for (held, retry) in &picked {
             if retry.is_some() {
                 continue;
@@ -432,6 +471,15 @@ impl Run {
             acks.push(json!({"lease_id": held.lease}));
             let message = self.model.queues[queue].get(&held.id);
             if message.is_some_and(|m| m.life == held.life) {
+                // An expired lease acks too, perhaps a message waiting again.
+                if let Some(Message {
+                    group: Some(group),
+                    state: State::Due(_),
+                    ..
+                }) = message
+                {
+                    *self.model.deleted[queue].entry(group.clone()).or_default() += 1;
+                }
                 ack_count += 1;
                 self.model.queues[queue].remove(&held.id);
                 self.model.gone += 1;
@@ -453,7 +501,7 @@ impl Run {
                 self.model.bury(queue, &held.id, now);
             } else if queue == 0 && self.model.cap == 1 && message.group.is_some() {
                 // Strict FIFO: back at its place, the group held for the delay.
-                message.state = State::Due(message.pushed_at);
+                message.state = State::Due(now);
                 if delay > 0 {
                     let group = message.group.clone().unwrap_or_default();
                     let until = now + delay * 1000;
@@ -461,7 +509,9 @@ impl Run {
                     *hold = (*hold).max(until);
                 }
             } else {
-                message.state = State::Due(now + delay * 1000);
+                let at = now + delay * 1000;
+                message.place = place(&message.group, &held.id, at, now, call);
+                message.state = State::Due(at);
             }
         }
         taken.sort_unstable();
@@ -485,6 +535,14 @@ impl Run {
             return;
         }
         let id = ids[self.rng.below(ids.len() as u64) as usize].clone();
+        if let Some(Message {
+            group: Some(group),
+            state: State::Due(_),
+            ..
+        }) = self.model.queues[0].get(&id)
+        {
+            *self.model.deleted[0].entry(group.clone()).or_default() += 1;
+        }
         self.app
             .request(
                 Method::DELETE,
@@ -508,6 +566,7 @@ impl Run {
         self.model.gone += self.model.queues[0].len();
         self.model.queues[0].clear();
         self.model.holds.clear();
+        self.model.deleted[0].clear();
     }
 
     async fn redrive(&mut self) {
@@ -515,8 +574,10 @@ impl Run {
         let moved = self.post(1, "/redrive", json!({})).await;
         // Every dead letter came from queue 0, and all fit in one step.
         assert_eq!(moved["redriven"], self.model.queues[1].len(), "{moved}");
+        self.model.calls += 1;
         for (id, mut message) in std::mem::take(&mut self.model.queues[1]) {
             message.attempts = 0;
+            message.place = place(&message.group, &id, now, now, self.model.calls);
             message.state = State::Due(now);
             message.life += 1;
             self.model.queues[0].insert(id, message);
@@ -584,7 +645,7 @@ async fn run(seed: u64, grouped: bool) {
             94..=97 => run.redrive().await,
             _ => run.purge().await,
         }
-        run.model.prune_holds();
+        run.model.forget_deletions();
         run.check_metrics().await;
     }
     // Drain: everything left is delivered and acked, nothing more, nothing less.

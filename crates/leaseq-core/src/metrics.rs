@@ -36,7 +36,8 @@ pub struct QueueFigures {
     pub delayed_messages: u64,
     /// Message groups with a visible message.
     pub visible_groups: u64,
-    /// When the head of the group waiting longest for its turn became due, Unix ms; 0: none.
+    /// Timestamp of the grouped message next in turn (the head of the group waiting
+    /// longest), Unix ms; 0: none.
     pub oldest_group_head_ms: u64,
     pub pushed: u64,
     pub delivered: u64,
@@ -448,7 +449,7 @@ const QUEUE_FAMILIES: [Family; 14] = [
     },
     Family {
         name: "leaseq_queue_group_head_wait_seconds",
-        help: "Age of the head of the group waiting longest for its turn; 0 when none",
+        help: "Age of the grouped message next in turn (the head of the group waiting longest); 0 when none",
         kind: Kind::Gauge,
         figure: |f, now_ms| age(f.oldest_group_head_ms, now_ms),
     },

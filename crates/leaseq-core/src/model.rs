@@ -473,8 +473,8 @@ pub struct QueueMetrics {
     pub delayed_count: u64,
     /// Extension: message groups with a visible message (SPEC §13).
     pub visible_group_count: u64,
-    /// Extension: when the head of the group that has waited longest for its turn
-    /// became due, Unix ms; 0 when no group has a visible message.
+    /// Extension: `timestamp_ms` of the grouped message next in turn, the head of the
+    /// group that has waited longest for its turn; 0 when no group has a visible message.
     pub oldest_group_head_timestamp_ms: u64,
 }
 

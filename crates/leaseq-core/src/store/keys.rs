@@ -37,16 +37,20 @@ pub enum Role {
     Refs,
     /// HASH: id of a named message (discue's `name`) -> its name.
     Names,
-    /// ZSET: every grouped live message not leased -> its place in its group's lane (ms:
-    /// when it became or becomes due; see "Message groups" in `lua/lib.lua`).
-    GroupDue,
-    /// ZSET, all scores 0: `<group>\0<place, 16 digits>\0<id>` for every member of
-    /// `GroupDue`, so each group's messages are one range in lane order.
-    Lanes,
-    /// ZSET: lanes whose head is visible -> their turn in the round-robin.
-    Rotation,
-    /// ZSET: lanes whose head is not visible yet -> when it becomes visible.
-    LaneWait,
+    /// ZSET: grouped messages not yet visible (member: id, then group) -> when (ms) they
+    /// become visible (see "Message groups" in `lua/lib.lua`).
+    GroupDelayed,
+    /// ZSET: visible grouped messages (member: id, then group) -> their round.
+    Rounds,
+    /// HASH: group with messages in `Rounds` -> `<last round given>:<how many there>`.
+    Groups,
+    /// ZSET, all scores 0: `<group>\0<round, 16 digits>\0<id>` for every message parked
+    /// while its group had no room under `group_max_inflight`.
+    Parked,
+    /// HASH: id -> round, of each parked message and each one leased under strict FIFO.
+    RoundOf,
+    /// HASH: group -> how many of its messages are parked.
+    GroupParked,
     /// HASH: group -> how many of its messages are leased.
     GroupInflight,
     /// ZSET: group -> until when (ms) its head waits after a retry or an expired lease
@@ -61,7 +65,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 21] = [
+    pub const ALL: [Role; 23] = [
         Role::Meta,
         Role::Msg,
         Role::Due,
@@ -74,10 +78,12 @@ impl Role {
         Role::Listeners,
         Role::Refs,
         Role::Names,
-        Role::GroupDue,
-        Role::Lanes,
-        Role::Rotation,
-        Role::LaneWait,
+        Role::GroupDelayed,
+        Role::Rounds,
+        Role::Groups,
+        Role::Parked,
+        Role::RoundOf,
+        Role::GroupParked,
         Role::GroupInflight,
         Role::GroupHold,
         Role::LegacyReady,
@@ -100,10 +106,12 @@ impl Role {
             Role::Listeners => "listeners",
             Role::Refs => "refs",
             Role::Names => "names",
-            Role::GroupDue => "group_due",
-            Role::Lanes => "lanes",
-            Role::Rotation => "rotation",
-            Role::LaneWait => "lane_wait",
+            Role::GroupDelayed => "group_delayed",
+            Role::Rounds => "rounds",
+            Role::Groups => "groups",
+            Role::Parked => "parked",
+            Role::RoundOf => "round_of",
+            Role::GroupParked => "group_parked",
             Role::GroupInflight => "group_inflight",
             Role::GroupHold => "group_hold",
             Role::LegacyReady => "ready",

@@ -344,47 +344,4 @@ mod keyspace {
             }
         }
     }
-
-    /// The lane index of message groups (see "Message groups" in `lua/lib.lua`) stays
-    /// true only if every script that may change a lane settles the lanes it touched
-    /// before it returns.
-    #[test]
-    fn every_script_that_may_touch_a_lane_settles_the_lanes() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/lua");
-        let touching = [
-            "make_due(",
-            "count_leases(",
-            "leave_pull_lane(",
-            "delete_messages(",
-            "delete_live(",
-            "release(",
-            "bury(",
-            "reclaim_expired(",
-            "select_round_robin(",
-            "promote_lanes(",
-            "enable_groups(",
-        ];
-        let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).expect("lua dir").flatten() {
-            let path = entry.path();
-            if path.file_name().is_some_and(|n| n == "lib.lua") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("script");
-            let code: String = text
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if touching.iter().any(|f| code.contains(f)) {
-                checked += 1;
-                assert!(
-                    code.contains("settle_lanes("),
-                    "{} may touch lanes and never settles them",
-                    path.display()
-                );
-            }
-        }
-        assert!(checked >= 10, "{checked} scripts checked");
-    }
 }

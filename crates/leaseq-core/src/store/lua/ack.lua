@@ -34,7 +34,7 @@ if ack_count > 0 then
     gens[#gens + 1] = tonumber(ARGV[i + 1])
   end
   local records = redis.call('HMGET', K_MSG, unpack(ids))
-  local pulled = in_pull_lane(ids)
+  local pulled = in_pull_lane(ids, records)
   local gone, gone_records = {}, {}
   for i, id in ipairs(ids) do
     local rec = records[i]
@@ -64,7 +64,7 @@ for i = first_retry, #ARGV, 3 do
   delays[#delays + 1] = tonumber(ARGV[i + 2])
 end
 local records, current = read_leases(ids, gens, now)
-local due, grouped, ended, holds, dead, dead_records, unleased, retried_ids =
+local due, grouped, kept, ended, dead, dead_records, unleased, retried_ids =
   {}, {}, {}, {}, {}, {}, {}, {}
 local visible_now = 0
 for n, id in ipairs(ids) do
@@ -78,7 +78,7 @@ for n, id in ipairs(ids) do
     else
       retried_ids[id] = true
       unleased[#unleased + 1] = id
-      local _, ts, attempts, gen, _, _, group = parse_record(rec)
+      local _, _, attempts, gen, _, _, group = parse_record(rec)
       if group then lease_ended(ended, group, gen) end
       if delay < 0 then delay = retry_delay(default_delay, delay_cap, attempts) end
       if attempts >= max_deliveries then
@@ -87,19 +87,20 @@ for n, id in ipairs(ids) do
         dead_records[#dead_records + 1] = rec
       else
         if delay <= 0 then visible_now = visible_now + 1 end
-        due_again(due, grouped, holds, id, ts, group, now + math.max(delay, 0) * 1000, now)
+        due_again(due, grouped, kept, id, group, now + math.max(delay, 0) * 1000)
       end
       out[#out + 1] = OK
     end
   end
 end
 if #unleased > 0 then redis.call('ZREM', K_LEASED, unpack(unleased)) end
-make_due(due, grouped)
-store_holds(holds)
-count_leases(ended)
+local retried = #due / 2 + #grouped / 3 + #kept + #dead
+keep_places(kept, grouped, now)
+make_due(due, grouped, now)
+-- An ended lease (acked ones included) can give a group at its group_max_inflight
+-- room for parked messages.
+end_leases(ended, now)
 out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
--- An ended lease can bring a group at its group_max_inflight back into the rotation.
-announce_due(visible_now + settle_lanes(now), meta[7], now)
-local retried = #due / 2 + #grouped / 3 + #dead
+announce_due(visible_now + unparked_count, meta[7], now)
 if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end
 return out

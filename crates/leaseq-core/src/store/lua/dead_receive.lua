@@ -51,8 +51,7 @@ local stored = #due / 2 + #grouped / 3
 if stored > 0 then
   redis.call('HSET', K_MSG, unpack(records))
   if #grouped > 0 then enable_groups() end
-  make_due(due, grouped)
-  settle_lanes(now)
+  make_due(due, grouped, now)
   announce_due(stored, meta[2], now)
   redis.call('HINCRBY', K_META, 'bytes', bytes)
   for ts, packed in pairs(ages) do

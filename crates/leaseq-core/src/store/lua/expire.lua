@@ -22,7 +22,6 @@ for _, ts in ipairs(due) do
   store_bucket(ts, {})
 end
 if expired > 0 then redis.call('HINCRBY', K_META, 'expired', expired) end
-settle_lanes(now)
 local oldest = redis.call('ZRANGE', K_AGE, 0, 0, 'WITHSCORES')
 local next_due = now + retention_ms
 if oldest[2] then next_due = tonumber(oldest[2]) + retention_ms end

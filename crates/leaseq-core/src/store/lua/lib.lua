@@ -35,6 +35,12 @@ local function record(ct, ts, attempts, gen, entry, body, group)
   return RECORD_VERSION .. header .. body
 end
 
+-- A whole number as Redis reads one: Lua's own formatting of a large number can be
+-- "1e+15", which HINCRBY and friends refuse.
+local function int(n)
+  return string.format('%d', n)
+end
+
 -- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG, its id is
 -- in the age bucket of its timestamp, and it is held by one or more lanes:
 -- - the pull lane: exactly one of K_DUE (not leased: ready, or delayed until its score)
@@ -48,32 +54,43 @@ end
 -- or left behind.
 
 -- Message groups (SPEC §13). Once a queue has held a grouped message (meta.grouped),
--- its pull lane is split into lanes that pull serves round-robin: one per group, and
--- one, named '', for the ungrouped messages. A lane's messages wait in lane order:
--- '' in K_DUE as before; a group as a range of K_LANES, entries
--- "<group>\0<place, 16 digits>\0<id>", where the place (also in K_GROUP_DUE, by id) is
--- when the message became or becomes due. Strict FIFO (group_max_inflight 1) keeps a
--- retried or expired message's place (its push time, so it stays the head) and holds
--- the group until its delay is over (K_GROUP_HOLD). A lane with messages is
--- - in K_ROTATION when its head is visible, scored by its turn (meta.rotation_seq):
---   pull serves lanes from the front and puts those it served at the back, so the
---   front is the group that has waited longest for its turn (the metrics read it);
--- - else in K_LANE_WAIT, scored by when its head becomes visible; pull moves the lanes
---   whose time has come into the rotation;
--- - in neither while its group has group_max_inflight messages leased
---   (K_GROUP_INFLIGHT): it comes back when one of those leases ends. Leases are
---   counted only under a cap, those made after it was set (meta.counted_after: the
---   lease generation then; update_queue.lua starts the count afresh).
--- Every step that changes a lane touches it, and the script then calls settle_lanes,
--- which puts each touched lane where it belongs: O(lanes touched · log N), never a
--- walk over the groups.
+-- pull serves its visible messages in rounds: each group, and the ungrouped messages
+-- as one more lane, gives at most one message per round. Ungrouped messages stay in
+-- K_DUE; a grouped message not leased is
+-- - delayed: in K_GROUP_DELAYED (member: id, 32 characters, then group), scored by when
+--   it becomes visible. Every grouped message becomes visible through there, in that
+--   order (promote), except a push's own visible messages, which come after it;
+-- - visible: in K_ROUNDS (same member), scored by its round: one after the last round
+--   its group was given (K_GROUPS: group -> "<last round given>:<messages in
+--   K_ROUNDS>", for groups with messages there), and at least the round after the last
+--   one pull passed (meta.round). A group with a million messages has them in a million
+--   rounds; a group with ten joins the next round. So a pull reads the front of
+--   K_ROUNDS, and the ungrouped lane takes the rounds after meta.round, one each, first
+--   within a round;
+-- - parked, under group_max_inflight (leases counted in K_GROUP_INFLIGHT, those made
+--   after the cap was set: meta.counted_after; update_queue.lua starts afresh): a
+--   message met at the front while its group has no room leaves K_ROUNDS for K_PARKED,
+--   "<group>\0<round, 16 digits>\0<id>", all scores 0, so each group's parked messages
+--   are one range in round order (K_ROUND_OF: id -> round; K_GROUP_PARKED: group -> how
+--   many). Whenever a lease of a group ends, as many of its smallest parked messages
+--   as it has room for go back to K_ROUNDS with their rounds: a group with parked
+--   messages is always full, and what it had parked comes before what followed it.
+-- Strict FIFO (group_max_inflight 1): pull notes the round of what it leases
+-- (K_ROUND_OF); a retried or expired message is parked with it, so it is its group's
+-- next message, and a retry delay holds the group (K_GROUP_HOLD: group -> until).
+-- When the cap changes, meta.unparking asks pulls to move every parked message back,
+-- a bounded step at a time; those whose group still has no room are parked again.
+-- Every step costs O(messages moved · log N): nothing walks the groups.
 
 -- {on = grouped, cap = group_max_inflight, counted_after}, read once per script; a
--- script that reads meta anyway hands them over with know_groups.
+-- script that reads meta anyway hands them over with know_groups, and meta.round too
+-- when it may need it.
 local group_settings = nil
-local function know_groups(grouped, cap, counted_after)
+local round_passed = nil
+local function know_groups(grouped, cap, counted_after, round)
   group_settings = {on = grouped == '1', cap = tonumber(cap or '0'),
     counted_after = tonumber(counted_after or '0')}
+  if round ~= nil then round_passed = tonumber(round or '0') end
 end
 local function groups()
   if not group_settings then
@@ -82,147 +99,339 @@ local function groups()
   end
   return group_settings
 end
+local function passed_round()
+  if not round_passed then
+    round_passed = tonumber(redis.call('HGET', K_META, 'round') or '0')
+  end
+  return round_passed
+end
 
 -- Whether a lease of generation `gen` counts against group_max_inflight.
 local function counted(gen)
   return groups().cap > 0 and gen > groups().counted_after
 end
 
--- Lanes to settle: true when the lane may have lost its head; 'kept' when it only
--- gained messages or one of its leases ended (a lane in the rotation then stays as it
--- is, and only a lane out of it needs a look).
-local touched = {}
-local function touch(lane) touched[lane] = true end
-local function touch_kept(lane) touched[lane] = touched[lane] or 'kept' end
-
--- The queue holds grouped messages from now on: the ungrouped ones become lane ''.
+-- The queue holds grouped messages from now on.
 local function enable_groups()
   if groups().on then return end
   redis.call('HSET', K_META, 'grouped', '1')
   group_settings.on = true
-  touch('')
 end
 
-local function lane_entry(group, place, id)
-  return group .. '\0' .. string.format('%016d', place) .. '\0' .. id
+local function member(id, group) return id .. group end
+local function parked_entry(group, round, id)
+  return group .. '\0' .. string.format('%016d', round) .. '\0' .. id
+end
+-- The group, round and id of a K_PARKED entry.
+local function parse_parked(entry)
+  local n = #entry
+  return string.sub(entry, 1, n - 50), tonumber(string.sub(entry, n - 48, n - 33)),
+    string.sub(entry, -32)
 end
 
--- The place of a lane's head, nil when the lane is empty.
-local function lane_head(lane)
-  if lane == '' then
-    local first = redis.call('ZRANGE', K_DUE, 0, 0, 'WITHSCORES')
-    return first[2] and tonumber(first[2])
-  end
-  local first = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0', '(' .. lane .. '\1',
-    'LIMIT', 0, 1)
-  return first[1] and tonumber(string.sub(first[1], #lane + 2, #lane + 17))
-end
-
--- Up to `count` visible messages of `lane` after its first `skip`, in lane order: their
--- ids, their K_LANES entries (for a group) and their places.
-local function lane_visible(lane, now, skip, count)
-  local ids, entries, places = {}, {}, {}
-  if lane == '' then
-    local scored = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'WITHSCORES', 'LIMIT', skip, count)
-    for i = 1, #scored, 2 do
-      ids[#ids + 1] = scored[i]
-      places[#places + 1] = tonumber(scored[i + 1])
+-- The distinct values of `list`, in order.
+local function distinct(list)
+  local out, seen = {}, {}
+  for _, v in ipairs(list) do
+    if not seen[v] then
+      seen[v] = true
+      out[#out + 1] = v
     end
-    return ids, entries, places
   end
-  entries = redis.call('ZRANGEBYLEX', K_LANES, '[' .. lane .. '\0',
-    '(' .. lane .. '\0' .. string.format('%016d', now) .. '\1', 'LIMIT', skip, count)
-  for i, entry in ipairs(entries) do
-    ids[i] = string.sub(entry, -32)
-    places[i] = tonumber(string.sub(entry, #lane + 2, #lane + 17))
-  end
-  return ids, entries, places
+  return out
 end
 
--- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
--- {place, id, group, …} grouped ones.
-local function make_due(due, grouped)
-  if #due > 0 then
-    redis.call('ZADD', K_DUE, unpack(due))
-    if groups().on then touch_kept('') end
+-- K_GROUPS of `names`: name -> {last round given, messages in K_ROUNDS}.
+local function read_groups(names)
+  local known = {}
+  if #names == 0 then return known end
+  local values = redis.call('HMGET', K_GROUPS, unpack(names))
+  for i, name in ipairs(names) do
+    local round, count = string.match(values[i] or '0:0', '^(%d+):(%d+)$')
+    known[name] = {tonumber(round or '0'), tonumber(count or '0')}
   end
-  if #grouped == 0 then return end
-  local places, entries = {}, {}
-  for i = 1, #grouped, 3 do
-    local place, id, group = grouped[i], grouped[i + 1], grouped[i + 2]
-    places[#places + 1] = place
-    places[#places + 1] = id
-    entries[#entries + 1] = 0
-    entries[#entries + 1] = lane_entry(group, tonumber(place), id)
-    touch_kept(group)
-  end
-  redis.call('ZADD', K_GROUP_DUE, unpack(places))
-  redis.call('ZADD', K_LANES, unpack(entries))
+  return known
 end
 
--- Adds `counts` (group -> number, negative when leases end; callers count only the
--- leases `counted` says) to K_GROUP_INFLIGHT, in three commands whatever their number.
--- Callers touch the groups: a lease that starts or ends may stop or free one.
-local function count_leases(counts)
-  local names = {}
-  for group in pairs(counts) do names[#names + 1] = group end
-  if #names == 0 then return end
-  local known = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(names))
+-- Writes `known` back; a group with nothing left in K_ROUNDS leaves K_GROUPS (its
+-- next message then takes the round after meta.round, which is after all it had).
+local function write_groups(known)
   local kept, emptied = {}, {}
-  for i, group in ipairs(names) do
-    local n = tonumber(known[i] or '0') + counts[group]
+  for name, v in pairs(known) do
+    if v[2] > 0 then
+      kept[#kept + 1] = name
+      kept[#kept + 1] = int(v[1]) .. ':' .. int(v[2])
+    else
+      emptied[#emptied + 1] = name
+    end
+  end
+  if #kept > 0 then redis.call('HSET', K_GROUPS, unpack(kept)) end
+  if #emptied > 0 then redis.call('HDEL', K_GROUPS, unpack(emptied)) end
+end
+
+-- Puts grouped messages into K_ROUNDS, in the order given: `entries` {id, group,
+-- round}, the round nil for a message that takes its group's next one.
+local function enter_rounds(entries)
+  if #entries == 0 then return end
+  local names = {}
+  for i, e in ipairs(entries) do names[i] = e[2] end
+  local known = read_groups(distinct(names))
+  local next_round = passed_round() + 1
+  local scored = {}
+  for _, e in ipairs(entries) do
+    local g = known[e[2]]
+    local round = e[3] or math.max(g[1] + 1, next_round)
+    g[1], g[2] = math.max(g[1], round), g[2] + 1
+    scored[#scored + 1] = int(round)
+    scored[#scored + 1] = member(e[1], e[2])
+  end
+  redis.call('ZADD', K_ROUNDS, unpack(scored))
+  write_groups(known)
+end
+
+-- Takes messages out of K_ROUNDS: `members` that are there, `names` the group of each.
+local function leave_rounds(members, names)
+  if #members == 0 then return end
+  redis.call('ZREM', K_ROUNDS, unpack(members))
+  local known = read_groups(distinct(names))
+  for _, name in ipairs(names) do known[name][2] = known[name][2] - 1 end
+  write_groups(known)
+end
+
+-- Adds `deltas` (group -> number) to the counts of hash `key`, whose fields go when
+-- they reach 0. Two or three commands whatever their number. Returns group -> count.
+local function add_counts(key, deltas)
+  local names = {}
+  for name in pairs(deltas) do names[#names + 1] = name end
+  local counts = {}
+  if #names == 0 then return counts end
+  local known = redis.call('HMGET', key, unpack(names))
+  local kept, emptied = {}, {}
+  for i, name in ipairs(names) do
+    local n = tonumber(known[i] or '0') + deltas[name]
     if n > 0 then
-      kept[#kept + 1] = group
+      kept[#kept + 1] = name
       kept[#kept + 1] = n
     else
-      emptied[#emptied + 1] = group
+      n = 0
+      emptied[#emptied + 1] = name
+    end
+    counts[name] = n
+  end
+  if #kept > 0 then redis.call('HSET', key, unpack(kept)) end
+  if #emptied > 0 then redis.call('HDEL', key, unpack(emptied)) end
+  return counts
+end
+
+-- Parks messages: `parked` {id, group, round}.
+local function park(parked)
+  if #parked == 0 then return end
+  local entries, rounds, deltas = {}, {}, {}
+  for _, p in ipairs(parked) do
+    entries[#entries + 1] = 0
+    entries[#entries + 1] = parked_entry(p[2], p[3], p[1])
+    rounds[#rounds + 1] = p[1]
+    rounds[#rounds + 1] = int(p[3])
+    deltas[p[2]] = (deltas[p[2]] or 0) + 1
+  end
+  redis.call('ZADD', K_PARKED, unpack(entries))
+  redis.call('HSET', K_ROUND_OF, unpack(rounds))
+  add_counts(K_GROUP_PARKED, deltas)
+end
+
+-- Moves parked messages (their K_PARKED `entries`) back into K_ROUNDS, with their
+-- rounds. Returns how many; unparked_count adds up those of the whole script.
+local unparked_count = 0
+local function unpark_entries(entries)
+  if #entries == 0 then return 0 end
+  unparked_count = unparked_count + #entries
+  local back, ids, deltas = {}, {}, {}
+  for i, entry in ipairs(entries) do
+    local group, round, id = parse_parked(entry)
+    back[i] = {id, group, round}
+    ids[i] = id
+    deltas[group] = (deltas[group] or 0) - 1
+  end
+  redis.call('ZREM', K_PARKED, unpack(entries))
+  redis.call('HDEL', K_ROUND_OF, unpack(ids))
+  add_counts(K_GROUP_PARKED, deltas)
+  enter_rounds(back)
+  return #back
+end
+
+-- Fills each group's room (group -> how many more it may have leased) from its
+-- parked messages, smallest round first. Returns how many became visible.
+local function unpark(room)
+  local names = {}
+  for name, n in pairs(room) do
+    if n > 0 then names[#names + 1] = name end
+  end
+  if #names == 0 then return 0 end
+  local parked = redis.call('HMGET', K_GROUP_PARKED, unpack(names))
+  local entries = {}
+  for i, name in ipairs(names) do
+    local n = math.min(room[name], tonumber(parked[i] or '0'))
+    if n > 0 then
+      local found = redis.call('ZRANGEBYLEX', K_PARKED, '[' .. name .. '\0',
+        '(' .. name .. '\1', 'LIMIT', 0, n)
+      for _, entry in ipairs(found) do entries[#entries + 1] = entry end
     end
   end
-  if #kept > 0 then redis.call('HSET', K_GROUP_INFLIGHT, unpack(kept)) end
-  if #emptied > 0 then redis.call('HDEL', K_GROUP_INFLIGHT, unpack(emptied)) end
+  return unpark_entries(entries)
 end
 
--- A lease of generation `gen` of a message of `group` ended: `ended` (group -> count,
--- for count_leases) takes it if it counted. The group is touched when the lease may
--- have kept it out of the rotation: under a cap, or when it dates from before the cap
--- last changed (a group at a cap that was then lifted waits for one of those).
+-- How many more messages each of `names` may have leased now: group_max_inflight less
+-- its counted leases (`inflight`, group -> count, when the caller knows them), none
+-- while a strict FIFO hold lasts (without `now`, while there is one).
+local function rooms(names, now, inflight)
+  local room = {}
+  if #names == 0 then return room end
+  local cap = groups().cap
+  local counts = inflight
+  if not counts then
+    counts = {}
+    local known = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(names))
+    for i, name in ipairs(names) do counts[name] = tonumber(known[i] or '0') end
+  end
+  local holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(names))
+  for i, name in ipairs(names) do
+    local held = holds[i] and (not now or tonumber(holds[i]) > now)
+    room[name] = 0
+    if not held then room[name] = math.max(cap - (counts[name] or 0), 0) end
+  end
+  return room
+end
+
+-- Leases of groups ended: `ended` group -> how many of them counted (see counted).
+-- Under a cap, each group's room is filled from its parked messages. Returns how
+-- many became visible.
+local function end_leases(ended, now)
+  if groups().cap == 0 then return 0 end
+  local deltas, names = {}, {}
+  for name, n in pairs(ended) do
+    names[#names + 1] = name
+    if n > 0 then deltas[name] = -n end
+  end
+  local counts = add_counts(K_GROUP_INFLIGHT, deltas)
+  local unknown = {}
+  for _, name in ipairs(names) do
+    if counts[name] == nil then unknown[#unknown + 1] = name end
+  end
+  if #unknown > 0 then
+    local known = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(unknown))
+    for i, name in ipairs(unknown) do counts[name] = tonumber(known[i] or '0') end
+  end
+  return unpark(rooms(names, now, counts))
+end
+
+-- A lease of generation `gen` of a message of `group` ended: `ended` (for end_leases)
+-- takes it.
 local function lease_ended(ended, group, gen)
-  if counted(gen) then ended[group] = (ended[group] or 0) - 1 end
-  if groups().cap > 0 or gen <= groups().counted_after then touch_kept(group) end
+  local n = 0
+  if counted(gen) then n = 1 end
+  ended[group] = (ended[group] or 0) + n
 end
 
--- A message that was leased (pushed at `ts`, of `group` or nil) is due again at `at`
--- (ms): appended to `due` ({score, id, …}) or `grouped` ({place, id, group, …}) for
--- make_due. Strict FIFO keeps its place (its push time, so it stays the head) and
--- holds its group in `holds` (group -> until, for store_holds) while `at` is after `now`.
-local function due_again(due, grouped, holds, id, ts, group, at, now)
+-- Makes grouped messages visible whose time has come (at most `limit`, earliest
+-- first), in that order. Returns how many.
+local function promote(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', K_GROUP_DELAYED, '-inf', now, 'LIMIT', 0, limit)
+  if #due == 0 then return 0 end
+  redis.call('ZREM', K_GROUP_DELAYED, unpack(due))
+  local entries = {}
+  for i, m in ipairs(due) do entries[i] = {string.sub(m, 1, 32), string.sub(m, 33)} end
+  enter_rounds(entries)
+  return #due
+end
+
+-- Most delayed grouped messages a script that makes messages visible first promotes,
+-- so they keep their place before those (pull promotes redis.reveal_batch).
+local PROMOTE_FIRST = 1000
+
+-- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
+-- {at, id, group, …} grouped ones. Grouped messages due by `now` become visible after
+-- those that were due before them. Returns how many grouped ones became visible.
+local function make_due(due, grouped, now)
+  if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
+  if #grouped == 0 then return 0 end
+  local visible, later = {}, {}
+  for i = 1, #grouped, 3 do
+    local at = tonumber(grouped[i])
+    if at <= now then
+      visible[#visible + 1] = {grouped[i + 1], grouped[i + 2], nil, at}
+    else
+      later[#later + 1] = grouped[i]
+      later[#later + 1] = member(grouped[i + 1], grouped[i + 2])
+    end
+  end
+  if #later > 0 then redis.call('ZADD', K_GROUP_DELAYED, unpack(later)) end
+  if #visible == 0 then return 0 end
+  promote(now, PROMOTE_FIRST)
+  -- In the order they became due (a push's are in order already).
+  local ordered = true
+  for i = 2, #visible do
+    local a, b = visible[i - 1], visible[i]
+    if a[4] > b[4] or (a[4] == b[4] and a[1] > b[1]) then ordered = false break end
+  end
+  if not ordered then
+    table.sort(visible, function(a, b)
+      if a[4] ~= b[4] then return a[4] < b[4] end
+      return a[1] < b[1]
+    end)
+  end
+  enter_rounds(visible)
+  return #visible
+end
+
+-- A message that was leased (of `group` or nil) is due again at `at` (ms): appended to
+-- `due` ({score, id, …}) or `grouped` ({at, id, group, …}) for make_due, or, under
+-- strict FIFO, to `kept` ({id, group, at}, for keep_places).
+local function due_again(due, grouped, kept, id, group, at)
   if not group then
     due[#due + 1] = at
     due[#due + 1] = id
-    return
+  elseif groups().cap == 1 then
+    kept[#kept + 1] = {id, group, at}
+  else
+    grouped[#grouped + 1] = at
+    grouped[#grouped + 1] = id
+    grouped[#grouped + 1] = group
   end
-  local place = at
-  if groups().cap == 1 then
-    place = ts
-    if at > now and at > (holds[group] or 0) then holds[group] = at end
-  end
-  grouped[#grouped + 1] = place
-  grouped[#grouped + 1] = id
-  grouped[#grouped + 1] = group
 end
 
-local function store_holds(holds)
+-- Strict FIFO: messages of `kept` ({id, group, at}) keep the round they were leased
+-- with: parked, to be their group's next message, the group held until `at` when that
+-- is later than `now`. One leased before the cap has no round noted and is appended to
+-- `grouped` for make_due instead.
+local function keep_places(kept, grouped, now)
+  if #kept == 0 then return end
+  local ids = {}
+  for i, k in ipairs(kept) do ids[i] = k[1] end
+  local rounds = redis.call('HMGET', K_ROUND_OF, unpack(ids))
+  local parked, holds = {}, {}
+  for i, k in ipairs(kept) do
+    if rounds[i] then
+      parked[#parked + 1] = {k[1], k[2], tonumber(rounds[i])}
+      if k[3] > now and k[3] > (holds[k[2]] or 0) then holds[k[2]] = k[3] end
+    else
+      grouped[#grouped + 1] = k[3]
+      grouped[#grouped + 1] = k[1]
+      grouped[#grouped + 1] = k[2]
+    end
+  end
+  park(parked)
   local scored = {}
   for group, at in pairs(holds) do
-    scored[#scored + 1] = string.format('%d', at)
+    scored[#scored + 1] = int(at)
     scored[#scored + 1] = group
   end
-  if #scored > 0 then redis.call('ZADD', K_GROUP_HOLD, unpack(scored)) end
+  if #scored > 0 then redis.call('ZADD', K_GROUP_HOLD, 'GT', unpack(scored)) end
 end
 
 -- Takes live messages `ids` (records given) out of the pull lane, wherever they are in
--- it: leased, due in K_DUE, or due in their group's lane.
-local function leave_pull_lane(ids, records)
+-- it: leased, due in K_DUE, or, for a grouped one, delayed, visible or parked. Under a
+-- cap, the groups whose leases ended get their room back.
+local function leave_pull_lane(ids, records, now)
   if not groups().on then
     -- Each is in at most one of the two.
     if redis.call('ZREM', K_LEASED, unpack(ids)) < #ids then
@@ -240,210 +449,193 @@ local function leave_pull_lane(ids, records)
       plain[#plain + 1] = id
     end
   end
-  if #plain > 0 and redis.call('ZREM', K_LEASED, unpack(plain)) < #plain
-    and redis.call('ZREM', K_DUE, unpack(plain)) > 0 then
-    touch('')
+  if #plain > 0 and redis.call('ZREM', K_LEASED, unpack(plain)) < #plain then
+    redis.call('ZREM', K_DUE, unpack(plain))
   end
   if #grouped == 0 then return end
-  local leased = redis.call('ZMSCORE', K_LEASED, unpack(grouped))
-  local places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(grouped))
-  local entries, ended = {}, {}
-  for i, id in ipairs(grouped) do
-    local group = group_of[i]
-    if leased[i] then
-      lease_ended(ended, group, gens[i])
-    elseif places[i] then
-      entries[#entries + 1] = lane_entry(group, tonumber(places[i]), id)
-      touch(group)
+  local capped = groups().cap > 0
+  local leased, ended = {}, {}
+  if capped then leased = redis.call('ZMSCORE', K_LEASED, unpack(grouped)) end
+  if redis.call('ZREM', K_LEASED, unpack(grouped)) < #grouped then
+    -- Some were not leased: wherever else they are, they leave.
+    local members = {}
+    for i, id in ipairs(grouped) do members[i] = member(id, group_of[i]) end
+    local visible = redis.call('ZMSCORE', K_ROUNDS, unpack(members))
+    local out, out_groups = {}, {}
+    for i, m in ipairs(members) do
+      if visible[i] then
+        out[#out + 1] = m
+        out_groups[#out_groups + 1] = group_of[i]
+        -- It may have been unparked to take room its group has: parked ones take it.
+        ended[group_of[i]] = ended[group_of[i]] or 0
+      end
     end
-  end
-  redis.call('ZREM', K_LEASED, unpack(grouped))
-  redis.call('ZREM', K_GROUP_DUE, unpack(grouped))
-  if #entries > 0 then redis.call('ZREM', K_LANES, unpack(entries)) end
-  count_leases(ended)
-end
-
--- Puts every touched lane where it belongs (see above). `served`: the lanes a pull
--- just served, in the order it last served them; those whose head is still visible go
--- to the back of the rotation in that order, after the lanes joining it. Without `now`
--- (a script that does not know the time) a lane in the rotation stays there, and one
--- that is not waits: the next pull moves each on if it must. `known_heads`: lane ->
--- the place of its head where the caller has just read it. Returns how many lanes
--- joined the rotation.
-local function settle_lanes(now, served, known_heads)
-  local lanes, kinds = {}, {}
-  for lane, kind in pairs(touched) do
-    lanes[#lanes + 1] = lane
-    kinds[#lanes] = kind
-  end
-  touched = {}
-  if #lanes == 0 then return 0 end
-  known_heads = known_heads or {}
-  local cap = groups().cap
-  local placed = redis.call('ZMSCORE', K_ROTATION, unpack(lanes))
-  local joining, staying, due_at, look = {}, {}, {}, {}
-  for i, lane in ipairs(lanes) do
-    if placed[i] and kinds[i] == 'kept' then
-      -- Still visible, head unchanged.
-      staying[lane] = true
-    else
-      look[#look + 1] = i
+    leave_rounds(out, out_groups)
+    redis.call('ZREM', K_GROUP_DELAYED, unpack(members))
+    local rounds = redis.call('HMGET', K_ROUND_OF, unpack(grouped))
+    local entries, entry_groups = {}, {}
+    for i, id in ipairs(grouped) do
+      if rounds[i] then
+        entries[#entries + 1] = parked_entry(group_of[i], tonumber(rounds[i]), id)
+        entry_groups[#entries] = group_of[i]
+      end
     end
-  end
-  local gone, unplaced, unwait, unhold, waits = {}, {}, {}, {}, {}
-  if #look > 0 then
-    local names, unknown = {}, {}
-    for k, i in ipairs(look) do
-      names[k] = lanes[i]
-      if not known_heads[lanes[i]] then unknown[#unknown + 1] = lanes[i] end
-    end
-    local inflight = {}
-    if cap > 0 then inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(names)) end
-    -- A lane whose head the caller just read in the rotation has no hold left.
-    local holds = {}
-    if #unknown > 0 then
-      local scores = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(unknown))
-      for k, lane in ipairs(unknown) do holds[lane] = scores[k] end
-    end
-    for k, i in ipairs(look) do
-      local lane = lanes[i]
-      local hold = holds[lane]
-      local blocked = lane ~= '' and cap > 0 and tonumber(inflight[k] or '0') >= cap
-      local head = nil
-      if not blocked then head = known_heads[lane] or lane_head(lane) end
-      if blocked or not head then
-        gone[#gone + 1] = lane
-        if not blocked and hold then unhold[#unhold + 1] = lane end
-      else
-        local at = math.max(head, tonumber(hold or '0'))
-        local visible = now and at <= now
-        if placed[i] and (visible or not now) then
-          staying[lane] = true
-        elseif visible then
-          joining[#joining + 1] = lane
-          due_at[lane] = at
-          unwait[#unwait + 1] = lane
-          if hold then unhold[#unhold + 1] = lane end
-        else
-          if placed[i] then unplaced[#unplaced + 1] = lane end
-          waits[#waits + 1] = at
-          waits[#waits + 1] = lane
+    if #entries > 0 then
+      local present = redis.call('ZMSCORE', K_PARKED, unpack(entries))
+      local gone, deltas = {}, {}
+      for k, entry in ipairs(entries) do
+        if present[k] then
+          gone[#gone + 1] = entry
+          deltas[entry_groups[k]] = (deltas[entry_groups[k]] or 0) - 1
         end
       end
-    end
-  end
-  if #gone > 0 then
-    redis.call('ZREM', K_ROTATION, unpack(gone))
-    redis.call('ZREM', K_LANE_WAIT, unpack(gone))
-  end
-  if #unplaced > 0 then redis.call('ZREM', K_ROTATION, unpack(unplaced)) end
-  if #unwait > 0 then redis.call('ZREM', K_LANE_WAIT, unpack(unwait)) end
-  if #unhold > 0 then redis.call('ZREM', K_GROUP_HOLD, unpack(unhold)) end
-  if #waits > 0 then redis.call('ZADD', K_LANE_WAIT, unpack(waits)) end
-  -- Lanes join in the order their heads became visible (then by name, so the order
-  -- does not depend on Lua's table order), then the lanes just served.
-  table.sort(joining, function(a, b)
-    if due_at[a] ~= due_at[b] then return due_at[a] < due_at[b] end
-    return a < b
-  end)
-  local back = joining
-  for _, lane in ipairs(served or {}) do
-    if staying[lane] then back[#back + 1] = lane end
-  end
-  if #back > 0 then
-    local last = redis.call('HINCRBY', K_META, 'rotation_seq', #back)
-    local turns = {}
-    for k, lane in ipairs(back) do
-      turns[#turns + 1] = last - #back + k
-      turns[#turns + 1] = lane
-    end
-    redis.call('ZADD', K_ROTATION, unpack(turns))
-  end
-  return #joining
-end
-
--- Lanes whose head has become visible (at most `limit`, earliest first) are touched, so
--- the next settle_lanes(now) moves them into the rotation.
-local function promote_lanes(now, limit)
-  for _, lane in ipairs(redis.call('ZRANGEBYSCORE', K_LANE_WAIT, '-inf', now, 'LIMIT', 0, limit)) do
-    touch(lane)
-  end
-end
-
--- Chooses up to `batch` visible messages, at most `budget` record bytes (but always
--- one), round-robin over the lanes at the front of the rotation: one message of each
--- lane per round, in rotation order; a lane drops out of the rounds when it has no more
--- visible messages or no more room under group_max_inflight. Each pass asks every lane
--- still in for an equal share of what is missing (and one more, to learn what follows
--- it), and a lane stays in only if it gave its whole share, so the reads are O(batch)
--- entries in O(batch) commands whatever the number of groups. Returns the chosen ids
--- and records, each one's K_LANES entry (false: ungrouped), the lanes served in the
--- order each was last served, and, where a read showed it, the place of each lane's
--- next head (for settle_lanes). Every lane looked at is touched.
-local function select_round_robin(now, batch, budget)
-  local lanes = redis.call('ZRANGE', K_ROTATION, 0, batch - 1)
-  if #lanes == 0 then return {}, {}, {}, {}, {} end
-  local cap = groups().cap
-  local inflight = {}
-  if cap > 0 then inflight = redis.call('HMGET', K_GROUP_INFLIGHT, unpack(lanes)) end
-  local room, picked, entries, places, beyond, open = {}, {}, {}, {}, {}, {}
-  for i, lane in ipairs(lanes) do
-    touch(lane)
-    room[i] = batch
-    if cap > 0 and lane ~= '' then
-      room[i] = math.min(batch, cap - tonumber(inflight[i] or '0'))
-    end
-    picked[i], entries[i], places[i] = {}, {}, {}
-    if room[i] > 0 then open[#open + 1] = i end
-  end
-  local total, rounds = 0, 0
-  while total < batch and #open > 0 do
-    local share = math.ceil((batch - total) / #open)
-    local still = {}
-    for _, i in ipairs(open) do
-      local want = math.min(share, room[i] - #picked[i])
-      local ids, found, at = lane_visible(lanes[i], now, #picked[i], want + 1)
-      for k = 1, math.min(#ids, want) do
-        local n = #picked[i] + 1
-        picked[i][n], entries[i][n], places[i][n] = ids[k], found[k] or false, at[k]
+      if #gone > 0 then
+        redis.call('ZREM', K_PARKED, unpack(gone))
+        add_counts(K_GROUP_PARKED, deltas)
       end
-      -- The visible message after these, if any.
-      beyond[i] = at[want + 1]
-      total = total + math.min(#ids, want)
-      rounds = math.max(rounds, #picked[i])
-      if #ids > want and #picked[i] < room[i] then still[#still + 1] = i end
-    end
-    open = still
-  end
-  -- Round by round, within a round in rotation order.
-  local order = {}
-  for k = 1, rounds do
-    for i = 1, #lanes do
-      if picked[i][k] then order[#order + 1] = {i, k} end
     end
   end
-  if #order == 0 then return {}, {}, {}, {}, {} end
-  local wanted = {}
-  for n = 1, math.min(#order, batch) do wanted[n] = picked[order[n][1]][order[n][2]] end
-  local found = redis.call('HMGET', K_MSG, unpack(wanted))
-  local ids, records, entry_of, last, taken = {}, {}, {}, {}, {}
-  local size = 0
-  for n, id in ipairs(wanted) do
-    if #ids > 0 and size + #found[n] > budget then break end
-    local i, k = order[n][1], order[n][2]
-    ids[n], records[n], entry_of[n] = id, found[n], entries[i][k]
-    last[i], taken[i] = n, k
-    size = size + #found[n]
+  if capped or redis.call('EXISTS', K_ROUND_OF) == 1 then
+    redis.call('HDEL', K_ROUND_OF, unpack(grouped))
   end
-  local served, next_heads = {}, {}
-  for i = 1, #lanes do
-    if last[i] then served[#served + 1] = i end
-    -- Lane order is place order, so the next head is the first message not taken.
-    next_heads[lanes[i]] = places[i][(taken[i] or 0) + 1] or beyond[i]
+  if not capped then return end
+  for i = 1, #grouped do
+    if leased[i] then lease_ended(ended, group_of[i], gens[i]) end
   end
-  table.sort(served, function(a, b) return last[a] < last[b] end)
-  for n, i in ipairs(served) do served[n] = lanes[i] end
-  return ids, records, entry_of, served, next_heads
+  end_leases(ended, now)
+end
+
+-- For each group of `names` not yet in `room`: how many more it may have leased now.
+local function learn_rooms(names, room, now)
+  local unknown = {}
+  for _, name in ipairs(distinct(names)) do
+    if room[name] == nil then unknown[#unknown + 1] = name end
+  end
+  for name, n in pairs(rooms(unknown, now)) do room[name] = n end
+end
+
+-- Chooses what a pull takes: up to `batch` visible messages, at most `budget` record
+-- bytes (but always one), round by round from the front of K_ROUNDS, the visible
+-- ungrouped messages taking the rounds after meta.round, one each, first within a
+-- round. A message whose group has no room is passed over, at most `limit` of them
+-- (a pull parks those before the last one chosen). Returns the chosen ids and records,
+-- then {group or false, round, member} of each, and the passed ones {id, group,
+-- round, member}.
+local function choose_by_rounds(now, batch, budget, limit)
+  local cap = groups().cap
+  local first_round = passed_round() + 1
+  local plain = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
+  local chosen, passed, room = {}, {}, {}
+  local p = 1
+  local function plain_up_to(round)
+    while #chosen < batch and p <= #plain and first_round + p - 1 <= round do
+      chosen[#chosen + 1] = {plain[p], false, first_round + p - 1}
+      p = p + 1
+    end
+  end
+  local offset, window = 0, batch
+  while #chosen < batch and #passed < limit do
+    local front = redis.call('ZRANGE', K_ROUNDS, offset, offset + window - 1, 'WITHSCORES')
+    offset = offset + window
+    if cap > 0 then
+      local names = {}
+      for i = 1, #front, 2 do names[#names + 1] = string.sub(front[i], 33) end
+      learn_rooms(names, room, now)
+    end
+    for i = 1, #front, 2 do
+      local m, round = front[i], tonumber(front[i + 1])
+      plain_up_to(round)
+      if #chosen >= batch then break end
+      local id, group = string.sub(m, 1, 32), string.sub(m, 33)
+      if cap == 0 or room[group] > 0 then
+        chosen[#chosen + 1] = {id, group, round, m}
+        if cap > 0 then room[group] = room[group] - 1 end
+      else
+        passed[#passed + 1] = {id, group, round, m, #chosen}
+        if #passed >= limit then break end
+      end
+    end
+    if #front < 2 * window then break end
+    window = math.min(window * 2, math.max(limit, batch))
+  end
+  plain_up_to(math.huge)
+  if #chosen == 0 then return {}, {}, {}, passed end
+  local ids = {}
+  for i, c in ipairs(chosen) do ids[i] = c[1] end
+  local found = redis.call('HMGET', K_MSG, unpack(ids))
+  local records, size = {}, 0
+  for i, rec in ipairs(found) do
+    if i > 1 and size + #rec > budget then break end
+    records[i] = rec
+    size = size + #rec
+  end
+  local taken, meta_of = {}, {}
+  for i = 1, #records do
+    taken[i] = ids[i]
+    meta_of[i] = {chosen[i][2], chosen[i][3], chosen[i][4]}
+  end
+  -- Only those passed before the last message taken: a later one's group may yet
+  -- have room.
+  local kept = {}
+  for _, q in ipairs(passed) do
+    if q[5] <= #taken then kept[#kept + 1] = q end
+  end
+  return taken, records, meta_of, kept
+end
+
+-- A pull leases what choose_by_rounds chose (`ids`, `chosen`) and parks what it passed
+-- over: they leave K_DUE and K_ROUNDS, meta.round moves past them, and under strict
+-- FIFO each grouped one notes its round.
+local function take_chosen(ids, chosen, passed)
+  local plain, members, names, rounds = {}, {}, {}, {}
+  local last = passed_round()
+  for i, c in ipairs(chosen) do
+    last = math.max(last, c[2])
+    if c[1] then
+      members[#members + 1] = c[3]
+      names[#names + 1] = c[1]
+      rounds[#rounds + 1] = ids[i]
+      rounds[#rounds + 1] = int(c[2])
+    else
+      plain[#plain + 1] = ids[i]
+    end
+  end
+  local parked = {}
+  for i, q in ipairs(passed) do
+    last = math.max(last, q[3])
+    members[#members + 1] = q[4]
+    names[#names + 1] = q[2]
+    parked[i] = {q[1], q[2], q[3]}
+  end
+  if #plain > 0 then redis.call('ZREM', K_DUE, unpack(plain)) end
+  leave_rounds(members, names)
+  park(parked)
+  if groups().cap == 1 and #rounds > 0 then redis.call('HSET', K_ROUND_OF, unpack(rounds)) end
+  if last > passed_round() then
+    round_passed = last
+    redis.call('HSET', K_META, 'round', int(last))
+  end
+end
+
+-- Groups whose strict FIFO hold is over (at most `limit`) get their room back.
+local function end_holds(now, limit)
+  local over = redis.call('ZRANGEBYSCORE', K_GROUP_HOLD, '-inf', now, 'LIMIT', 0, limit)
+  if #over == 0 then return 0 end
+  redis.call('ZREM', K_GROUP_HOLD, unpack(over))
+  if groups().cap == 0 then return 0 end
+  return unpark(rooms(over, now))
+end
+
+-- After the cap changed (meta.unparking): up to `limit` parked messages go back to
+-- K_ROUNDS, to be parked again where their group still has no room.
+local function unpark_after_cap_change(unparking, limit)
+  if unparking ~= '1' then return 0 end
+  local entries = redis.call('ZRANGE', K_PARKED, 0, limit - 1)
+  if #entries == 0 then
+    redis.call('HDEL', K_META, 'unparking')
+    return 0
+  end
+  return unpark_entries(entries)
 end
 
 -- Whether any message of the queue has a listener lane (K_REFS exists), asked of Redis
@@ -456,12 +648,6 @@ local function any_refs()
     refs_exist, refs_known = redis.call('EXISTS', K_REFS) == 1, true
   end
   return refs_exist
-end
-
--- A whole number as Redis reads one: Lua's own formatting of a large number can be
--- "1e+15", which HINCRBY and friends refuse.
-local function int(n)
-  return string.format('%d', n)
 end
 
 -- Exact backlog figures: {count, bytes, oldest_timestamp_ms}. `bytes` and `count`, when
@@ -595,57 +781,65 @@ local function release(ids, records, lid, keep_bytes)
   return delete_messages(gone, gone_records, keep_bytes)
 end
 
--- Whether the pull lane holds each of `ids`: a message only listener lanes still hold
--- has a record but is no longer the pull lane's to ack. Costs nothing while no message
--- has a listener lane.
-local function in_pull_lane(ids)
-  local held = {}
-  if #ids == 0 or not any_refs() then
-    for i = 1, #ids do held[i] = true end
-    return held
-  end
-  local leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
-  local due = redis.call('ZMSCORE', K_DUE, unpack(ids))
-  local places = {}
-  if groups().on then places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(ids)) end
-  for i = 1, #ids do held[i] = leased[i] ~= false or due[i] ~= false or (places[i] or false) ~= false end
-  return held
-end
-
 -- Where the pull lane holds each of `ids` (records given; false: no such message), in
 -- two lists: 'leased' (until: when the lease expires), 'delayed' (until: when it
--- becomes visible, its group's hold included), 'ready' (until 0), or nil: the pull
--- lane does not hold it (only listener lanes do, or it is gone). Only reads.
+-- becomes visible, its group's strict FIFO hold included), 'ready' (until 0; a parked
+-- message too: it waits for its group's room, not for a time), or nil: the pull lane
+-- does not hold it (only listener lanes do, or it is gone). Only reads.
 local function pull_lane_states(ids, records, now)
   local states, untils = {}, {}
   if #ids == 0 then return states, untils end
   local leased = redis.call('ZMSCORE', K_LEASED, unpack(ids))
   local due = redis.call('ZMSCORE', K_DUE, unpack(ids))
-  local places, holds = {}, {}
+  local delayed, visible, rounds, holds = {}, {}, {}, {}
   if groups().on then
-    places = redis.call('ZMSCORE', K_GROUP_DUE, unpack(ids))
-    local group_of = {}
-    for i = 1, #ids do group_of[i] = records[i] and select(7, parse_record(records[i])) or '' end
-    holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(group_of))
+    local members, names = {}, {}
+    for i = 1, #ids do
+      local group = records[i] and select(7, parse_record(records[i]))
+      members[i] = member(ids[i], group or '')
+      names[i] = group or ''
+    end
+    delayed = redis.call('ZMSCORE', K_GROUP_DELAYED, unpack(members))
+    visible = redis.call('ZMSCORE', K_ROUNDS, unpack(members))
+    rounds = redis.call('HMGET', K_ROUND_OF, unpack(ids))
+    holds = redis.call('ZMSCORE', K_GROUP_HOLD, unpack(names))
   end
   for i = 1, #ids do
-    local at = due[i] or places[i]
+    states[i], untils[i] = nil, 0
+    -- When it becomes visible: a visible message 0, a parked one its group's hold.
+    local at = nil
     if not records[i] then
-      states[i], untils[i] = nil, 0
+      at = nil
     elseif leased[i] then
       states[i], untils[i] = 'leased', tonumber(leased[i])
-    elseif not at then
-      states[i], untils[i] = nil, 0
-    else
-      at = math.max(tonumber(at), tonumber(holds[i] or '0'))
-      if at > now then
-        states[i], untils[i] = 'delayed', at
-      else
-        states[i], untils[i] = 'ready', 0
-      end
+    elseif due[i] or delayed[i] then
+      at = tonumber(due[i] or delayed[i])
+    elseif visible[i] then
+      at = 0
+    elseif rounds[i] then
+      at = tonumber(holds[i] or '0')
+    end
+    if at and at > now then
+      states[i], untils[i] = 'delayed', at
+    elseif at then
+      states[i], untils[i] = 'ready', 0
     end
   end
   return states, untils
+end
+
+-- Whether the pull lane holds each of `ids` (records given): a message only listener
+-- lanes still hold has a record but is no longer the pull lane's to ack. Costs nothing
+-- while no message has a listener lane.
+local function in_pull_lane(ids, records)
+  local held = {}
+  if #ids == 0 or not any_refs() then
+    for i = 1, #ids do held[i] = true end
+    return held
+  end
+  local states = pull_lane_states(ids, records, 0)
+  for i = 1, #ids do held[i] = states[i] ~= nil end
+  return held
 end
 
 -- Reads what deciding on leases takes, for ids[i] with lease generations gens[i], in
@@ -702,8 +896,8 @@ end
 -- keeps their place and holds their group as long), oldest first and at most `limit`
 -- per call (the next call moves the rest), so the cost is O(log N + moved). An expired
 -- lease that was the message's last allowed delivery (`max_deliveries`) buries it
--- instead. Delayed messages need no such step: they are due already, from when they
--- become visible. Returns how many were buried.
+-- instead. Delayed ungrouped messages need no such step: they are due already, from
+-- when they become visible (grouped ones are promoted). Returns how many were buried.
 local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, delay_cap)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'WITHSCORES',
     'LIMIT', 0, limit)
@@ -716,10 +910,10 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
   redis.call('ZREM', K_LEASED, unpack(ids))
   redis.call('HINCRBY', K_META, 'lease_expired', #ids)
   local records = redis.call('HMGET', K_MSG, unpack(ids))
-  local due, grouped, ended, holds, dead, dead_records = {}, {}, {}, {}, {}, {}
+  local due, grouped, kept, ended, dead, dead_records = {}, {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local rec = records[i]
-    local _, ts, attempts, gen, _, _, group = parse_record(rec)
+    local _, _, attempts, gen, _, _, group = parse_record(rec)
     if group then lease_ended(ended, group, gen) end
     if attempts >= max_deliveries then
       dead[#dead + 1] = id
@@ -729,27 +923,31 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
       if delay_cap > delay_base then
         at = at + retry_delay(delay_base, delay_cap, attempts) * 1000
       end
-      due_again(due, grouped, holds, id, ts, group, at, now)
+      due_again(due, grouped, kept, id, group, at)
     end
   end
-  make_due(due, grouped)
-  store_holds(holds)
-  count_leases(ended)
+  keep_places(kept, grouped, now)
+  make_due(due, grouped, now)
+  end_leases(ended, now)
   return bury(dead, dead_records, has_dlq)
 end
 
--- When, in ms, the next delayed message or expired lease can become visible (0: none).
+-- When, in ms, the next delayed message, strict FIFO hold or expired lease can make a
+-- message visible (0: none).
 local function next_visible(now)
-  local d
+  local firsts = {
+    redis.call('ZRANGEBYSCORE', K_DUE, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1),
+    redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES'),
+  }
   if groups().on then
-    d = redis.call('ZRANGE', K_LANE_WAIT, 0, 0, 'WITHSCORES')
-  else
-    d = redis.call('ZRANGEBYSCORE', K_DUE, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    firsts[3] = redis.call('ZRANGE', K_GROUP_DELAYED, 0, 0, 'WITHSCORES')
+    firsts[4] = redis.call('ZRANGE', K_GROUP_HOLD, 0, 0, 'WITHSCORES')
   end
-  local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
   local n = 0
-  if d[2] then n = tonumber(d[2]) end
-  if l[2] and (n == 0 or tonumber(l[2]) < n) then n = tonumber(l[2]) end
+  for _, first in ipairs(firsts) do
+    local at = tonumber(first[2] or '0')
+    if at > 0 and (n == 0 or at < n) then n = at end
+  end
   return n
 end
 

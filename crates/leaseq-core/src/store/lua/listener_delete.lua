@@ -17,7 +17,6 @@ end
 local ids = redis.call('ZRANGE', lane, 0, tonumber(ARGV[3]) - 1)
 if #ids > 0 then
   release(ids, redis.call('HMGET', K_MSG, unpack(ids)), lid)
-  settle_lanes()
 end
 if redis.call('EXISTS', lane) == 1 then return {OK, 1} end
 redis.call('UNLINK', lane_key(lid, LANE_ATTEMPTS), lane_key(lid, LANE_LOG),

@@ -72,9 +72,6 @@ if #dead > 0 then
   end
   release(dead, records, lid)
 end
--- Only a message the pull lane no longer holds leaves here, so no lane changes: this
--- keeps the rule that every script that may touch lanes settles them.
-settle_lanes(tonumber(ARGV[3]))
 
 local log = lane_key(lid, LANE_LOG)
 redis.call('LPUSH', log, ARGV[6])

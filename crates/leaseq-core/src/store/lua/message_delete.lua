@@ -20,5 +20,4 @@ for i, id in ipairs(ids) do
   end
 end
 delete_messages(live, live_records)
-settle_lanes(tonumber(ARGV[2]))
 return out

@@ -8,9 +8,10 @@
 --          {OK, backlog_count, backlog_bytes, oldest_timestamp_ms, buried, 0, id1, record1, ...}
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_max_retries', 'c_dlq',
-  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after')
+  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after',
+  'round')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[7], meta[8], meta[9])
+know_groups(meta[7], meta[8], meta[9], meta[10])
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
 if batch == 0 then batch = tonumber(meta[2] or DEFAULT_BATCH_SIZE) end
@@ -23,11 +24,11 @@ local buried = reclaim_expired(now, tonumber(ARGV[4]),
 local budget = tonumber(ARGV[5])
 local ids, records = {}, {}
 if groups().on then
-  -- What the next pull would be offered (lanes whose time has come join the rotation).
-  promote_lanes(now, tonumber(ARGV[4]))
-  settle_lanes(now)
-  ids, records = select_round_robin(now, batch, budget)
-  settle_lanes(now)
+  -- What the next pull would be offered: it parks nothing, so it shows no more than a
+  -- pull would take.
+  end_holds(now, tonumber(ARGV[4]))
+  promote(now, tonumber(ARGV[4]))
+  ids, records = choose_by_rounds(now, batch, budget, tonumber(ARGV[4]))
 else
   ids = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
   if #ids > 0 then records = redis.call('HMGET', K_MSG, unpack(ids)) end

@@ -1,5 +1,5 @@
 -- Leases up to batch_size visible messages: oldest visible first, or, once the queue
--- has message groups, round-robin over its lanes (select_round_robin in lib.lua).
+-- has message groups, round by round (choose_by_rounds in lib.lua).
 -- KEYS: the queue's keys (K_META, K_MSG, …: the generated prelude names them).
 -- ARGV[1]: access (see may_access in lib.lua)   ARGV[2]: now (ms)
 -- ARGV[3]: batch_size (0 = consumer's setting, else DEFAULT_BATCH_SIZE)
@@ -19,9 +19,10 @@
 
 local meta = redis.call('HMGET', K_META, 'account', 'c_batch_size', 'c_visibility_timeout_ms',
   'delivery_paused', 'c_max_retries', 'c_dlq', 'bytes', 'lease_seq', 'delivered', 'waiting',
-  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after')
+  'c_retry_delay', 'c_retry_delay_max', 'grouped', 'group_max_inflight', 'counted_after',
+  'round', 'unparking')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[13], meta[14], meta[15])
+know_groups(meta[13], meta[14], meta[15], meta[16])
 if meta[4] == '1' then return {PAUSED} end
 local now = tonumber(ARGV[2])
 local batch = tonumber(ARGV[3])
@@ -30,18 +31,20 @@ local timeout = tonumber(ARGV[4])
 if timeout == 0 then timeout = tonumber(meta[3] or DEFAULT_VISIBILITY_TIMEOUT_MS) end
 local max_deliveries = tonumber(meta[5] or DEFAULT_MAX_RETRIES) + 1
 
-local buried = reclaim_expired(now, tonumber(ARGV[5]), max_deliveries, (meta[6] or '') ~= '',
+local limit = tonumber(ARGV[5])
+local buried = reclaim_expired(now, limit, max_deliveries, (meta[6] or '') ~= '',
   tonumber(meta[11] or DEFAULT_RETRY_DELAY), tonumber(meta[12] or DEFAULT_RETRY_DELAY_MAX))
 
--- The visible messages are the head of K_DUE, up to now (or the rotation's choice).
+-- The visible messages are the head of K_DUE, up to now (or the front of the rounds).
 -- Once their records reach the reply budget the rest stay where they are, first in
 -- line for the next pull.
 local budget = tonumber(ARGV[6])
-local ids, records, entry_of, served, next_heads = {}, {}, {}, {}, {}
+local ids, records, chosen, passed = {}, {}, {}, {}
 if groups().on then
-  promote_lanes(now, tonumber(ARGV[5]))
-  settle_lanes(now)
-  ids, records, entry_of, served, next_heads = select_round_robin(now, batch, budget)
+  unpark_after_cap_change(meta[17], limit)
+  end_holds(now, limit)
+  promote(now, limit)
+  ids, records, chosen, passed = choose_by_rounds(now, batch, budget, limit)
 else
   local candidates = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
   if #candidates > 0 then
@@ -64,8 +67,8 @@ local b
 if #ids == 0 then
   b = backlog(bytes)
   local wait = tonumber(ARGV[7])
-  -- A lane looked at may have to move on (to wait, or out while its group is full).
-  settle_lanes(now, nil, next_heads)
+  -- What was passed over waits for its group's room.
+  if #passed > 0 then take_chosen({}, {}, passed) end
   if wait == 0 then return {OK, b[1], b[2], b[3], buried, 0} end
   -- A push from now until the wait ends wakes this pull (announce_due in lib.lua).
   if tonumber(meta[10] or '0') < now + wait then
@@ -81,18 +84,12 @@ redis.call('HSET', K_META, 'lease_seq', int(last_gen),
 local expiry = int(now + timeout)
 local updated, leases = {}, {}
 local out = {OK, 0, 0, 0, buried, 0}
-local started, plain, grouped, entries = {}, {}, {}, {}
+local started = {}
 for i, id in ipairs(ids) do
   local ct, ts, attempts, _, offset, entry, group = parse_record(records[i])
   local gen = last_gen - #ids + i
   local rec = record(ct, ts, attempts + 1, gen, entry, string.sub(records[i], offset), group)
-  if entry_of[i] then
-    grouped[#grouped + 1] = id
-    entries[#entries + 1] = entry_of[i]
-    if counted(gen) then started[group] = (started[group] or 0) + 1 end
-  else
-    plain[#plain + 1] = id
-  end
+  if group and counted(gen) then started[group] = (started[group] or 0) + 1 end
   updated[#updated + 1] = id
   updated[#updated + 1] = rec
   leases[#leases + 1] = expiry
@@ -100,15 +97,14 @@ for i, id in ipairs(ids) do
   out[#out + 1] = id
   out[#out + 1] = rec
 end
-if #plain > 0 then redis.call('ZREM', K_DUE, unpack(plain)) end
-if #grouped > 0 then
-  redis.call('ZREM', K_GROUP_DUE, unpack(grouped))
-  redis.call('ZREM', K_LANES, unpack(entries))
-  count_leases(started)
+if groups().on then
+  take_chosen(ids, chosen, passed)
+  add_counts(K_GROUP_INFLIGHT, started)
+else
+  redis.call('ZREM', K_DUE, unpack(ids))
 end
 redis.call('HSET', K_MSG, unpack(updated))
 redis.call('ZADD', K_LEASED, unpack(leases))
-if groups().on then settle_lanes(now, served, next_heads) end
 
 b = backlog(bytes)
 out[2], out[3], out[4] = b[1], b[2], b[3]

@@ -8,10 +8,11 @@ if not may_access(K_META, redis.call('HGET', K_META, 'account')) then return {NO
 local purged = redis.call('HLEN', K_MSG)
 -- UNLINK frees large hashes in the background; to readers they are gone at once.
 redis.call('UNLINK', K_MSG, K_DUE, K_LEASED, K_AGE, K_AGE_IDS, K_DEAD, K_ORIGIN, K_REFS, K_NAMES,
-  K_GROUP_DUE, K_LANES, K_ROTATION, K_LANE_WAIT, K_GROUP_INFLIGHT, K_GROUP_HOLD,
+  K_GROUP_DELAYED, K_ROUNDS, K_GROUPS, K_PARKED, K_ROUND_OF, K_GROUP_PARKED,
+  K_GROUP_INFLIGHT, K_GROUP_HOLD,
   K_LEGACY_READY, K_LEGACY_DELAYED, K_LEGACY_AGE_COUNT)
 -- With no message left, the queue starts over without groups.
-redis.call('HDEL', K_META, 'grouped', 'rotation_seq', 'counted_after')
+redis.call('HDEL', K_META, 'grouped', 'round', 'counted_after', 'unparking')
 for _, lid in ipairs(redis.call('HKEYS', K_LISTENERS)) do
   redis.call('UNLINK', lane_key(lid, LANE_DUE), lane_key(lid, LANE_ATTEMPTS),
     lane_key(lid, LANE_DEAD))

@@ -18,9 +18,9 @@
 
 local meta = redis.call('HMGET', K_META, 'account', 'delivery_delay', 'dedup_window',
   'max_messages', 'max_bytes', 'bytes', 'pushed', 'waiting', 'listeners', 'c_id', 'grouped',
-  'group_max_inflight', 'counted_after')
+  'group_max_inflight', 'counted_after', 'round')
 if not may_access(K_META, meta[1]) then return {NOT_FOUND} end
-know_groups(meta[11], meta[12], meta[13])
+know_groups(meta[11], meta[12], meta[13], meta[14])
 -- Messages held before this push: for the quota and the reply's backlog count.
 local held = redis.call('HLEN', K_MSG)
 local default_delay = tonumber(meta[2] or DEFAULT_DELIVERY_DELAY) * 1000
@@ -102,8 +102,7 @@ if #records > 0 then
   remember_ages(ARGV[2], table.concat(ids))
   if pull_lane then
     if #grouped > 0 then enable_groups() end
-    make_due(due, grouped)
-    settle_lanes(now)
+    make_due(due, grouped, now)
   end
   if #listeners > 0 then
     -- Listener lanes know no groups: every message is due there as it is here.

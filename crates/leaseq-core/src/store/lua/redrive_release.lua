@@ -8,6 +8,5 @@ local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return {OK, 0} end
 local gone = delete_live(ids)
-settle_lanes()
 redis.call('HDEL', K_ORIGIN, unpack(ids))
 return {OK, gone}

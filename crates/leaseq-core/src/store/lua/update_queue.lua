@@ -14,6 +14,11 @@ if #ARGV > 1 then
     redis.call('UNLINK', K_GROUP_INFLIGHT)
     redis.call('HSET', K_META, 'counted_after', redis.call('HGET', K_META, 'lease_seq') or '0')
   end
+  if cap ~= cap_before and redis.call('EXISTS', K_PARKED) == 1 then
+    -- Parked messages waited for room under the old cap: pulls move them back, a step
+    -- at a time, and park again those that still have none.
+    redis.call('HSET', K_META, 'unparking', '1')
+  end
 end
 local out = {OK}
 for _, v in ipairs(redis.call('HGETALL', K_META)) do out[#out + 1] = v end
