@@ -42,7 +42,7 @@ pub enum Role {
     GroupDelayed,
     /// ZSET: visible grouped messages (member: id, then group) -> their round.
     Rounds,
-    /// HASH: group with messages in `Rounds` -> `<last round given>:<how many there>`.
+    /// ZSET: group -> the last round it was given, while that is after `meta.round`.
     Groups,
     /// ZSET, all scores 0: `<group>\0<round, 16 digits>\0<id>` for every message parked
     /// while its group had no room under `group_max_inflight`.

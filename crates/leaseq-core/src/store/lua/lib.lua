@@ -61,12 +61,11 @@ end
 --   it becomes visible. Every grouped message becomes visible through there, in that
 --   order (promote), except a push's own visible messages, which come after it;
 -- - visible: in K_ROUNDS (same member), scored by its round: one after the last round
---   its group was given (K_GROUPS: group -> "<last round given>:<messages in
---   K_ROUNDS>", for groups with messages there), and at least the round after the last
---   one pull passed (meta.round). A group with a million messages has them in a million
---   rounds; a group with ten joins the next round. So a pull reads the front of
---   K_ROUNDS, and the ungrouped lane takes the rounds after meta.round, one each, first
---   within a round;
+--   its group was given (K_GROUPS: group -> that round, while it is after meta.round),
+--   and at least the round after the last one pulls passed (meta.round). A group with
+--   a million messages has them in a million rounds; a group with ten joins the next
+--   round. So a pull reads the front of K_ROUNDS, and the ungrouped lane takes the
+--   rounds after meta.round, one each, first within a round;
 -- - parked, under group_max_inflight (leases counted in K_GROUP_INFLIGHT, those made
 --   after the cap was set: meta.counted_after; update_queue.lua starts afresh): a
 --   message met at the front while its group has no room leaves K_ROUNDS for K_PARKED,
@@ -141,61 +140,45 @@ local function distinct(list)
   return out
 end
 
--- K_GROUPS of `names`: name -> {last round given, messages in K_ROUNDS}.
-local function read_groups(names)
-  local known = {}
-  if #names == 0 then return known end
-  local values = redis.call('HMGET', K_GROUPS, unpack(names))
+-- Puts grouped messages into K_ROUNDS, in the order given: ids[i] of group names[i],
+-- with round rounds[i], or, where that is false (or `rounds` nil), its group's next.
+-- K_GROUPS keeps each group's last round; ZADD GT never lowers it, and with a group
+-- named twice the last (largest) round stays.
+local function enter_rounds(ids, names, rounds)
+  if #ids == 0 then return end
+  local known = redis.call('ZMSCORE', K_GROUPS, unpack(names))
+  local last = {}
   for i, name in ipairs(names) do
-    local round, count = string.match(values[i] or '0:0', '^(%d+):(%d+)$')
-    known[name] = {tonumber(round or '0'), tonumber(count or '0')}
+    if last[name] == nil then last[name] = tonumber(known[i] or '0') end
   end
-  return known
-end
-
--- Writes `known` back; a group with nothing left in K_ROUNDS leaves K_GROUPS (its
--- next message then takes the round after meta.round, which is after all it had).
-local function write_groups(known)
-  local kept, emptied = {}, {}
-  for name, v in pairs(known) do
-    if v[2] > 0 then
-      kept[#kept + 1] = name
-      kept[#kept + 1] = int(v[1]) .. ':' .. int(v[2])
-    else
-      emptied[#emptied + 1] = name
-    end
-  end
-  if #kept > 0 then redis.call('HSET', K_GROUPS, unpack(kept)) end
-  if #emptied > 0 then redis.call('HDEL', K_GROUPS, unpack(emptied)) end
-end
-
--- Puts grouped messages into K_ROUNDS, in the order given: `entries` {id, group,
--- round}, the round nil for a message that takes its group's next one.
-local function enter_rounds(entries)
-  if #entries == 0 then return end
-  local names = {}
-  for i, e in ipairs(entries) do names[i] = e[2] end
-  local known = read_groups(distinct(names))
   local next_round = passed_round() + 1
-  local scored = {}
-  for _, e in ipairs(entries) do
-    local g = known[e[2]]
-    local round = e[3] or math.max(g[1] + 1, next_round)
-    g[1], g[2] = math.max(g[1], round), g[2] + 1
-    scored[#scored + 1] = int(round)
-    scored[#scored + 1] = member(e[1], e[2])
+  local scored, given = {}, {}
+  for i, id in ipairs(ids) do
+    local name = names[i]
+    local round = rounds and rounds[i]
+    if not round then
+      round = last[name] + 1
+      if round < next_round then round = next_round end
+    end
+    if round > last[name] then last[name] = round end
+    scored[2 * i - 1], scored[2 * i] = round, member(id, name)
+    given[2 * i - 1], given[2 * i] = round, name
   end
   redis.call('ZADD', K_ROUNDS, unpack(scored))
-  write_groups(known)
+  redis.call('ZADD', K_GROUPS, 'GT', unpack(given))
 end
 
--- Takes messages out of K_ROUNDS: `members` that are there, `names` the group of each.
-local function leave_rounds(members, names)
-  if #members == 0 then return end
-  redis.call('ZREM', K_ROUNDS, unpack(members))
-  local known = read_groups(distinct(names))
-  for _, name in ipairs(names) do known[name][2] = known[name][2] - 1 end
-  write_groups(known)
+-- Takes messages out of K_ROUNDS: `members` that are there.
+local function leave_rounds(members)
+  if #members > 0 then redis.call('ZREM', K_ROUNDS, unpack(members)) end
+end
+
+-- Pulls passed round `round`: a group whose last round is no later needs no entry in
+-- K_GROUPS (its next message takes the round after meta.round either way).
+local function pass_round(round)
+  round_passed = round
+  redis.call('HSET', K_META, 'round', round)
+  redis.call('ZREMRANGEBYSCORE', K_GROUPS, '-inf', round)
 end
 
 -- Adds `deltas` (group -> number) to the counts of hash `key`, whose fields go when
@@ -245,18 +228,16 @@ local unparked_count = 0
 local function unpark_entries(entries)
   if #entries == 0 then return 0 end
   unparked_count = unparked_count + #entries
-  local back, ids, deltas = {}, {}, {}
+  local ids, names, rounds, deltas = {}, {}, {}, {}
   for i, entry in ipairs(entries) do
-    local group, round, id = parse_parked(entry)
-    back[i] = {id, group, round}
-    ids[i] = id
-    deltas[group] = (deltas[group] or 0) - 1
+    names[i], rounds[i], ids[i] = parse_parked(entry)
+    deltas[names[i]] = (deltas[names[i]] or 0) - 1
   end
   redis.call('ZREM', K_PARKED, unpack(entries))
   redis.call('HDEL', K_ROUND_OF, unpack(ids))
   add_counts(K_GROUP_PARKED, deltas)
-  enter_rounds(back)
-  return #back
+  enter_rounds(ids, names, rounds)
+  return #ids
 end
 
 -- Fills each group's room (group -> how many more it may have leased) from its
@@ -338,9 +319,9 @@ local function promote(now, limit)
   local due = redis.call('ZRANGEBYSCORE', K_GROUP_DELAYED, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return 0 end
   redis.call('ZREM', K_GROUP_DELAYED, unpack(due))
-  local entries = {}
-  for i, m in ipairs(due) do entries[i] = {string.sub(m, 1, 32), string.sub(m, 33)} end
-  enter_rounds(entries)
+  local ids, names = {}, {}
+  for i, m in ipairs(due) do ids[i], names[i] = string.sub(m, 1, 32), string.sub(m, 33) end
+  enter_rounds(ids, names)
   return #due
 end
 
@@ -354,33 +335,38 @@ local PROMOTE_FIRST = 1000
 local function make_due(due, grouped, now)
   if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
   if #grouped == 0 then return 0 end
-  local visible, later = {}, {}
+  local ids, names, ats, later = {}, {}, {}, {}
+  local ordered = true
   for i = 1, #grouped, 3 do
     local at = tonumber(grouped[i])
     if at <= now then
-      visible[#visible + 1] = {grouped[i + 1], grouped[i + 2], nil, at}
+      local n = #ids + 1
+      ids[n], names[n], ats[n] = grouped[i + 1], grouped[i + 2], at
+      if n > 1 and (ats[n - 1] > at or (ats[n - 1] == at and ids[n - 1] > ids[n])) then
+        ordered = false
+      end
     else
       later[#later + 1] = grouped[i]
       later[#later + 1] = member(grouped[i + 1], grouped[i + 2])
     end
   end
   if #later > 0 then redis.call('ZADD', K_GROUP_DELAYED, unpack(later)) end
-  if #visible == 0 then return 0 end
+  if #ids == 0 then return 0 end
   promote(now, PROMOTE_FIRST)
-  -- In the order they became due (a push's are in order already).
-  local ordered = true
-  for i = 2, #visible do
-    local a, b = visible[i - 1], visible[i]
-    if a[4] > b[4] or (a[4] == b[4] and a[1] > b[1]) then ordered = false break end
-  end
   if not ordered then
-    table.sort(visible, function(a, b)
-      if a[4] ~= b[4] then return a[4] < b[4] end
-      return a[1] < b[1]
+    -- In the order they became due (a push's are in order already).
+    local order = {}
+    for i = 1, #ids do order[i] = i end
+    table.sort(order, function(a, b)
+      if ats[a] ~= ats[b] then return ats[a] < ats[b] end
+      return ids[a] < ids[b]
     end)
+    local sorted_ids, sorted_names = {}, {}
+    for i, k in ipairs(order) do sorted_ids[i], sorted_names[i] = ids[k], names[k] end
+    ids, names = sorted_ids, sorted_names
   end
-  enter_rounds(visible)
-  return #visible
+  enter_rounds(ids, names)
+  return #ids
 end
 
 -- A message that was leased (of `group` or nil) is due again at `at` (ms): appended to
@@ -439,6 +425,12 @@ local function leave_pull_lane(ids, records, now)
     end
     return
   end
+  local capped = groups().cap > 0
+  if not capped and redis.call('ZREM', K_LEASED, unpack(ids)) == #ids then
+    -- All leased (an ack): nothing else holds them, without a cap nothing counts them.
+    if redis.call('EXISTS', K_ROUND_OF) == 1 then redis.call('HDEL', K_ROUND_OF, unpack(ids)) end
+    return
+  end
   local plain, grouped, group_of, gens = {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local _, _, _, gen, _, _, group = parse_record(records[i])
@@ -453,7 +445,6 @@ local function leave_pull_lane(ids, records, now)
     redis.call('ZREM', K_DUE, unpack(plain))
   end
   if #grouped == 0 then return end
-  local capped = groups().cap > 0
   local leased, ended = {}, {}
   if capped then leased = redis.call('ZMSCORE', K_LEASED, unpack(grouped)) end
   if redis.call('ZREM', K_LEASED, unpack(grouped)) < #grouped then
@@ -461,16 +452,15 @@ local function leave_pull_lane(ids, records, now)
     local members = {}
     for i, id in ipairs(grouped) do members[i] = member(id, group_of[i]) end
     local visible = redis.call('ZMSCORE', K_ROUNDS, unpack(members))
-    local out, out_groups = {}, {}
+    local out = {}
     for i, m in ipairs(members) do
       if visible[i] then
         out[#out + 1] = m
-        out_groups[#out_groups + 1] = group_of[i]
         -- It may have been unparked to take room its group has: parked ones take it.
         ended[group_of[i]] = ended[group_of[i]] or 0
       end
     end
-    leave_rounds(out, out_groups)
+    leave_rounds(out)
     redis.call('ZREM', K_GROUP_DELAYED, unpack(members))
     local rounds = redis.call('HMGET', K_ROUND_OF, unpack(grouped))
     local entries, entry_groups = {}, {}
@@ -518,50 +508,58 @@ end
 -- bytes (but always one), round by round from the front of K_ROUNDS, the visible
 -- ungrouped messages taking the rounds after meta.round, one each, first within a
 -- round. A message whose group has no room is passed over, at most `limit` of them
--- (a pull parks those before the last one chosen). Returns the chosen ids and records,
--- then {group or false, round, member} of each, and the passed ones {id, group,
--- round, member}.
+-- (a pull parks those met before the last message it takes). Returns the chosen ids
+-- and records, then what take_chosen needs: {names, rounds, members} of the chosen
+-- (name false: ungrouped) and {ids, names, rounds, members} of those passed over.
 local function choose_by_rounds(now, batch, budget, limit)
   local cap = groups().cap
   local first_round = passed_round() + 1
   local plain = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', now, 'LIMIT', 0, batch)
-  local chosen, passed, room = {}, {}, {}
-  local p = 1
+  local ids, names, rounds, members = {}, {}, {}, {}
+  local passed = {ids = {}, names = {}, rounds = {}, members = {}}
+  -- How many were chosen when each passed one was met.
+  local chosen_before = {}
+  local room = {}
+  local n, p = 0, 1
   local function plain_up_to(round)
-    while #chosen < batch and p <= #plain and first_round + p - 1 <= round do
-      chosen[#chosen + 1] = {plain[p], false, first_round + p - 1}
+    while n < batch and p <= #plain and first_round + p - 1 <= round do
+      n = n + 1
+      ids[n], names[n], rounds[n] = plain[p], false, first_round + p - 1
       p = p + 1
     end
   end
   local offset, window = 0, batch
-  while #chosen < batch and #passed < limit do
+  while n < batch and #passed.ids < limit do
     local front = redis.call('ZRANGE', K_ROUNDS, offset, offset + window - 1, 'WITHSCORES')
     offset = offset + window
     if cap > 0 then
-      local names = {}
-      for i = 1, #front, 2 do names[#names + 1] = string.sub(front[i], 33) end
-      learn_rooms(names, room, now)
+      local seen = {}
+      for i = 1, #front, 2 do seen[#seen + 1] = string.sub(front[i], 33) end
+      learn_rooms(seen, room, now)
     end
     for i = 1, #front, 2 do
       local m, round = front[i], tonumber(front[i + 1])
       plain_up_to(round)
-      if #chosen >= batch then break end
-      local id, group = string.sub(m, 1, 32), string.sub(m, 33)
+      if n >= batch then break end
+      local group = string.sub(m, 33)
       if cap == 0 or room[group] > 0 then
-        chosen[#chosen + 1] = {id, group, round, m}
+        n = n + 1
+        ids[n], names[n], rounds[n], members[n] = string.sub(m, 1, 32), group, round, m
         if cap > 0 then room[group] = room[group] - 1 end
       else
-        passed[#passed + 1] = {id, group, round, m, #chosen}
-        if #passed >= limit then break end
+        local q = #passed.ids + 1
+        passed.ids[q], passed.names[q], passed.rounds[q], passed.members[q] =
+          string.sub(m, 1, 32), group, round, m
+        chosen_before[q] = n
+        if q >= limit then break end
       end
     end
     if #front < 2 * window then break end
     window = math.min(window * 2, math.max(limit, batch))
   end
   plain_up_to(math.huge)
-  if #chosen == 0 then return {}, {}, {}, passed end
-  local ids = {}
-  for i, c in ipairs(chosen) do ids[i] = c[1] end
+  local chosen = {names = names, rounds = rounds, members = members}
+  if n == 0 then return {}, {}, chosen, passed end
   local found = redis.call('HMGET', K_MSG, unpack(ids))
   local records, size = {}, 0
   for i, rec in ipairs(found) do
@@ -569,52 +567,46 @@ local function choose_by_rounds(now, batch, budget, limit)
     records[i] = rec
     size = size + #rec
   end
-  local taken, meta_of = {}, {}
-  for i = 1, #records do
-    taken[i] = ids[i]
-    meta_of[i] = {chosen[i][2], chosen[i][3], chosen[i][4]}
-  end
+  for i = #ids, #records + 1, -1 do ids[i] = nil end
   -- Only those passed before the last message taken: a later one's group may yet
   -- have room.
-  local kept = {}
-  for _, q in ipairs(passed) do
-    if q[5] <= #taken then kept[#kept + 1] = q end
+  for q = #passed.ids, 1, -1 do
+    if chosen_before[q] > #ids then
+      passed.ids[q], passed.names[q], passed.rounds[q], passed.members[q] = nil, nil, nil, nil
+    end
   end
-  return taken, records, meta_of, kept
+  return ids, records, chosen, passed
 end
 
--- A pull leases what choose_by_rounds chose (`ids`, `chosen`) and parks what it passed
--- over: they leave K_DUE and K_ROUNDS, meta.round moves past them, and under strict
--- FIFO each grouped one notes its round.
+-- A pull leases what choose_by_rounds chose (`ids`) and parks what it passed over:
+-- they leave K_DUE and K_ROUNDS, meta.round moves past them, and under strict FIFO
+-- each grouped one notes its round.
 local function take_chosen(ids, chosen, passed)
-  local plain, members, names, rounds = {}, {}, {}, {}
+  local plain, members, noted = {}, {}, {}
   local last = passed_round()
-  for i, c in ipairs(chosen) do
-    last = math.max(last, c[2])
-    if c[1] then
-      members[#members + 1] = c[3]
-      names[#names + 1] = c[1]
-      rounds[#rounds + 1] = ids[i]
-      rounds[#rounds + 1] = int(c[2])
+  for i, id in ipairs(ids) do
+    local round = chosen.rounds[i]
+    if round > last then last = round end
+    if chosen.names[i] then
+      members[#members + 1] = chosen.members[i]
+      noted[#noted + 1] = id
+      noted[#noted + 1] = round
     else
-      plain[#plain + 1] = ids[i]
+      plain[#plain + 1] = id
     end
   end
   local parked = {}
-  for i, q in ipairs(passed) do
-    last = math.max(last, q[3])
-    members[#members + 1] = q[4]
-    names[#names + 1] = q[2]
-    parked[i] = {q[1], q[2], q[3]}
+  for q, id in ipairs(passed.ids) do
+    local round = passed.rounds[q]
+    if round > last then last = round end
+    members[#members + 1] = passed.members[q]
+    parked[q] = {id, passed.names[q], round}
   end
   if #plain > 0 then redis.call('ZREM', K_DUE, unpack(plain)) end
-  leave_rounds(members, names)
+  leave_rounds(members)
   park(parked)
-  if groups().cap == 1 and #rounds > 0 then redis.call('HSET', K_ROUND_OF, unpack(rounds)) end
-  if last > passed_round() then
-    round_passed = last
-    redis.call('HSET', K_META, 'round', int(last))
-  end
+  if groups().cap == 1 and #noted > 0 then redis.call('HSET', K_ROUND_OF, unpack(noted)) end
+  if last > passed_round() then pass_round(last) end
 end
 
 -- Groups whose strict FIFO hold is over (at most `limit`) get their room back.

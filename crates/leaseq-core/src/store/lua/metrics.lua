@@ -16,7 +16,11 @@ if groups().on then
   -- A group held after a strict FIFO retry holds exactly its retried message.
   delayed = delayed + redis.call('ZCOUNT', K_GROUP_DELAYED, after_now, '+inf')
     + redis.call('ZCOUNT', K_GROUP_HOLD, after_now, '+inf')
-  visible_groups = redis.call('HLEN', K_GROUPS)
+  -- Groups with a message in a round after the last one passed (so not those whose
+  -- last message is in the round being served), and never more than K_ROUNDS holds.
+  local passed = redis.call('HGET', K_META, 'round') or '0'
+  visible_groups = math.min(redis.call('ZCOUNT', K_GROUPS, '(' .. passed, '+inf'),
+    redis.call('ZCARD', K_ROUNDS))
   -- The front of the rounds belongs to the group that has waited longest for its turn.
   local front = redis.call('ZRANGE', K_ROUNDS, 0, 0)
   if front[1] then

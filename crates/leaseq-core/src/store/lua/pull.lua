@@ -39,7 +39,7 @@ local buried = reclaim_expired(now, limit, max_deliveries, (meta[6] or '') ~= ''
 -- Once their records reach the reply budget the rest stay where they are, first in
 -- line for the next pull.
 local budget = tonumber(ARGV[6])
-local ids, records, chosen, passed = {}, {}, {}, {}
+local ids, records, chosen, passed = {}, {}, {}, {ids = {}}
 if groups().on then
   unpark_after_cap_change(meta[17], limit)
   end_holds(now, limit)
@@ -68,7 +68,7 @@ if #ids == 0 then
   b = backlog(bytes)
   local wait = tonumber(ARGV[7])
   -- What was passed over waits for its group's room.
-  if #passed > 0 then take_chosen({}, {}, passed) end
+  if #passed.ids > 0 then take_chosen({}, {}, passed) end
   if wait == 0 then return {OK, b[1], b[2], b[3], buried, 0} end
   -- A push from now until the wait ends wakes this pull (announce_due in lib.lua).
   if tonumber(meta[10] or '0') < now + wait then
