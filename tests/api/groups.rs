@@ -512,3 +512,84 @@ async fn a_lifted_cap_frees_the_messages_it_held_back_at_once() {
     let capped = app.pull_messages(&queue, json!({"batch_size": 10})).await;
     assert_eq!(capped.len(), 1, "{capped:?}");
 }
+
+#[tokio::test]
+async fn a_raised_cap_gives_a_full_group_room_at_once() {
+    let app = spawn_app().await;
+    let queue = grouped_queue(&app, "raised", 1).await;
+    push_group(&app, &queue, Some("g"), 4).await;
+    let first = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(first.iter().map(seq_of).collect::<Vec<_>>(), [0]);
+    app.request(
+        reqwest::Method::PATCH,
+        &format!("/queues/{queue}"),
+        Some(json!({"settings": {"group_max_inflight": 3}})),
+    )
+    .await
+    .assert_ok();
+    // Its first lease still counts: two more, in order, and no third.
+    let more = app.pull_messages(&queue, json!({"batch_size": 10})).await;
+    assert_eq!(more.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    assert!(app.pull_messages(&queue, json!({})).await.is_empty());
+}
+
+/// Leases that expire, a strict FIFO hold, parked messages, ungrouped ones beside them:
+/// once every message is acked, nothing of the groups is left in Redis.
+#[tokio::test]
+async fn a_drained_grouped_queue_leaves_no_group_keys() {
+    let (app, clock) = spawn_app_with_clock(|_| {}).await;
+    let queue = grouped_queue(&app, "tidy", 1).await;
+    for group in ["a", "b", "c"] {
+        push_group(&app, &queue, Some(group), 5).await;
+    }
+    push_group(&app, &queue, None, 3).await;
+    let first = app
+        .pull_messages(
+            &queue,
+            json!({"batch_size": 10, "visibility_timeout_ms": 1000}),
+        )
+        .await;
+    let held = first.iter().find(|m| group_of(m) == "a").expect("a's head");
+    app.ack(
+        &queue,
+        json!({"retries": [{"lease_id": held["lease_id"], "delay_seconds": 2}]}),
+    )
+    .await
+    .assert_ok();
+    // The other leases expire.
+    clock.advance(Duration::from_millis(1001));
+    let mut acked = 0;
+    for _ in 0..50 {
+        clock.advance(Duration::from_secs(3));
+        let pulled = app.pull_messages(&queue, json!({"batch_size": 100})).await;
+        if pulled.is_empty() && acked == 18 {
+            break;
+        }
+        let acks: Vec<Value> = pulled
+            .iter()
+            .map(|m| json!({"lease_id": m["lease_id"]}))
+            .collect();
+        app.ack(&queue, json!({"acks": acks})).await.assert_ok();
+        acked += pulled.len();
+    }
+    assert_eq!(acked, 18);
+    let keys = app.redis_keys().await;
+    let left: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            [
+                ":rounds",
+                ":groups",
+                ":group_delayed",
+                ":parked",
+                ":round_of",
+                ":group_parked",
+                ":group_inflight",
+                ":group_hold",
+            ]
+            .iter()
+            .any(|suffix| k.ends_with(suffix))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

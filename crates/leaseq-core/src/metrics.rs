@@ -34,7 +34,7 @@ pub struct QueueFigures {
     pub oldest_timestamp_ms: u64,
     pub inflight_messages: u64,
     pub delayed_messages: u64,
-    /// Message groups with a visible message.
+    /// Message groups with visible messages waiting for a later round.
     pub visible_groups: u64,
     /// Timestamp of the grouped message next in turn (the head of the group waiting
     /// longest), Unix ms; 0: none.
@@ -443,7 +443,7 @@ const QUEUE_FAMILIES: [Family; 14] = [
     },
     Family {
         name: "leaseq_queue_visible_groups",
-        help: "Message groups with a visible message",
+        help: "Message groups with visible messages waiting for a round after the one being served",
         kind: Kind::Gauge,
         figure: |f, _| Figure::Count(f.visible_groups),
     },

@@ -471,7 +471,8 @@ pub struct QueueMetrics {
     pub inflight_count: u64,
     /// Extension: messages waiting for their delay or retry delay.
     pub delayed_count: u64,
-    /// Extension: message groups with a visible message (SPEC §13).
+    /// Extension: message groups with visible messages waiting for a round after the
+    /// one being served (SPEC §13).
     pub visible_group_count: u64,
     /// Extension: `timestamp_ms` of the grouped message next in turn, the head of the
     /// group that has waited longest for its turn; 0 when no group has a visible message.

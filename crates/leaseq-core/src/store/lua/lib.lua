@@ -148,24 +148,27 @@ local function enter_rounds(ids, names, rounds)
   if #ids == 0 then return end
   local known = redis.call('ZMSCORE', K_GROUPS, unpack(names))
   local last = {}
-  for i, name in ipairs(names) do
-    if last[name] == nil then last[name] = tonumber(known[i] or '0') end
-  end
   local next_round = passed_round() + 1
   local scored, given = {}, {}
   for i, id in ipairs(ids) do
     local name = names[i]
+    local last_round = last[name] or tonumber(known[i] or '0')
     local round = rounds and rounds[i]
     if not round then
-      round = last[name] + 1
+      round = last_round + 1
       if round < next_round then round = next_round end
     end
-    if round > last[name] then last[name] = round end
+    if round > last_round then last_round = round end
+    last[name] = last_round
     scored[2 * i - 1], scored[2 * i] = round, member(id, name)
-    given[2 * i - 1], given[2 * i] = round, name
+    -- One passed already (an unparked message's) is as good as forgotten.
+    if round >= next_round then
+      given[#given + 1] = round
+      given[#given + 1] = name
+    end
   end
   redis.call('ZADD', K_ROUNDS, unpack(scored))
-  redis.call('ZADD', K_GROUPS, 'GT', unpack(given))
+  if #given > 0 then redis.call('ZADD', K_GROUPS, 'GT', unpack(given)) end
 end
 
 -- Takes messages out of K_ROUNDS: `members` that are there.
@@ -329,37 +332,27 @@ end
 -- so they keep their place before those (pull promotes redis.reveal_batch).
 local PROMOTE_FIRST = 1000
 
--- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
--- {at, id, group, …} grouped ones. Grouped messages due by `now` become visible after
--- those that were due before them. Returns how many grouped ones became visible.
-local function make_due(due, grouped, now)
-  if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
-  if #grouped == 0 then return 0 end
-  local ids, names, ats, later = {}, {}, {}, {}
-  local ordered = true
-  for i = 1, #grouped, 3 do
-    local at = tonumber(grouped[i])
-    if at <= now then
-      local n = #ids + 1
-      ids[n], names[n], ats[n] = grouped[i + 1], grouped[i + 2], at
-      if n > 1 and (ats[n - 1] > at or (ats[n - 1] == at and ids[n - 1] > ids[n])) then
-        ordered = false
-      end
-    else
-      later[#later + 1] = grouped[i]
-      later[#later + 1] = member(grouped[i + 1], grouped[i + 2])
-    end
-  end
-  if #later > 0 then redis.call('ZADD', K_GROUP_DELAYED, unpack(later)) end
+-- Makes grouped messages ids[i] (of group names[i]) visible at `now`, after every
+-- message whose delay ended before: in the order of ats[i] (when each became due;
+-- nil: all now), then id. Returns how many.
+local function make_visible(ids, names, now, ats)
   if #ids == 0 then return 0 end
   promote(now, PROMOTE_FIRST)
+  local ordered = true
+  for i = 2, #ids do
+    local a, b = ats and ats[i - 1] or now, ats and ats[i] or now
+    if a > b or (a == b and ids[i - 1] > ids[i]) then
+      ordered = false
+      break
+    end
+  end
   if not ordered then
-    -- In the order they became due (a push's are in order already).
     local order = {}
     for i = 1, #ids do order[i] = i end
-    table.sort(order, function(a, b)
-      if ats[a] ~= ats[b] then return ats[a] < ats[b] end
-      return ids[a] < ids[b]
+    table.sort(order, function(x, y)
+      local a, b = ats and ats[x] or now, ats and ats[y] or now
+      if a ~= b then return a < b end
+      return ids[x] < ids[y]
     end)
     local sorted_ids, sorted_names = {}, {}
     for i, k in ipairs(order) do sorted_ids[i], sorted_names[i] = ids[k], names[k] end
@@ -367,6 +360,27 @@ local function make_due(due, grouped, now)
   end
   enter_rounds(ids, names)
   return #ids
+end
+
+-- Makes messages due in the pull lane: `due` {score, id, …} ungrouped ones, `grouped`
+-- {at, id, group, …} grouped ones (those due by `now` through make_visible). Returns
+-- how many grouped ones became visible.
+local function make_due(due, grouped, now)
+  if #due > 0 then redis.call('ZADD', K_DUE, unpack(due)) end
+  if #grouped == 0 then return 0 end
+  local ids, names, ats, later = {}, {}, {}, {}
+  for i = 1, #grouped, 3 do
+    local at = tonumber(grouped[i])
+    if at <= now then
+      local n = #ids + 1
+      ids[n], names[n], ats[n] = grouped[i + 1], grouped[i + 2], at
+    else
+      later[#later + 1] = grouped[i]
+      later[#later + 1] = member(grouped[i + 1], grouped[i + 2])
+    end
+  end
+  if #later > 0 then redis.call('ZADD', K_GROUP_DELAYED, unpack(later)) end
+  return make_visible(ids, names, now, ats)
 end
 
 -- A message that was leased (of `group` or nil) is due again at `at` (ms): appended to
@@ -541,7 +555,8 @@ local function choose_by_rounds(now, batch, budget, limit)
       local m, round = front[i], tonumber(front[i + 1])
       plain_up_to(round)
       if n >= batch then break end
-      local group = string.sub(m, 33)
+      -- Without a cap only whether it is grouped matters.
+      local group = cap == 0 or string.sub(m, 33)
       if cap == 0 or room[group] > 0 then
         n = n + 1
         ids[n], names[n], rounds[n], members[n] = string.sub(m, 1, 32), group, round, m

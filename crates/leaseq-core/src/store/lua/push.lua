@@ -28,6 +28,8 @@ local now = tonumber(ARGV[2])
 local dedup_until = now + tonumber(meta[3] or DEFAULT_DEDUP_WINDOW) * 1000
 
 local records, due, grouped, remembered, seen, names = {}, {}, {}, {}, {}, {}
+-- Grouped messages visible at once, and their groups.
+local visible_ids, visible_groups = {}, {}
 local visible_now = 0
 local bytes, pruned = 0, false
 for i = 5, #ARGV, 7 do
@@ -67,6 +69,9 @@ for i = 5, #ARGV, 7 do
     if group == '' then
       due[#due + 1] = at
       due[#due + 1] = id
+    elseif delay == 0 then
+      visible_ids[#visible_ids + 1] = id
+      visible_groups[#visible_groups + 1] = group
     else
       grouped[#grouped + 1] = at
       grouped[#grouped + 1] = id
@@ -101,17 +106,22 @@ if #records > 0 then
   for i = 1, #records, 2 do ids[#ids + 1] = records[i] end
   remember_ages(ARGV[2], table.concat(ids))
   if pull_lane then
-    if #grouped > 0 then enable_groups() end
+    if #grouped > 0 or #visible_ids > 0 then enable_groups() end
     make_due(due, grouped, now)
+    make_visible(visible_ids, visible_groups, now)
   end
   if #listeners > 0 then
     -- Listener lanes know no groups: every message is due there as it is here.
     local all = due
-    if #grouped > 0 then
+    if #grouped > 0 or #visible_ids > 0 then
       all = {unpack(due)}
       for k = 1, #grouped, 3 do
         all[#all + 1] = grouped[k]
         all[#all + 1] = grouped[k + 1]
+      end
+      for _, id in ipairs(visible_ids) do
+        all[#all + 1] = ARGV[2]
+        all[#all + 1] = id
       end
     end
     for _, lid in ipairs(listeners) do redis.call('ZADD', lane_key(lid, LANE_DUE), unpack(all)) end
