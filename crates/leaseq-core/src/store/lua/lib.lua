@@ -44,7 +44,8 @@ end
 -- Indexes (store/mod.rs has the key layout). Every live message is in K_MSG, its id is
 -- in the age bucket of its timestamp, and it is held by one or more lanes:
 -- - the pull lane: exactly one of K_DUE (not leased: ready, or delayed until its score)
---   and K_LEASED (until its lease expires);
+--   and K_LEASED (until its lease expires), or, for a message of a group, of K_LEASED
+--   and the group indexes below;
 -- - each listener's lane, for a message pushed while the listener existed: in
 --   lane_key(lid, LANE_DUE), scored by when it is next due (a claimed message, by when
 --   its claim lapses), with its delivery attempts in lane_key(lid, LANE_ATTEMPTS).
@@ -142,8 +143,9 @@ end
 
 -- Puts grouped messages into K_ROUNDS, in the order given: ids[i] of group names[i],
 -- with round rounds[i], or, where that is false (or `rounds` nil), its group's next.
--- K_GROUPS keeps each group's last round; ZADD GT never lowers it, and with a group
--- named twice the last (largest) round stays.
+-- K_GROUPS keeps each group's last round while it is after meta.round (pass_round
+-- forgets the others); ZADD GT never lowers it, and of a group named twice the last
+-- (largest) round stays.
 local function enter_rounds(ids, names, rounds)
   if #ids == 0 then return end
   local known = redis.call('ZMSCORE', K_GROUPS, unpack(names))
@@ -524,7 +526,8 @@ end
 -- round. A message whose group has no room is passed over, at most `limit` of them
 -- (a pull parks those met before the last message it takes). Returns the chosen ids
 -- and records, then what take_chosen needs: {names, rounds, members} of the chosen
--- (name false: ungrouped) and {ids, names, rounds, members} of those passed over.
+-- (name: the group, or just true without a cap; false: ungrouped) and {ids, names,
+-- rounds, members} of those passed over.
 local function choose_by_rounds(now, batch, budget, limit)
   local cap = groups().cap
   local first_round = passed_round() + 1
