@@ -42,7 +42,7 @@ pub enum Role {
     GroupDelayed,
     /// ZSET: visible grouped messages (member: id, then group) -> their round.
     Rounds,
-    /// ZSET: group -> the last round it was given, while that is after `meta.round`.
+    /// ZSET: group -> the last round it was given (dropped some time after pulls pass it).
     Groups,
     /// ZSET, all scores 0: `<group>\0<round, 16 digits>\0<id>` for every message parked
     /// while its group had no room under `group_max_inflight`.

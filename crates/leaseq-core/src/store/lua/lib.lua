@@ -62,7 +62,7 @@ end
 --   it becomes visible. Every grouped message becomes visible through there, in that
 --   order (promote), except a push's own visible messages, which come after it;
 -- - visible: in K_ROUNDS (same member), scored by its round: one after the last round
---   its group was given (K_GROUPS: group -> that round, while it is after meta.round),
+--   its group was given (K_GROUPS: group -> that round, forgotten once passed),
 --   and at least the round after the last one pulls passed (meta.round). A group with
 --   a million messages has them in a million rounds; a group with ten joins the next
 --   round. So a pull reads the front of K_ROUNDS, and the ungrouped lane takes the
@@ -143,16 +143,16 @@ end
 
 -- Puts grouped messages into K_ROUNDS, in the order given: ids[i] of group names[i],
 -- with round rounds[i], or, where that is false (or `rounds` nil), its group's next.
--- K_GROUPS keeps each group's last round while it is after meta.round (pass_round
--- forgets the others); ZADD GT never lowers it, and of a group named twice the last
--- (largest) round stays.
+-- K_GROUPS keeps each group's last round (pass_round forgets those meta.round has
+-- passed); ZADD GT never lowers it, and of a group named twice the last (largest)
+-- round stays.
 local function enter_rounds(ids, names, rounds)
   if #ids == 0 then return end
   local known = redis.call('ZMSCORE', K_GROUPS, unpack(names))
   local last = {}
   local next_round = passed_round() + 1
-  local scored, given = {}, {}
-  for i, id in ipairs(ids) do
+  local scored, given, g = {}, {}, 0
+  for i = 1, #ids do
     local name = names[i]
     local last_round = last[name] or tonumber(known[i] or '0')
     local round = rounds and rounds[i]
@@ -162,11 +162,10 @@ local function enter_rounds(ids, names, rounds)
     end
     if round > last_round then last_round = round end
     last[name] = last_round
-    scored[2 * i - 1], scored[2 * i] = round, member(id, name)
+    scored[2 * i - 1], scored[2 * i] = round, ids[i] .. name
     -- One passed already (an unparked message's) is as good as forgotten.
     if round >= next_round then
-      given[#given + 1] = round
-      given[#given + 1] = name
+      given[g + 1], given[g + 2], g = round, name, g + 2
     end
   end
   redis.call('ZADD', K_ROUNDS, unpack(scored))
@@ -178,12 +177,28 @@ local function leave_rounds(members)
   if #members > 0 then redis.call('ZREM', K_ROUNDS, unpack(members)) end
 end
 
--- Pulls passed round `round`: a group whose last round is no later needs no entry in
--- K_GROUPS (its next message takes the round after meta.round either way).
+-- A pull took or parked messages up to round `round`. A group whose last round is
+-- passed needs no entry in K_GROUPS (its next message takes the round after
+-- meta.round either way): such entries are dropped every SWEEP_ROUNDS rounds, and all
+-- at once when K_ROUNDS is empty, rather than on each pull, so a group that keeps
+-- pushing keeps its entry, which ZADD GT then updates in place.
+local SWEEP_ROUNDS = 16
 local function pass_round(round)
-  round_passed = round
-  redis.call('HSET', K_META, 'round', round)
-  redis.call('ZREMRANGEBYSCORE', K_GROUPS, '-inf', round)
+  local fields = {}
+  if round > passed_round() then
+    round_passed = round
+    fields = {'round', round}
+  end
+  if redis.call('EXISTS', K_ROUNDS) == 0 then
+    redis.call('UNLINK', K_GROUPS)
+  elseif #fields > 0 then
+    local swept = tonumber(redis.call('HGET', K_META, 'groups_swept') or '0')
+    if round - swept >= SWEEP_ROUNDS then
+      redis.call('ZREMRANGEBYSCORE', K_GROUPS, '-inf', round)
+      fields[3], fields[4] = 'groups_swept', round
+    end
+  end
+  if #fields > 0 then redis.call('HSET', K_META, unpack(fields)) end
 end
 
 -- Adds `deltas` (group -> number) to the counts of hash `key`, whose fields go when
@@ -556,7 +571,7 @@ local function choose_by_rounds(now, batch, budget, limit)
     end
     for i = 1, #front, 2 do
       local m, round = front[i], tonumber(front[i + 1])
-      plain_up_to(round)
+      if p <= #plain then plain_up_to(round) end
       if n >= batch then break end
       -- Without a cap only whether it is grouped matters.
       local group = cap == 0 or string.sub(m, 33)
@@ -602,15 +617,20 @@ end
 local function take_chosen(ids, chosen, passed)
   local plain, members, noted = {}, {}, {}
   local last = passed_round()
-  for i, id in ipairs(ids) do
-    local round = chosen.rounds[i]
+  local chosen_names, chosen_rounds, chosen_members = chosen.names, chosen.rounds,
+    chosen.members
+  local fifo = groups().cap == 1
+  for i = 1, #ids do
+    local round = chosen_rounds[i]
     if round > last then last = round end
-    if chosen.names[i] then
-      members[#members + 1] = chosen.members[i]
-      noted[#noted + 1] = id
-      noted[#noted + 1] = round
+    if chosen_names[i] then
+      members[#members + 1] = chosen_members[i]
+      if fifo then
+        noted[#noted + 1] = ids[i]
+        noted[#noted + 1] = round
+      end
     else
-      plain[#plain + 1] = id
+      plain[#plain + 1] = ids[i]
     end
   end
   local parked = {}
@@ -623,8 +643,8 @@ local function take_chosen(ids, chosen, passed)
   if #plain > 0 then redis.call('ZREM', K_DUE, unpack(plain)) end
   leave_rounds(members)
   park(parked)
-  if groups().cap == 1 and #noted > 0 then redis.call('HSET', K_ROUND_OF, unpack(noted)) end
-  if last > passed_round() then pass_round(last) end
+  if #noted > 0 then redis.call('HSET', K_ROUND_OF, unpack(noted)) end
+  pass_round(last)
 end
 
 -- Groups whose strict FIFO hold is over (at most `limit`) get their room back.

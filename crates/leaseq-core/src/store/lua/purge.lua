@@ -12,7 +12,7 @@ redis.call('UNLINK', K_MSG, K_DUE, K_LEASED, K_AGE, K_AGE_IDS, K_DEAD, K_ORIGIN,
   K_GROUP_INFLIGHT, K_GROUP_HOLD,
   K_LEGACY_READY, K_LEGACY_DELAYED, K_LEGACY_AGE_COUNT)
 -- With no message left, the queue starts over without groups.
-redis.call('HDEL', K_META, 'grouped', 'round', 'counted_after', 'unparking')
+redis.call('HDEL', K_META, 'grouped', 'round', 'groups_swept', 'counted_after', 'unparking')
 for _, lid in ipairs(redis.call('HKEYS', K_LISTENERS)) do
   redis.call('UNLINK', lane_key(lid, LANE_DUE), lane_key(lid, LANE_ATTEMPTS),
     lane_key(lid, LANE_DEAD))
