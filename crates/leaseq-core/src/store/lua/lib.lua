@@ -35,6 +35,20 @@ local function record(ct, ts, attempts, gen, entry, body, group)
   return RECORD_VERSION .. header .. body
 end
 
+-- Record `rec` delivered once more, under lease generation `gen`: its attempts one
+-- more and `gen` its lease generation, the rest (group, body) copied as it is. Returns
+-- the new record and its group (nil: none) when `with_group`.
+local function redelivered(rec, gen, with_group)
+  local version, ct, ts, attempts, _, entry, rest = string.match(rec, RECORD_HEADER)
+  if not version or with_group then
+    local body_at, group
+    ct, ts, attempts, _, body_at, entry, group = parse_record(rec)
+    return record(ct, ts, attempts + 1, gen, entry, string.sub(rec, body_at), group), group
+  end
+  return version .. ct .. ts .. ':' .. (attempts + 1) .. ':' .. gen .. ':' .. entry .. ':'
+    .. string.sub(rec, rest)
+end
+
 -- A whole number as Redis reads one: Lua's own formatting of a large number can be
 -- "1e+15", which HINCRBY and friends refuse.
 local function int(n)

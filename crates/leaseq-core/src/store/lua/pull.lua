@@ -85,10 +85,11 @@ local expiry = int(now + timeout)
 local updated, leases = {}, {}
 local out = {OK, 0, 0, 0, buried, 0}
 local started = {}
+-- Leases count against group_max_inflight only under a cap: only then the group.
+local capped = groups().cap > 0
 for i, id in ipairs(ids) do
-  local ct, ts, attempts, _, offset, entry, group = parse_record(records[i])
   local gen = last_gen - #ids + i
-  local rec = record(ct, ts, attempts + 1, gen, entry, string.sub(records[i], offset), group)
+  local rec, group = redelivered(records[i], gen, capped)
   if group and counted(gen) then started[group] = (started[group] or 0) + 1 end
   updated[#updated + 1] = id
   updated[#updated + 1] = rec
