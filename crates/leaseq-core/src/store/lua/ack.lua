@@ -50,7 +50,7 @@ if ack_count > 0 then
     end
   end
   if #gone > 0 then
-    local bytes = release(gone, gone_records, nil, true)
+    local bytes = release(gone, gone_records, nil, true, now)
     redis.call('HSET', K_META, 'bytes', int(tonumber(meta[5] or '0') - bytes),
       'acked', int(tonumber(meta[6] or '0') + #gone))
   end
@@ -100,7 +100,7 @@ make_due(due, grouped, now)
 -- An ended lease (acked ones included) can give a group at its group_max_inflight
 -- room for parked messages.
 end_leases(ended, now)
-out[2] = bury(dead, dead_records, (meta[4] or '') ~= '')
+out[2] = bury(dead, dead_records, (meta[4] or '') ~= '', now)
 announce_due(visible_now + unparked_count, meta[7], now)
 if retried > 0 then redis.call('HINCRBY', K_META, 'retried', retried) end
 return out

@@ -16,7 +16,7 @@ local cutoff = now - retention_ms
 local due = redis.call('ZRANGEBYSCORE', K_AGE, '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
 local expired = 0
 for _, ts in ipairs(due) do
-  expired = expired + delete_live(bucket_ids(ts))
+  expired = expired + delete_live(bucket_ids(ts), now)
   -- delete_live emptied the bucket; a bucket from before layout 2 may still hold ids
   -- of acked messages, and goes too.
   store_bucket(ts, {})

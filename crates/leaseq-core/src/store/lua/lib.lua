@@ -461,7 +461,8 @@ end
 
 -- Takes live messages `ids` (records given) out of the pull lane, wherever they are in
 -- it: leased, due in K_DUE, or, for a grouped one, delayed, visible or parked. Under a
--- cap, the groups whose leases ended get their room back.
+-- cap, the groups whose leases ended get their room back (`now`, when the caller knows
+-- it, tells which strict FIFO holds are over; without it a hold waits for a pull).
 local function leave_pull_lane(ids, records, now)
   if not groups().on then
     -- Each is in at most one of the two.
@@ -747,8 +748,8 @@ end
 
 -- Deletes live messages `ids` (whose `records` are given) from every index. Returns the
 -- bytes of their bodies; with `keep_bytes` the caller takes them off meta.bytes itself
--- (folded into its own write of meta), else this does.
-local function delete_messages(ids, records, keep_bytes)
+-- (folded into its own write of meta), else this does. `now`: see leave_pull_lane.
+local function delete_messages(ids, records, keep_bytes, now)
   if #ids == 0 then return 0 end
   -- Listener lanes may hold them too (a message some lane still holds has a K_REFS
   -- entry; HDEL tells whether any of these did).
@@ -766,7 +767,7 @@ local function delete_messages(ids, records, keep_bytes)
     ages[ts][id] = true
     reentered = reentered or entry > 0
   end
-  leave_pull_lane(ids, records)
+  leave_pull_lane(ids, records, now)
   redis.call('HDEL', K_MSG, unpack(ids))
   redis.call('HDEL', K_NAMES, unpack(ids))
   -- Only a message that came from another queue can have an origin.
@@ -778,7 +779,7 @@ local function delete_messages(ids, records, keep_bytes)
 end
 
 -- Deletes those of `ids` that are still live messages; returns how many were.
-local function delete_live(ids)
+local function delete_live(ids, now)
   if #ids == 0 then return 0 end
   local records = redis.call('HMGET', K_MSG, unpack(ids))
   local live, live_records = {}, {}
@@ -788,14 +789,15 @@ local function delete_live(ids)
       live_records[#live_records + 1] = records[i]
     end
   end
-  delete_messages(live, live_records)
+  delete_messages(live, live_records, false, now)
   return #live
 end
 
 -- Lane `lid` (nil: the pull lane) lets go of messages `ids`, whose `records` are given
 -- (false: already gone). Those no other lane holds are deleted; the others only leave
 -- this lane. Returns the bytes deleted (taken off meta.bytes unless `keep_bytes`).
-local function release(ids, records, lid, keep_bytes)
+-- `now`: see leave_pull_lane.
+local function release(ids, records, lid, keep_bytes, now)
   if #ids == 0 then return 0 end
   -- Without K_REFS no message has a listener lane: the pull lane is the only one.
   local counts = {}
@@ -820,9 +822,9 @@ local function release(ids, records, lid, keep_bytes)
     redis.call('ZREM', lane_key(lid, LANE_DUE), unpack(ids))
     redis.call('HDEL', lane_key(lid, LANE_ATTEMPTS), unpack(ids))
   elseif #held > 0 then
-    leave_pull_lane(held, held_records)
+    leave_pull_lane(held, held_records, now)
   end
-  return delete_messages(gone, gone_records, keep_bytes)
+  return delete_messages(gone, gone_records, keep_bytes, now)
 end
 
 -- Where the pull lane holds each of `ids` (records given; false: no such message), in
@@ -908,9 +910,9 @@ end
 -- when the consumer has a dead-letter queue (the broker then copies them there by id
 -- and clears the outbox, so a crash in between loses nothing), else they are deleted.
 -- Either way they stop counting in this queue's backlog. Returns how many.
-local function bury(ids, records, has_dlq)
+local function bury(ids, records, has_dlq, now)
   if #ids == 0 then return 0 end
-  release(ids, records)
+  release(ids, records, nil, false, now)
   if has_dlq then
     local outbox = {}
     for i, id in ipairs(ids) do
@@ -973,7 +975,7 @@ local function reclaim_expired(now, limit, max_deliveries, has_dlq, delay_base, 
   keep_places(kept, grouped, now)
   make_due(due, grouped, now)
   end_leases(ended, now)
-  return bury(dead, dead_records, has_dlq)
+  return bury(dead, dead_records, has_dlq, now)
 end
 
 -- When, in ms, the next delayed message, strict FIFO hold or expired lease can make a

@@ -19,5 +19,5 @@ for i, id in ipairs(ids) do
     out[#out + 1] = ABSENT
   end
 end
-delete_messages(live, live_records)
+delete_messages(live, live_records, false, tonumber(ARGV[2]))
 return out
