@@ -245,7 +245,7 @@ impl fmt::Display for QueueName {
 
 /// A message group (SPEC §13): 1–128 bytes without control characters. Pull serves
 /// groups round-robin, and `group_max_inflight` caps each group's leases. A group never
-/// holds a NUL byte, which separates it from the rest of its lane entries in Redis.
+/// holds a NUL byte, which separates it from the round and id in its parked entries in Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupId(String);
 
