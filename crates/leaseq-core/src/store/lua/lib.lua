@@ -26,9 +26,14 @@ local function parse_record(rec)
   return ct, ts, tonumber(attempts), tonumber(gen), offset, tonumber(entry), group
 end
 
+-- The fields every version 2 and 3 record starts with, after its version.
+local function record_header(ct, ts, attempts, gen, entry)
+  return ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':'
+end
+
 -- A version 2 record, or version 3 with a group.
 local function record(ct, ts, attempts, gen, entry, body, group)
-  local header = ct .. ts .. ':' .. attempts .. ':' .. gen .. ':' .. entry .. ':'
+  local header = record_header(ct, ts, attempts, gen, entry)
   if group then
     return GROUPED_RECORD_VERSION .. header .. #group .. ':' .. group .. body
   end
@@ -45,8 +50,7 @@ local function redelivered(rec, gen, with_group)
     ct, ts, attempts, _, body_at, entry, group = parse_record(rec)
     return record(ct, ts, attempts + 1, gen, entry, string.sub(rec, body_at), group), group
   end
-  return version .. ct .. ts .. ':' .. (attempts + 1) .. ':' .. gen .. ':' .. entry .. ':'
-    .. string.sub(rec, rest)
+  return version .. record_header(ct, ts, attempts + 1, gen, entry) .. string.sub(rec, rest)
 end
 
 -- A whole number as Redis reads one: Lua's own formatting of a large number can be
